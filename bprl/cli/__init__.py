@@ -1,0 +1,30 @@
+"""The ``bprl`` command line: one sub-command group per room.
+
+Each group lives in its own module of this package and is added below.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="bprl: RL calibration of cuffless BP estimators.")
+
+# (module in bprl.cli, attribute) of each sub-command group; a group whose module is
+# absent is skipped so the CLI works while rooms are being added.
+_GROUPS = ("records", "cohort", "features", "estimator", "train", "run")
+
+for _name in _GROUPS:
+    try:
+        _mod = importlib.import_module(f"bprl.cli.{_name}")
+    except ModuleNotFoundError as exc:  # pragma: no cover - only while a room is missing
+        if exc.name != f"bprl.cli.{_name}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``bprl`` console script."""
+    app()

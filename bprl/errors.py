@@ -1,0 +1,32 @@
+"""Exception types of bprl.
+
+Every error bprl raises on bad input is a :class:`BprlError`, so a batch job can
+catch one type, record the message, and go on. Messages name the file (or the
+field) and the problem.
+"""
+
+from __future__ import annotations
+
+
+class BprlError(Exception):
+    """Base class of every error bprl raises on purpose."""
+
+
+class RecordError(BprlError):
+    """A record could not be read: missing or corrupt file, unsupported format, missing channel."""
+
+
+class CohortError(BprlError):
+    """Invalid virtual-cohort arguments or parameter files."""
+
+
+class FeatureError(BprlError):
+    """Beats or replay tables could not be built from a record."""
+
+
+class EstimatorError(BprlError):
+    """Estimator training, checkpoint loading or inference failed on bad input."""
+
+
+class ConfigError(BprlError):
+    """An environment, agent or experiment specification is invalid."""
