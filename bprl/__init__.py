@@ -3,3 +3,26 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def _register_envs() -> None:
+    """Register the Gymnasium ids ``bprl/BPCalibration-v0`` and ``bprl/BPCalibrationContinuous-v0``.
+
+    Entry points are strings (nothing heavy is imported here); see :mod:`bprl.env`.
+    """
+    import gymnasium
+
+    for env_id, action_type in (
+        ("bprl/BPCalibration-v0", "discrete"),
+        ("bprl/BPCalibrationContinuous-v0", "continuous"),
+    ):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point="bprl.env:BPCalibrationEnv",
+                vector_entry_point="bprl.vector_env:BPCalibrationVectorEnv",
+                kwargs={"action_type": action_type},
+            )
+
+
+_register_envs()

@@ -23,3 +23,16 @@ def physionet_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"real PhysioNet records not found at {root} (set BPRL_PHYSIONET_DIR)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small virtual cohort generated once per session: 6 subjects x 0.25 h, seed 0 (see bprl.cohort).
+
+    Layout: ``cohort.yaml``, ``manifest.parquet``/``.csv``, ``waves/<sid>/<rid>/<rid>.hea``,
+    ``truth/<sid>.parquet``. Treat it as read-only: it is shared by every test.
+    """
+    from bprl.cohort import make_cohort
+
+    out = tmp_path_factory.mktemp("tiny_cohort")
+    return make_cohort(out, n_subjects=6, hours=0.25, seed=0, progress=False)
