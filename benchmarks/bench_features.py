@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for label, t, key in rows:
         se, ppv, dt, dt95 = acc.get(key, (np.nan,) * 4)
-        print(f"{label:58s} {t:12.2f} {t / t_bprl:11.2f} {se:8.4f} {ppv:8.4f} {dt:8.1f} {dt95:7.1f}")
+        print(f"{label:58s} {t:12.3f} {t / t_bprl:11.2f} {se:8.4f} {ppv:8.4f} {dt:8.1f} {dt95:7.1f}")
     print(f"CPU s: best of {args.repeat} interleaved rounds (xqrs: 1 round), this process only.")
     print("Se/PPV: MIT-BIH 100, 103, 105, 106 pooled, 150 ms window (neurokit2: ecg_peaks on the raw lead).")
     print("|dt|: mean and 95th percentile of |detected - annotated| R time over matched beats.")

@@ -135,46 +135,53 @@ def record_beats(record: Record, config: FeatureConfig | None = None) -> pd.Data
     if not record.has("ecg"):
         raise FeatureError(f"{record.path}: no ECG channel (has {[c.name for c in record.channels]})")
     ecg = record.channel("ecg")
-    r = signals.ecg_peaks(ecg.samples, ecg.fs_hz)
+    # each channel is NaN-filled once and shared by detection and quality (private cores)
+    ecg_x, ecg_nan = signals.signal_fill_nan(ecg.samples)
+    if ecg_x.ndim != 1 or not ecg.fs_hz > 0:
+        raise FeatureError(
+            f"{record.path}: ECG must be 1-D with fs_hz > 0, got {ecg_x.shape} at {ecg.fs_hz} Hz"
+        )
+    r = signals._ecg_peaks_filled(ecg_x, ecg_nan, ecg.fs_hz, True)
     if len(r) < 3:
         raise FeatureError(f"{record.path}: fewer than 3 R peaks in {ecg.duration_s:.1f} s of ECG")
     nb = len(r)
-    df = pd.DataFrame({"r_time_s": r})
+    df: dict[str, np.ndarray | str] = {"r_time_s": r}
     rr = np.concatenate([[np.nan], np.diff(r) * 1000.0])
     df["rr_ms"] = rr
     df["hr_bpm"] = 60000.0 / rr
-    df["sqi_ecg"] = signals.beat_sqi(ecg.samples, ecg.fs_hz, r, 0.2, 0.4)
+    df["sqi_ecg"] = signals._beat_sqi_filled(ecg_x, ecg_nan, ecg.fs_hz, r, 0.2, 0.4)
     rr_fill = np.where(np.isfinite(rr), rr, np.nanmedian(rr))
     med = ndimage.median_filter(rr_fill, size=9, mode="nearest")
     df["ectopic"] = np.abs(rr_fill - med) > cfg.rr_tolerance * med
     nan = np.full(nb, np.nan)
     if record.has("ppg"):
         ppg = record.channel("ppg")
-        f = signals.ppg_fiducials(ppg.samples, ppg.fs_hz, r, cfg.pat_min_ms, cfg.pat_max_ms)
-        df["pat_foot_ms"] = (f["t_foot_s"].to_numpy() - r) * 1000.0
-        df["pat_maxslope_ms"] = (f["t_maxslope_s"].to_numpy() - r) * 1000.0
-        df["pat_peak_ms"] = (f["t_peak_s"].to_numpy() - r) * 1000.0
-        df["ppg_amp"] = f["y_peak"].to_numpy() - f["y_foot"].to_numpy()
-        df["ppg_rise_time_ms"] = (f["t_peak_s"].to_numpy() - f["t_foot_s"].to_numpy()) * 1000.0
-        df["ppg_width_ms"] = f["width_ms"].to_numpy()
+        ppg_x, ppg_nan = signals.signal_fill_nan(ppg.samples)
+        f = signals._ppg_fiducials_filled(ppg_x, ppg_nan, ppg.fs_hz, r, cfg.pat_min_ms, cfg.pat_max_ms)
+        df["pat_foot_ms"] = (f["t_foot_s"] - r) * 1000.0
+        df["pat_maxslope_ms"] = (f["t_maxslope_s"] - r) * 1000.0
+        df["pat_peak_ms"] = (f["t_peak_s"] - r) * 1000.0
+        df["ppg_amp"] = f["y_peak"] - f["y_foot"]
+        df["ppg_rise_time_ms"] = (f["t_peak_s"] - f["t_foot_s"]) * 1000.0
+        df["ppg_width_ms"] = f["width_ms"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            dt = f["t_dia_s"].to_numpy() - f["t_peak_s"].to_numpy()
+            dt = f["t_dia_s"] - f["t_peak_s"]
             df["ppg_stiffness_index"] = np.where(dt > 0, 1.0 / dt, np.nan)
-        df["sqi_ppg"] = signals.beat_sqi(ppg.samples, ppg.fs_hz, f["t_maxslope_s"].to_numpy(), 0.15, 0.45)
+        df["sqi_ppg"] = signals._beat_sqi_filled(ppg_x, ppg_nan, ppg.fs_hz, f["t_maxslope_s"], 0.15, 0.45)
     else:
         for c in ("pat_foot_ms", "pat_maxslope_ms", "pat_peak_ms", "ppg_amp", "ppg_rise_time_ms"):
             df[c] = nan
         df["ppg_width_ms"] = nan
         df["ppg_stiffness_index"] = nan
         df["sqi_ppg"] = nan
-    pat = df["pat_foot_ms"].to_numpy()
+    pat = df["pat_foot_ms"]
     df["valid"] = (
         np.isfinite(pat)
         & (pat > 0.0)
         & (pat <= cfg.pat_max_ms)
-        & (df["sqi_ecg"].to_numpy() >= cfg.sqi_ecg_min)
-        & (df["sqi_ppg"].to_numpy() >= cfg.sqi_ppg_min)
-        & ~df["ectopic"].to_numpy()
+        & (df["sqi_ecg"] >= cfg.sqi_ecg_min)
+        & (df["sqi_ppg"] >= cfg.sqi_ppg_min)
+        & ~df["ectopic"]
     )
     if record.has("abp"):
         abp = record.channel("abp")
@@ -197,7 +204,7 @@ def record_beats(record: Record, config: FeatureConfig | None = None) -> pd.Data
         df["map_mmhg"] = nan
         df["abp_valid"] = np.zeros(nb, dtype=bool)
         df["abp_reject_reason"] = "no_abp"
-    return df[list(BEAT_COLUMNS)]
+    return pd.DataFrame({c: df[c] for c in BEAT_COLUMNS})
 
 
 # ----------------------------------------------------------------- replay table
@@ -283,8 +290,12 @@ def replay_table_from_beats(
     has_ref = (n_abp >= cfg.min_ref_beats) & (share >= cfg.min_ref_share)
     for c, src in (("ref_sbp_mmhg", "sbp_mmhg"), ("ref_dbp_mmhg", "dbp_mmhg"), ("ref_map_mmhg", "map_mmhg")):
         out[c] = np.where(has_ref, agg(src, abp_ok, 1), np.nan)
-    table = pd.DataFrame(out)
-    return table.astype(REPLAY_COLUMNS)[list(REPLAY_COLUMNS)]
+    # columns built directly in their schema dtype (one DataFrame construction, no astype pass)
+    cols = {
+        c: pd.array(out[c], dtype=dtype) if dtype == "string" else np.asarray(out[c], dtype=dtype)
+        for c, dtype in REPLAY_COLUMNS.items()
+    }
+    return pd.DataFrame(cols)
 
 
 def _row_nanmedian(m: np.ndarray) -> np.ndarray:
