@@ -2,14 +2,17 @@
 
 Usage: ``python -m benchmarks env`` or ``python benchmarks/bench_env.py [--envs 64] [--steps 20000]``.
 Random actions (a cuff request in 1 of 6 discrete actions) over synthetic replay tables of
-16 subjects x 240 steps. Steps/s are subject-steps per second of CPU time of this process
-(``time.process_time``, robust to other processes sharing the CPU), best of ``--repeats`` runs;
-wall-clock rates are printed beside them.
+16 subjects x 240 steps (every vector run includes the autoresets of whole episodes). Steps/s are
+subject-steps per second of CPU time of this process (``time.process_time``, robust to other
+processes sharing the CPU): the best and the median of ``--repeats`` runs; the best wall-clock
+rate is printed beside them. On a shared machine the rates move by up to 2x with its load, so
+compare rows of one run rather than numbers of different runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -20,16 +23,17 @@ from bprl.env import BPCalibrationEnv, build_replay_arrays, synthetic_replay_tab
 from bprl.vector_env import BPCalibrationVectorEnv
 
 
-def _rate(run: Callable[[], int], repeats: int) -> tuple[float, float]:
-    """Best (CPU-time rate, wall-clock rate) over ``repeats`` runs of ``run`` (returns subject-steps)."""
-    best_cpu = best_wall = 0.0
+def _rate(run: Callable[[], int], repeats: int) -> tuple[float, float, float]:
+    """(best CPU-time rate, median CPU-time rate, best wall-clock rate) over ``repeats`` runs of
+    ``run`` (which returns the number of subject-steps it made)."""
+    cpu, wall = [], []
     for _ in range(repeats):
         c0, w0 = time.process_time(), time.perf_counter()
         n = run()
         c1, w1 = time.process_time(), time.perf_counter()
-        best_cpu = max(best_cpu, n / max(c1 - c0, 1e-9))
-        best_wall = max(best_wall, n / max(w1 - w0, 1e-9))
-    return best_cpu, best_wall
+        cpu.append(n / max(c1 - c0, 1e-9))
+        wall.append(n / max(w1 - w0, 1e-9))
+    return max(cpu), statistics.median(cpu), max(wall)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20000, help="steps of the single env per run")
     ap.add_argument("--vector-steps", type=int, default=2000, help="steps of each vector env per run")
     ap.add_argument("--action-type", default="discrete", choices=["discrete", "continuous"])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="runs per environment (best and median shown)")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -115,12 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     ]
     results = [(name, *_rate(fn, args.repeats)) for name, fn in rows]
     base = results[0][1]
+    print(f"action type: {at}; subject-steps per second over {args.repeats} runs (CPU time: best, median)")
     print(
-        f"action type: {at}; subject-steps per second (CPU time, best of {args.repeats}); wall-clock beside"
+        f"{'environment':40s} {'steps/s (CPU)':>14s} {'x single':>9s} {'median (CPU)':>13s} {'best (wall)':>12s}"
     )
-    print(f"{'environment':40s} {'steps/s (CPU)':>14s} {'x single':>9s} {'steps/s (wall)':>15s}")
-    for name, cpu, wall in results:
-        print(f"{name:40s} {cpu:14,.0f} {cpu / base:9.2f} {wall:15,.0f}")
+    for name, cpu, med, wall in results:
+        print(f"{name:40s} {cpu:14,.0f} {cpu / base:9.2f} {med:13,.0f} {wall:12,.0f}")
     sync.close()
     batched.close()
 
