@@ -15,7 +15,11 @@ import benchmarks
 def main(argv: list[str] | None = None) -> None:
     """Run the named benchmarks (all when none are named)."""
     names = argv if argv is not None else sys.argv[1:]
-    found = sorted(m.name[len("bench_") :] for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    found = sorted(
+        m.name[len("bench_") :]
+        for m in pkgutil.iter_modules(benchmarks.__path__)
+        if m.name.startswith("bench_")
+    )
     unknown = [n for n in names if n not in found]
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {unknown}; available: {found}")

@@ -599,6 +599,11 @@ ACTION_TYPES = ("discrete", "continuous")
 START_MODES = ("zero", "random")
 
 
+#: how a successful cuff reading updates the offsets: "reset" sets them to the reading,
+#: "kalman" moves them towards it by a scalar Kalman gain (see BPCalibrationEnv)
+RECALIBRATION_MODES: tuple[str, ...] = ("reset", "kalman")
+
+
 @dataclass(frozen=True)
 class EnvParams:
     """Numeric settings shared by the single and the vector environment (see BPCalibrationEnv)."""
@@ -616,6 +621,8 @@ class EnvParams:
     gain_min: float = 0.5
     gain_max: float = 1.5
     recalibrate_on_cuff: bool = True
+    recalibration: str = "reset"
+    kalman_q_mmhg2_per_h: float = 16.0
 
     def __post_init__(self) -> None:
         """Validate (ConfigError naming the field)."""
@@ -639,6 +646,11 @@ class EnvParams:
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"{name}: must be a finite number > 0, got {v!r}")
+        if self.recalibration not in RECALIBRATION_MODES:
+            raise ConfigError(f"recalibration: {self.recalibration!r} is not one of {RECALIBRATION_MODES}")
+        q = self.kalman_q_mmhg2_per_h
+        if not isinstance(q, int | float) or not math.isfinite(q) or q < 0:
+            raise ConfigError(f"kalman_q_mmhg2_per_h: must be a finite number >= 0, got {q!r}")
         if self.gain_min > 1.0 or self.gain_max < 1.0:
             raise ConfigError(f"gain_min/gain_max: must bracket 1.0, got {self.gain_min}/{self.gain_max}")
 
@@ -731,7 +743,10 @@ class BPCalibrationEnv(gym.Env):
     ``subject_ids``, ``features``, ``action_type``, ``cuff`` (:class:`CuffModel` or mapping),
     ``reward``, ``reward_scale_mmhg``, ``aami_band_mmhg``, ``max_steps``, ``start``, ``nudge_mmhg``,
     ``max_offset_step_mmhg``, ``max_gain_step``, ``offset_limit_mmhg``, ``gain_min``, ``gain_max``,
-    ``recalibrate_on_cuff``. Without data, the built-in default replay set is used.
+    ``recalibrate_on_cuff``, ``recalibration`` (``"reset"``: a reading sets the offset to match it;
+    ``"kalman"``: scalar Kalman update of the offset towards it, process noise
+    ``kalman_q_mmhg2_per_h`` (16) per hour, measurement noise the cuff variance; see
+    ``_kalman_offsets``). Without data, the built-in default replay set is used.
 
     ``info`` per step: ``subject_id, step, t_s, est_sbp_mmhg, est_dbp_mmhg, corr_sbp_mmhg,
     corr_dbp_mmhg, ref_sbp_mmhg, ref_dbp_mmhg, cuff, cuff_failed, cuff_refused, cuff_sbp_mmhg,
@@ -741,7 +756,8 @@ class BPCalibrationEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version; ``recalibration: kalman`` added as an option (default ``reset`` keeps
+      the original behaviour, so the id stays v0).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
@@ -767,6 +783,8 @@ class BPCalibrationEnv(gym.Env):
         gain_min: float = 0.5,
         gain_max: float = 1.5,
         recalibrate_on_cuff: bool = True,
+        recalibration: str = "reset",
+        kalman_q_mmhg2_per_h: float = 16.0,
         render_mode: str | None = None,
         data: ReplayArrays | None = None,
     ) -> None:
@@ -786,6 +804,8 @@ class BPCalibrationEnv(gym.Env):
             gain_min=gain_min,
             gain_max=gain_max,
             recalibrate_on_cuff=recalibrate_on_cuff,
+            recalibration=recalibration,
+            kalman_q_mmhg2_per_h=kalman_q_mmhg2_per_h,
         )
         self.cuff = CuffModel.from_any(cuff)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -905,6 +925,7 @@ class BPCalibrationEnv(gym.Env):
         self._t_begin = self._t_cuff = self._ep["t0"][t0]
         self._pat_at = self._hr_at = 0.0
         self._cme_s = self._cme_d = 0.0
+        self._kp_s = self._kp_d = 0.0
         info = {"subject_id": data.subject_ids[i], "step": t0, "t_s": self._ep["t1"][t0]}
         return self._obs(), info
 
@@ -942,6 +963,24 @@ class BPCalibrationEnv(gym.Env):
             v[4] > 0.0,
         )
 
+    def _kalman_offsets(self, ns: float, nd: float, os_: float, od: float, t1: float) -> tuple[float, float]:
+        """Kalman update of the offsets towards the reading-matching offsets ``ns``, ``nd``.
+
+        The offset error variance P (SBP, DBP) grows by ``kalman_q_mmhg2_per_h`` per hour since the
+        last reading; gain K = P / (P + R) with R the cuff variance; offset += K (match - offset),
+        P = (1 - K) P. The first reading of an episode has K = 1 and leaves P = R.
+        """
+        rs2, rd2 = self.cuff.sd_sbp_mmhg**2, self.cuff.sd_dbp_mmhg**2
+        if not self._has_cuff:
+            ks = kd = 1.0
+            self._kp_s, self._kp_d = rs2, rd2
+        else:
+            grow = self.params.kalman_q_mmhg2_per_h * ((t1 - self._t_cuff) / 3600.0)
+            ps, pd = self._kp_s + grow, self._kp_d + grow
+            ks, kd = ps / (ps + rs2), pd / (pd + rd2)
+            self._kp_s, self._kp_d = (1.0 - ks) * ps, (1.0 - kd) * pd
+        return os_ + ks * (ns - os_), od + kd * (nd - od)
+
     def step(self, action: Any):
         """Apply ``action`` to the current window, score it, and move to the next window."""
         if self._ep is None:
@@ -974,14 +1013,17 @@ class BPCalibrationEnv(gym.Env):
                     failed = True
                     rs = rd = math.nan
                 else:
+                    if p.recalibrate_on_cuff:
+                        ns, nd = rs - gs * es, rd - gd * ed  # offsets that match the reading
+                        if p.recalibration == "kalman":
+                            ns, nd = self._kalman_offsets(ns, nd, os_, od, ep["t1"][t])
+                        os_ = min(max(ns, -lim), lim)
+                        od = min(max(nd, -lim), lim)
                     self._has_cuff = True
                     self._new_reading = True
                     self._t_cuff = ep["t1"][t]
                     self._pat_at, self._hr_at = ep["pat"][t], ep["hr"][t]
                     self._cme_s, self._cme_d = rs - es, rd - ed
-                    if p.recalibrate_on_cuff:
-                        os_ = min(max(rs - gs * es, -lim), lim)
-                        od = min(max(rd - gd * ed, -lim), lim)
         self._gain_s, self._gain_d, self._off_s, self._off_d = gs, gd, os_, od
         cs, cd = gs * es + os_, gd * ed + od
         refs, refd = ep["ref_s"][t], ep["ref_d"][t]
@@ -1066,7 +1108,8 @@ SPEC_FIELDS: dict[str, str] = {
     "reward": "reward name, or {name, scale_mmhg, band_mmhg}",
     "max_steps": "step limit per episode (null: whole record)",
     "start": "zero or random",
-    "actions": "nudge_mmhg, max_offset_step_mmhg, max_gain_step, offset_limit_mmhg, gain_min, gain_max, recalibrate_on_cuff",
+    "actions": "nudge_mmhg, max_offset_step_mmhg, max_gain_step, offset_limit_mmhg, gain_min, gain_max, "
+    "recalibrate_on_cuff, recalibration, kalman_q_mmhg2_per_h",
 }
 _ACTION_FIELDS = (
     "nudge_mmhg",
@@ -1076,6 +1119,8 @@ _ACTION_FIELDS = (
     "gain_min",
     "gain_max",
     "recalibrate_on_cuff",
+    "recalibration",
+    "kalman_q_mmhg2_per_h",
 )
 
 

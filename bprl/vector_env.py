@@ -147,6 +147,10 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._tmax = tmax = self.data.feat_obs.shape[1]
         self._build_row_tables()
         self._recal = p.recalibrate_on_cuff
+        self._kalman = self._recal and p.recalibration == "kalman"
+        self._kq = np.array(float(p.kalman_q_mmhg2_per_h))
+        self._kr = np.array([[self.cuff.sd_sbp_mmhg**2], [self.cuff.sd_dbp_mmhg**2]])
+        self._kp = np.zeros((2, num_envs))  # Kalman offset error variance after the last reading
         nd, cost = p.nudge_mmhg, float(self.cuff.cost)
         # discrete action -> offset deltas (rows: add of corr_sbp, corr_dbp, offset_sbp, offset_dbp),
         # minus its cost, 1.0 if it asks for a cuff reading
@@ -330,6 +334,20 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._z[:, ix] = self._z0
         self._since_elapsed[:, ix] = -data.t_start_s[s_arr, t0_arr]
 
+    def _kalman_update(self, oc: np.ndarray, offs: np.ndarray, upd: np.ndarray) -> None:
+        """BPCalibrationEnv._kalman_offsets for every sub-environment (same float operations):
+        ``oc`` (reading-matching offsets) becomes the Kalman-updated offsets; P changes where ``upd``."""
+        np.minimum(offs, self._lim, out=offs)  # the single env updates from the clipped offsets
+        np.maximum(offs, self._nlim, out=offs)
+        has = self._add[_X_HAS] > 0.0
+        grow = np.multiply(self._kq, np.divide(np.add(self._g_t1, self._add[_X_SINCE]), 3600.0))
+        p = np.add(self._kp, grow)
+        k = np.where(has, np.divide(p, np.add(p, self._kr)), 1.0)
+        post = np.where(has, np.multiply(np.subtract(1.0, k), p), self._kr)
+        np.copyto(self._kp, post, where=upd)
+        o22, c22 = offs.reshape(2, 2, -1), oc.reshape(2, 2, -1)
+        c22[...] = o22 + k * (c22 - o22)
+
     def _observe(self, rows: np.ndarray) -> np.ndarray:
         """Observations at table ``rows`` (one per sub-environment) from the current state."""
         x = self._x
@@ -476,6 +494,8 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
                 np.subtract(r[2:4], np.multiply(est, gain), out=self._g_oc22)
             if not self._recal:
                 oc[...] = offs
+            elif self._kalman:
+                self._kalman_update(oc, offs, np.logical_and(want_f, ok))
             self._g_elapsed[...] = self._elapsed  # unchanged by a reading
             np.copyto(self._window, self._g_win, where=np.logical_and(want_f, ok))
             np.add(self._used, want_f, out=self._used)

@@ -214,6 +214,56 @@ def test_cuff_reading_model(tables):
     assert 3.5 < sd[0] < 6.5 and 2.8 < sd[1] < 5.2
 
 
+def test_kalman_recalibration_averages_readings(tables):
+    """recalibration="kalman": with q = 0 the offset is the running mean of (reading - estimate);
+    with q > 0 a reading long after the last one weighs more (K = P / (P + R), P grown by q dt)."""
+    sid = "s000"
+    env = BPCalibrationEnv(tables=tables, recalibration="kalman", kalman_q_mmhg2_per_h=0.0)
+    env.reset(seed=3, options={"subject_id": sid})
+    diffs, offsets = [], []
+    while len(diffs) < 6:
+        info = env.step(1)[4]
+        if info["cuff_sbp_mmhg"] is not None and info["est_sbp_mmhg"] is not None:
+            diffs.append(info["cuff_sbp_mmhg"] - info["est_sbp_mmhg"])
+            offsets.append(info["offset_sbp_mmhg"])
+    assert len(diffs) == 6 and np.std(diffs) > 1.0  # noisy readings, so averaging matters
+    np.testing.assert_allclose(offsets, np.cumsum(diffs) / np.arange(1, 7), atol=1e-9)
+    # reset mode follows the last reading instead
+    reset = BPCalibrationEnv(tables=tables)
+    reset.reset(seed=3, options={"subject_id": sid})
+    last = None
+    for _ in range(env.current_step):
+        info = reset.step(1)[4]
+        if info["cuff_sbp_mmhg"] is not None and info["est_sbp_mmhg"] is not None:
+            last = info
+    assert last["offset_sbp_mmhg"] == pytest.approx(last["cuff_sbp_mmhg"] - last["est_sbp_mmhg"])
+    # q > 0: a later reading with R = 25 (SD 5), P = R + q dt after the first reading -> K > 1/2
+    q_env = BPCalibrationEnv(tables=tables, recalibration="kalman", kalman_q_mmhg2_per_h=25.0)
+    q_env.reset(seed=4, options={"subject_id": sid})
+
+    def read() -> dict:
+        while True:
+            got = q_env.step(1)[4]
+            if got["cuff_sbp_mmhg"] is not None and got["est_sbp_mmhg"] is not None:
+                return got
+
+    first = read()
+    for _ in range(40):
+        q_env.step(0)
+    second = read()
+    dt_h = (second["t_s"] - first["t_s"]) / 3600.0
+    assert dt_h > 0.3
+    k = (25.0 + 25.0 * dt_h) / (50.0 + 25.0 * dt_h)
+    target = second["cuff_sbp_mmhg"] - second["est_sbp_mmhg"]
+    assert second["offset_sbp_mmhg"] == pytest.approx(
+        first["offset_sbp_mmhg"] + k * (target - first["offset_sbp_mmhg"])
+    )
+    with pytest.raises(ConfigError, match="recalibration"):
+        BPCalibrationEnv(tables=tables, recalibration="average")
+    with pytest.raises(ConfigError, match="kalman_q_mmhg2_per_h"):
+        BPCalibrationEnv(tables=tables, recalibration="kalman", kalman_q_mmhg2_per_h=-1.0)
+
+
 def test_cuff_fails_without_reference_and_budget_refuses(tables):
     sid = "s003"
     ref = tables[sid]["ref_sbp_mmhg"].to_numpy()
@@ -379,6 +429,8 @@ def test_env_spec_validation_names_the_field(replay_dir, tmp_path):
         ("discrete", {"start": "random", "max_steps": 13, "cuff": {"budget": 2}, "reward": "squared"}),
         ("continuous", {"max_steps": 17, "reward": "aami_band", "recalibrate_on_cuff": False}),
         ("continuous", {"start": "random", "max_steps": 9}),
+        ("discrete", {"recalibration": "kalman", "start": "random", "max_steps": 40, "cuff": {"budget": 4}}),
+        ("continuous", {"recalibration": "kalman", "kalman_q_mmhg2_per_h": 40.0, "max_steps": 23}),
     ],
 )
 def test_vector_env_equals_n_single_envs(tables, action_type, kwargs):

@@ -9,7 +9,9 @@ import importlib
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="bprl: RL calibration of cuffless BP estimators.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="bprl: RL calibration of cuffless BP estimators."
+)
 
 # (module in bprl.cli, attribute) of each sub-command group; a group whose module is
 # absent is skipped so the CLI works while rooms are being added.
