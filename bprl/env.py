@@ -542,7 +542,7 @@ def build_cohort_replay_set(
         from bprl.features import build_replay_tables
     except ImportError as exc:
         raise ConfigError(f"cannot build a replay set for cohort {cohort_dir}: {exc}") from exc
-    from bprl.tables import write_replay_set
+    from bprl.tables import concat_records, write_replay_set
 
     cohort, out = Path(cohort_dir), Path(out_dir)
     manifest = load_manifest(cohort)
@@ -553,19 +553,9 @@ def build_cohort_replay_set(
     tables: dict[str, pd.DataFrame] = {}
     splits: dict[str, str] = {}
     for sid, rows in manifest.groupby("subject_id", sort=True):
-        parts, shift = [], 0.0
-        for rid in sorted(rows["record_id"].astype(str)):
-            if rid not in by_record:
-                continue
-            df = pd.read_parquet(by_record[rid])
-            df["t_start_s"] += shift
-            df["t_end_s"] += shift
-            shift = float(df["t_end_s"].max()) if len(df) else shift
-            parts.append(df)
-        if parts:
-            table = pd.concat(parts, ignore_index=True)
-            table["step"] = np.arange(len(table), dtype=np.int64)
-            tables[str(sid)] = table
+        rids = [r for r in sorted(rows["record_id"].astype(str)) if r in by_record]
+        if rids:
+            tables[str(sid)] = concat_records([pd.read_parquet(by_record[r]) for r in rids])
             splits[str(sid)] = str(rows["split"].iloc[0])
     train = [t for s, t in tables.items() if splits[s] == "train"]
     if not train:

@@ -66,7 +66,14 @@ from pydantic import (
 from tqdm.auto import tqdm
 
 from bprl.errors import BprlError, ConfigError
-from bprl.tables import SPLITS, atomic_output, write_parquet_atomic, write_replay_set, write_text_atomic
+from bprl.tables import (
+    SPLITS,
+    atomic_output,
+    concat_records,
+    write_parquet_atomic,
+    write_replay_set,
+    write_text_atomic,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -1055,17 +1062,7 @@ def stage_replay_set(
         by_subject.setdefault(r["subject_id"], []).append(table)
     tables = {}
     for sid, parts in by_subject.items():
-        offset, steps, pieces = 0.0, 0, []
-        for t in parts:
-            t = t.copy()
-            t["step"] = np.arange(steps, steps + len(t), dtype=np.int64)
-            t["t_start_s"] = t["t_start_s"] + offset
-            t["t_end_s"] = t["t_end_s"] + offset
-            if len(t):
-                offset = float(t["t_end_s"].max())
-            steps += len(t)
-            pieces.append(t)
-        tables[sid] = pd.concat(pieces, ignore_index=True).assign(subject_id=sid)
+        tables[sid] = concat_records(parts).assign(subject_id=sid)
     info = {
         "estimator": str(model_path),
         "estimator_fingerprint": model.fingerprint(),

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 # ---------------------------------------------------------------- replay table
@@ -167,6 +168,25 @@ class ReplaySet:
         if row.empty:
             raise KeyError(f"{self.root}: no subject {subject_id!r}")
         return pd.read_parquet(self.root / str(row["table"].iloc[0]))
+
+
+def concat_records(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One subject's replay table from the tables of its records, in the given (record) order.
+
+    Times are shifted so each record starts where the previous one ended (``t_end_s`` of its last
+    window) and ``step`` is renumbered 0, 1, ...; gaps between records are not kept.
+    """
+    pieces, shift = [], 0.0
+    for part in parts:
+        t = part.copy()
+        t["t_start_s"] = t["t_start_s"] + shift
+        t["t_end_s"] = t["t_end_s"] + shift
+        if len(t):
+            shift = float(t["t_end_s"].max())
+        pieces.append(t)
+    table = pd.concat(pieces, ignore_index=True)
+    table["step"] = np.arange(len(table), dtype=np.int64)
+    return table
 
 
 def write_replay_set(

@@ -225,3 +225,19 @@ def test_batch_skips_bad_records_and_cli(cohort, tmp_path):
     assert "windows with reference" in res.output
     res = runner.invoke(app, ["features", "show", str(tmp_path / "nothing.hea")])
     assert res.exit_code == 1
+
+
+def test_concat_records_shifts_times_and_renumbers_steps() -> None:
+    from bprl.tables import concat_records
+
+    a = pd.DataFrame({"step": [0, 1], "t_start_s": [0.0, 30.0], "t_end_s": [30.0, 60.0], "x": [1, 2]})
+    empty = a.iloc[:0]
+    b = pd.DataFrame(
+        {"step": [0, 1, 2], "t_start_s": [5.0, 35.0, 65.0], "t_end_s": [35.0, 65.0, 95.0], "x": [3, 4, 5]}
+    )
+    out = concat_records([a, empty, b])
+    assert out["step"].tolist() == [0, 1, 2, 3, 4]
+    assert out["t_start_s"].tolist() == [0.0, 30.0, 65.0, 95.0, 125.0]
+    assert out["t_end_s"].tolist() == [30.0, 60.0, 95.0, 125.0, 155.0]
+    assert out["x"].tolist() == [1, 2, 3, 4, 5]
+    assert b["t_start_s"].tolist() == [5.0, 35.0, 65.0]  # inputs untouched
