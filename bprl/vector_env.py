@@ -65,27 +65,47 @@ from bprl.env import (
 from bprl.errors import ConfigError
 from bprl.tables import ReplaySet
 
-# ---- the 16 calibration-state observations (STATE_FIELDS[3:]), one state row each in mul and add
+try:  # the clip ufunc itself: np.clip and ndarray.clip add a Python layer around it
+    from numpy._core.umath import clip as _clip
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip
+
+# ---- the 16 calibration-state observations (STATE_FIELDS[3:]) as state rows (one each in mul and
+# add; see the module docstring). The rows are ordered so that what a cuff reading writes is one
+# block (see _W0) and its parts are blocks too; in pairs of rows they are the observations' pairs
+# with each two neighbouring pairs swapped: offset, corr | has/new, gain | dpat/dhr, since/elapsed |
+# used/left, cme. Row factor, mul, add (obs = clip((factor * mul + add - centre) / scale)):
 _NX = N_STATE - 3
-_X_CORR, _X_OFF, _X_GAIN = 0, 2, 4  # corr_sbp/dbp, offset_sbp/dbp, gain_sbp/dbp
-_X_HAS, _X_NEW, _X_SINCE, _X_ELAPSED = 6, 7, 8, 9
-_X_DPAT, _X_DHR, _X_CME, _X_USED, _X_LEFT = 10, 11, 12, 14, 15
-_X_CENTRE = np.array([SBP_C, DBP_C])  # only corr_sbp/dbp have a centre
-_X_SCALE = np.array(
-    [SBP_S, DBP_S, 20.0, 20.0, 0.25, 0.25, 1.0, 1.0, 3600.0, 3600.0, 20.0, 10.0, 20.0, 20.0, 10.0, 1.0]
+_S_OFF = 0  # offset_sbp/dbp: 0, 0, offset
+_S_CORR = 2  # corr_sbp/dbp: raw estimate, gain, offset (centre SBP_C/DBP_C)
+_S_HAS, _S_NEW = 4, 5  # has_cuff, new_reading: -1, 0, 0 or 1
+_S_GAIN = 6  # gain_sbp/dbp: 1, gain, -1
+_S_DPAT, _S_DHR = 8, 9  # PAT, HR minus at the last reading: PAT (0 if unknown), 1 if it was known, -PAT then
+_S_SINCE, _S_ELAPSED = 10, 11  # window end, 1, minus that at the last reading / the episode start
+_S_USED, _S_LEFT = 12, 13  # 0, 0, requests used, share of the budget left
+_S_CME = 14  # cuff minus estimate at the last reading: 1, that, 0
+_S_CENTRE = np.array([SBP_C, DBP_C])  # only corr_sbp/dbp have a centre
+_S_SCALE = np.array(
+    [20.0, 20.0, SBP_S, DBP_S, 1.0, 1.0, 0.25, 0.25, 20.0, 10.0, 3600.0, 3600.0, 10.0, 1.0, 20.0, 20.0]
 )
-# a successful cuff reading overwrites state rows _W0 .. _W0 + _NW (mul 10..15, add 0..13) with the
-# "window" rows of the gathered table: mul of dpat/dhr (1 if PAT/HR were known), zeros, the
-# recalibrated offsets, -1 (the add of the gains: gain observation = 1 * gain + -1), has_cuff = 1,
-# new_reading = 1, -t_end, the current add of elapsed (copied in), -PAT, -HR, reading - estimate
-_W0, _NW = 10, 20
-_WA = _NX - _W0  # window row of add row 0
-_WOC = _WA + _X_CORR  # window rows of the recalibrated offsets (add of corr and of offset: 4)
-# rows of the gathered per-row table: state row factors, raw estimate (2), window end, reference
-# (2, NaN -> 0), reward divisor (2, inf without reference), reading succeeds (1/0), reading window
-_G_EST, _G_T1, _G_REF, _G_DIV, _G_OK = _NX, _NX + 2, _NX + 3, _NX + 5, _NX + 7
-_G_WIN = _G_OK + 1
+# a successful cuff reading overwrites state rows _W0 .. _W0 + _NW of [mul; add] (mul 8..15, add
+# 0..10) with the "window" rows of _g: mul of dpat/dhr (1 if PAT/HR were known there: gathered
+# with the row factors), 1, 1 (mul of since/elapsed), 0, 0 (mul of used/left), then what the
+# step's look-up in _readings fills (_WR .. _WR + _NR): reading - estimate (mul of cme), the
+# recalibrated offsets twice (add of offset and of corr), then minus the row factors of
+# has/new .. since (one negative): 1, 1, -1, -1 (add of the gains), -PAT, -HR, -t_end
+_W0, _NW = _S_DPAT, _NX + _S_SINCE + 1 - _S_DPAT
+_WR, _NR = _S_CME - _W0, 6
+_WOC = _WR + 2  # window rows of the recalibrated offsets (add of offset and of corr)
+_WN = _NX + _S_HAS - _W0  # window rows minus the row factors of has_cuff .. since
+# rows of the per-step buffer _g: the row factors (their corr rows are the raw estimate, since the
+# window end), reference (2, NaN -> 0), reward divisor (2, inf without reference), reading succeeds
+# (1/0), then the reading window; each step gathers the first _G_TAKE rows from the table (up to
+# the window's first two rows), the rest of the window is constant or filled by a reading
+_G_REF, _G_DIV, _G_OK, _G_WIN = _NX, _NX + 2, _NX + 4, _NX + 5
+_G_TAKE = _G_WIN + 2
 _G_ROWS = _G_WIN + _NW
+_RESET_GROUP = 1 << 15  # resets compute the cuff readings of up to this many steps at once
 
 
 class BPCalibrationVectorEnv(gym.vector.VectorEnv):
@@ -145,6 +165,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._ashape = (n,) if self._discrete else (n, 5)
         self._reward_kind = ("mae", "squared", "aami_band").index(p.reward)
         self._tmax = tmax = self.data.feat_obs.shape[1]
+        self._lengths = [int(v) for v in self.data.lengths]
         self._build_row_tables()
         self._recal = p.recalibrate_on_cuff
         self._kalman = self._recal and p.recalibration == "kalman"
@@ -153,18 +174,30 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._kp = np.zeros((2, num_envs))  # Kalman offset error variance after the last reading
         nd, cost = p.nudge_mmhg, float(self.cuff.cost)
         # discrete action -> offset deltas (rows: add of corr_sbp, corr_dbp, offset_sbp, offset_dbp),
-        # minus its cost, 1.0 if it asks for a cuff reading
+        # 1.0 if it asks for a cuff reading, minus its cost
         self._act_table = np.array(
-            [[0, 0, nd, -nd, 0, 0], [0, 0, 0, 0, nd, -nd]] * 2 + [[0, -cost, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]],
+            [[0, 0, nd, -nd, 0, 0], [0, 0, 0, 0, nd, -nd]] * 2 + [[0, 1, 0, 0, 0, 0], [0, -cost, 0, 0, 0, 0]],
             dtype=np.float64,
         )
+        # per step: the looked-up rows of the actions (offset deltas, cuff request, minus the cost)
+        # and the penalties: reward = (minus cost - penalty SBP) - penalty DBP in one reduction
+        self._ab = np.zeros((8, n))
+        self._ab_act, self._want_f, self._negcost_f = self._ab[:6], self._ab[4], self._ab[5]
+        self._pen, self._cost_pen = self._ab[6:], self._ab[5:]
+        self._sub_reduce = np.subtract.reduce
         self._cuff_action = np.array([False, True, False, False, False, False])
         self._cont_scale = np.repeat([[p.max_offset_step_mmhg]] * 2 + [[p.max_gain_step]] * 2, n, axis=1)
         self._cuff_sd = np.array([[self.cuff.sd_sbp_mmhg], [self.cuff.sd_dbp_mmhg]])
-        self._cuff_ref_t = np.ascontiguousarray(self.data.cuff_ref.reshape(-1, 2).T)
-        self._est_t = np.ascontiguousarray(self.data.est_carry.reshape(-1, 2).T)
+        # per replay row: cuff reference (SBP, DBP) and raw estimate (SBP, DBP), padded with tmax
+        # rows so that any row starts a window of up to tmax rows (the episodes' reading windows)
+        rows = self.data.cuff_ref.shape[0] * tmax
+        self._ref_est = np.zeros((rows + tmax, 4))
+        self._ref_est[:rows, :2] = self.data.cuff_ref.reshape(-1, 2)
+        self._ref_est[:rows, 2:] = self.data.est_carry.reshape(-1, 2)
+        self._cuff_sd3 = self._cuff_sd[:, :, None]
         self._budget = self.cuff.budget
         self._bitor = np.bitwise_or.reduce
+        self._max_reduce, self._or_reduce = np.maximum.reduce, np.logical_or.reduce
         # scalars as 0-d arrays: numpy ufuncs take them much faster than Python floats
         f = np.array
         self._negcost = f(-cost)
@@ -175,50 +208,63 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
         self._subj = np.zeros(n, np.int64)  # replaced (not changed) at resets: info shares it
         self._subj.setflags(write=False)
-        self._base = np.zeros(n, np.int64)  # subject * tmax
-        # per sub-environment: the table row the next step acts on, and the column of its cuff
-        # reading in _readings (replaced, not changed, by each step: one add moves both)
-        self._rc = np.zeros((2, n), np.int64)
-        self._rows_obs = self._rc[0]  # rows of the last observation (clamped at episode ends)
+        # per sub-environment: the table row the next step acts on (that of the last observation),
+        # the column of its cuff reading in _readings, and its step in the record (info["step"]);
+        # replaced, not changed, by each step: one add moves all three
+        self._rc = np.zeros((3, n), np.int64)
         self._endrow = np.ones(n, np.int64)  # one past the episode's last row
         self._until = 1  # steps until the nearest truncation
         # cuff readings of each sub-environment's episode, drawn at reset: column i * tmax + k is
-        # step start + k of sub-environment i; rows: reading minus raw estimate (twice: the offsets
-        # of a recalibration with gain 1), and for continuous actions the readings themselves
-        # (NaN where the reading fails)
-        self._readings = np.zeros((4, n * tmax))
-        # state: one column per sub-environment, rows mul (16) then add (16); see the module docstring
+        # step start + k of sub-environment i; rows: what a reading writes into the window rows
+        # _WR .. _WR + _NR: reading minus raw estimate (the mul of cme_sbp/dbp), then twice (the
+        # add of offset and of corr) the offsets of a recalibration with gain 1 (= reading minus
+        # estimate) or, for continuous actions, the readings themselves (NaN where it fails)
+        self._readings = np.zeros((_NR, n * tmax))
+        self._readings3 = self._readings.reshape(_NR, n, tmax)
+        self._arange_t = np.arange(tmax)
+        self._ws: tuple[np.ndarray, ...] = ()  # work space of resets, see _work_space
+        # state: one column per sub-environment, rows mul (16) then add (16); see _S_OFF
         z0 = np.zeros(2 * _NX)
-        z0[_X_CORR : _X_CORR + 2] = z0[_X_GAIN : _X_GAIN + 2] = 1.0  # gains
-        z0[_NX + _X_GAIN : _NX + _X_GAIN + 2] = -1.0
-        z0[_X_SINCE] = z0[_X_ELAPSED] = 1.0
+        z0[_S_CORR : _S_CORR + 2] = z0[_S_GAIN : _S_GAIN + 2] = 1.0  # gains
+        z0[_NX + _S_GAIN : _NX + _S_GAIN + 2] = -1.0
+        z0[_S_SINCE] = z0[_S_ELAPSED] = 1.0
         b = self._budget
-        z0[_NX + _X_LEFT] = 1.0 if b is None or b > 0 else 0.0
+        z0[_NX + _S_LEFT] = 1.0 if b is None or b > 0 else 0.0
         self._z0 = z0[:, None]
         self._z = z = np.repeat(self._z0, n, axis=1)
         self._mul, self._add = z[:_NX], z[_NX:]
-        self._gain = z[_X_CORR : _X_CORR + 2]  # gains: the mul of corr_sbp/dbp and of gain_sbp/dbp
-        self._gain_obs = z[_X_GAIN : _X_GAIN + 2]
-        self._offs = z[_NX + _X_CORR : _NX + _X_GAIN]  # offsets, twice (add of corr and of offset)
+        self._gain = z[_S_CORR : _S_CORR + 2]  # gains: the mul of corr_sbp/dbp and of gain_sbp/dbp
+        self._gain_obs = z[_S_GAIN : _S_GAIN + 2]
+        self._offs = z[_NX + _S_OFF : _NX + _S_CORR + 2]  # offsets, twice (add of offset and of corr)
         self._offs22 = self._offs.reshape(2, 2, n)
-        self._new = z[_NX + _X_NEW]
-        self._used = z[_NX + _X_USED]
-        self._left = z[_NX + _X_LEFT]
-        self._window = z[_W0 : _W0 + _NW]
-        self._since_elapsed = z[_NX + _X_SINCE : _NX + _X_ELAPSED + 1]
-        self._elapsed = z[_NX + _X_ELAPSED]
-        self._centre = np.repeat(_X_CENTRE[:, None], n, axis=1)
-        self._scale = np.repeat(_X_SCALE[:, None], n, axis=1)
-        # table columns of the last observation's rows (= the rows the next step acts on), and views
-        self._g = g = np.zeros((_G_ROWS, n))
-        self._x, self._xc, self._xt = g[:_NX], g[_X_CORR : _X_CORR + 2], g[:_NX].T
-        self._g_est, self._g_t1, self._g_ok = g[_G_EST : _G_EST + 2], g[_G_T1], g[_G_OK]
-        self._g_ref, self._g_div, self._g_win = g[_G_REF : _G_REF + 2], g[_G_DIV : _G_DIV + 2], g[_G_WIN:]
-        self._g_oc = g[_G_WIN + _WOC : _G_WIN + _WOC + 4]  # recalibrated offsets (corr, offset)
-        self._g_oc22 = self._g_oc.reshape(2, 2, n)
-        self._g_cme = g[_G_ROWS - 2 :]  # reading minus estimate
-        self._g_elapsed = g[_G_WIN + _WA + _X_ELAPSED]
         self._offs2 = self._offs[:2]
+        self._new = z[_NX + _S_NEW]
+        self._used = z[_NX + _S_USED]
+        self._left = z[_NX + _S_LEFT]
+        self._window = z[_W0 : _W0 + _NW]
+        self._window_mask = np.zeros((_NW, n), bool)  # where a reading is written (putmask)
+        self._since_elapsed = z[_NX + _S_SINCE : _NX + _S_ELAPSED + 1]
+        self._centre = np.repeat(_S_CENTRE[:, None], n, axis=1)
+        self._scale = np.repeat(_S_SCALE[:, None], n, axis=1)
+        # table columns of the last observation's rows (= the rows the next step acts on), the
+        # reading window (see _W0), and views
+        self._g = g = np.zeros((_G_ROWS, n))
+        self._g_take = g[:_G_TAKE]
+        self._x = g[:_NX]
+        self._g_est, self._g_t1, self._g_ok = g[_S_CORR : _S_CORR + 2], g[_S_SINCE], g[_G_OK]
+        self._g_ref, self._g_div, self._g_win = g[_G_REF : _G_REF + 2], g[_G_DIV : _G_DIV + 2], g[_G_WIN:]
+        w = self._g_win
+        w[_S_SINCE - _W0 : _S_ELAPSED + 1 - _W0] = 1.0  # constant: mul of since/elapsed (of used/left: 0)
+        self._g_read = w[_WR : _WR + _NR]  # filled from _readings
+        self._g_oc = w[_WOC : _WOC + 4]  # recalibrated offsets (offset, corr)
+        self._g_oc22 = self._g_oc.reshape(2, 2, n)
+        self._x_neg, self._g_neg = g[_S_HAS : _S_SINCE + 1], w[_WN:]  # minus the one is the other
+        # the state observations: in state row order, then in observation order (pairs of pairs swapped)
+        self._buf = np.zeros((_NX, n))
+        self._buf_c = self._buf[_S_CORR : _S_CORR + 2]
+        self._buf_perm = self._buf.reshape(4, 2, 2, n)[:, ::-1]
+        self._obs_buf = np.zeros((_NX, n), np.float32)  # (the copy into it casts, contiguously)
+        self._obs_buf4, self._obs_buf_t = self._obs_buf.reshape(4, 2, 2, n), self._obs_buf.T
         self._autoreset = np.zeros(n, bool)
         self._any_auto = False
         self._started = False
@@ -230,10 +276,10 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         """Pack everything a step reads about a replay row (see the module docstring).
 
         ``_obs_table`` (rows x observation size, float32): the feature block, normalised estimate
-        and its validity, then room for the 16 state observations; ``_dyn_t`` (_G_ROWS x rows,
-        float64, one column per row): the row factors of the state observations, raw estimate,
-        window end, reference, reward divisor, whether a cuff reading succeeds, and what a
-        successful reading writes into the state.
+        and its validity, then room for the 16 state observations; ``_dyn_t`` (_G_TAKE x rows,
+        float64, one column per row): the row factors of the state observations, reference,
+        reward divisor, whether a cuff reading succeeds, and whether PAT / HR are known (the
+        first two rows of what a successful reading writes into the state).
         """
         d, p = self.data, self.params
         s, tmax, k = d.feat_obs.shape
@@ -245,17 +291,16 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         st[..., k + 1] = np.clip((ec[..., 1] - DBP_C) / DBP_S, -OBS_CLIP, OBS_CLIP)
         st[..., k + 2] = d.est_valid
         self._obs_table = st.reshape(s * tmax, -1)
-        tab = np.zeros((_G_ROWS, s, tmax))
-        x = tab[:_NX]  # row factors of the state observations
-        x[_X_CORR], x[_X_CORR + 1] = ec[..., 0], ec[..., 1]
-        x[_X_GAIN : _X_GAIN + 2] = 1.0
-        x[_X_SINCE] = x[_X_ELAPSED] = d.t_end_s
+        tab = np.zeros((_G_TAKE, s, tmax))
+        x = tab[:_NX]  # row factors of the state observations (see _S_OFF)
+        x[_S_CORR], x[_S_CORR + 1] = ec[..., 0], ec[..., 1]
+        x[_S_HAS] = x[_S_NEW] = -1.0
+        x[_S_GAIN : _S_GAIN + 2] = x[_S_CME : _S_CME + 2] = 1.0
+        x[_S_SINCE] = x[_S_ELAPSED] = d.t_end_s
         pat_ok, hr_ok = np.isfinite(d.pat_carry), np.isfinite(d.hr_carry)
         pat_z = np.where(pat_ok, d.pat_carry, 0.0)
         hr_z = np.where(hr_ok, d.hr_carry, 0.0)
-        x[_X_DPAT], x[_X_DHR] = pat_z, hr_z
-        tab[_G_EST], tab[_G_EST + 1] = ec[..., 0], ec[..., 1]
-        tab[_G_T1] = d.t_end_s
+        x[_S_DPAT], x[_S_DHR] = pat_z, hr_z
         ref = np.moveaxis(d.ref, 2, 0)
         has_ref = np.isfinite(ref)
         tab[_G_REF : _G_REF + 2] = np.where(has_ref, ref, 0.0)
@@ -263,13 +308,9 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         div = (p.reward_scale_mmhg, p.reward_scale_mmhg * p.reward_scale_mmhg, p.aami_band_mmhg)
         tab[_G_DIV : _G_DIV + 2] = np.where(has_ref, div[self._reward_kind], np.inf)
         tab[_G_OK] = np.isfinite(d.cuff_ref).all(axis=2)
-        w = tab[_G_WIN:]  # what a successful reading at this row writes (see _W0)
-        w[0], w[1] = pat_ok, hr_ok
-        w[_WA + _X_GAIN : _WA + _X_GAIN + 2] = -1.0
-        w[_WA + _X_HAS] = w[_WA + _X_NEW] = 1.0
-        w[_WA + _X_SINCE] = -d.t_end_s
-        w[_WA + _X_DPAT], w[_WA + _X_DHR] = -pat_z, -hr_z
-        self._dyn_t = tab.reshape(_G_ROWS, s * tmax)
+        tab[_G_WIN], tab[_G_WIN + 1] = pat_ok, hr_ok  # the mul of dpat/dhr after a reading here
+        self._dyn_t = np.ascontiguousarray(tab.reshape(_G_TAKE, s * tmax).T)
+        self._dyn_rows = np.zeros((self.num_envs, _G_TAKE))
 
     def _reset_envs(self, idx: Sequence[int], options: Mapping[str, Any]) -> None:
         """Reset the sub-environments ``idx``: per sub-environment, the same random draws in the same
@@ -287,12 +328,14 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         whole = bool(options.get("whole_record", False))
         start_opt = options.get("start_step")
         random_start = p.start == "random" and not whole and start_opt is None
-        lengths, n_sub, max_steps = data.lengths, data.n_subjects, p.max_steps
-        subj, t0s, ends, noises = [], [], [], []
-        for i in idx:
+        lengths, n_sub, max_steps = self._lengths, data.n_subjects, p.max_steps
+        width = tmax if (whole or max_steps is None) else min(tmax, max_steps)  # longest episode
+        noise = self._work_space(width)[0]
+        subj, t0s, ends = [], [], []
+        for j, i in enumerate(idx):
             rng = self._rngs[i]
             s = int(rng.integers(n_sub)) if fixed is None else fixed
-            n = int(lengths[s])
+            n = lengths[s]
             if start_opt is not None:
                 t0 = int(start_opt)
                 if not 0 <= t0 < n:
@@ -302,45 +345,74 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             else:
                 t0 = 0
             end = n if (whole or max_steps is None) else min(n, t0 + max_steps)
-            noises.append(rng.standard_normal((end - t0, 2)))
+            rng.standard_normal(out=noise[j, : end - t0])  # = standard_normal((end - t0, 2))
             subj.append(s)
             t0s.append(t0)
             ends.append(end)
-        # the episodes' cuff readings, all at once: reference + sd * noise (the single env's
-        # operations), minus the raw estimate
-        lens = np.asarray(ends) - np.asarray(t0s)
-        first = np.cumsum(lens) - lens  # where each episode starts in the concatenation
-        k = np.arange(int(lens.sum())) - np.repeat(first, lens)  # step within the episode
-        src = np.repeat(np.asarray(subj) * tmax + np.asarray(t0s), lens) + k
-        dst = np.repeat(np.asarray(idx) * tmax, lens) + k
-        noise = np.concatenate(noises) if len(noises) > 1 else noises[0]
-        reading = np.multiply(noise.T, self._cuff_sd, out=np.empty((2, len(k))))
-        np.add(self._cuff_ref_t.take(src, axis=1), reading, out=reading)
-        cme = np.subtract(reading, self._est_t.take(src, axis=1))
-        for r, values in enumerate((cme, cme if self._discrete else reading)):
-            self._readings[2 * r][dst] = values[0]  # 1-D fancy assignments are the fast ones
-            self._readings[2 * r + 1][dst] = values[1]
-        ix = np.asarray(idx, np.int64)
-        s_arr, t0_arr = np.asarray(subj, np.int64), np.asarray(t0s, np.int64)
+        s_arr, t0_arr, ix = np.array(subj, np.int64), np.array(t0s, np.int64), np.array(idx, np.int64)
+        end_arr = np.array(ends, np.int64)
+        m, g = len(idx), self._ws[3].shape[1]
+        for a in range(0, m, g):
+            b = min(a + g, m)
+            self._store_readings(
+                ix[a:b], s_arr[a:b] * tmax + t0_arr[a:b], end_arr[a:b] - t0_arr[a:b], noise[a:b]
+            )
         base = s_arr * tmax
         subj_all = self._subj.copy()
         subj_all[ix] = s_arr
         subj_all.setflags(write=False)
         self._subj = subj_all
-        self._base[ix] = base
         self._rc[0, ix] = base + t0_arr
         self._rc[1, ix] = ix * tmax
-        self._endrow[ix] = base + np.asarray(ends, np.int64)
+        self._rc[2, ix] = t0_arr
+        self._endrow[ix] = base + end_arr
         self._z[:, ix] = self._z0
         self._since_elapsed[:, ix] = -data.t_start_s[s_arr, t0_arr]
+
+    def _work_space(self, width: int) -> tuple[np.ndarray, ...]:
+        """Work space of resets with episodes of up to ``width`` steps, reused (fresh large arrays
+        would cost page faults at every reset): the standard normal draws of every sub-environment,
+        then for groups of up to _RESET_GROUP steps the table rows, their cuff reference and
+        estimate, the rows of _readings."""
+        if not self._ws or self._ws[0].shape[1] != width:
+            n = self.num_envs
+            g = max(1, min(n, _RESET_GROUP // width))
+            self._ws = (
+                np.zeros((n, width, 2)),
+                np.zeros(g * width, np.int64),
+                np.zeros((g * width, 4)),
+                np.zeros((_NR, g, width)),
+            )
+        return self._ws
+
+    def _store_readings(self, ix: np.ndarray, start: np.ndarray, lens: np.ndarray, noise: np.ndarray) -> None:
+        """Write the cuff readings of the episodes of sub-environments ``ix`` (starting at table rows
+        ``start``, ``lens`` steps, standard normal draws ``noise``) into _readings: reference +
+        sd * noise (the single env's operations), and minus the raw estimate. All episodes are
+        computed over the longest one's length (columns past an episode's end are never read)."""
+        m, w = len(ix), int(lens.max())
+        _, rows, ref_est, vals = self._ws
+        rows = rows[: m * w].reshape(m, w)
+        np.add(start[:, None], self._arange_t[:w], out=rows)
+        ref_est = ref_est[: m * w]
+        self._ref_est.take(rows.ravel(), axis=0, out=ref_est, mode="clip")  # rows are valid
+        ref_est = ref_est.reshape(m, w, 4).transpose(2, 0, 1)  # (4, m, w): reference, estimate
+        vals = vals[:, :m, :w]
+        reading = vals[2:4]
+        np.multiply(noise[:, :w].transpose(2, 0, 1), self._cuff_sd3, out=reading)
+        np.add(ref_est[:2], reading, out=reading)
+        np.subtract(reading, ref_est[2:], out=vals[:2])
+        if self._discrete:  # the offsets of a recalibration with gain 1
+            reading[...] = vals[:2]
+        vals[4:] = reading
+        self._readings3[:, ix, :w] = vals
 
     def _kalman_update(self, oc: np.ndarray, offs: np.ndarray, upd: np.ndarray) -> None:
         """BPCalibrationEnv._kalman_offsets for every sub-environment (same float operations):
         ``oc`` (reading-matching offsets) becomes the Kalman-updated offsets; P changes where ``upd``."""
-        np.minimum(offs, self._lim, out=offs)  # the single env updates from the clipped offsets
-        np.maximum(offs, self._nlim, out=offs)
-        has = self._add[_X_HAS] > 0.0
-        grow = np.multiply(self._kq, np.divide(np.add(self._g_t1, self._add[_X_SINCE]), 3600.0))
+        _clip(offs, self._nlim, self._lim, out=offs)  # the single env updates from the clipped offsets
+        has = self._add[_S_HAS] > 0.0
+        grow = np.multiply(self._kq, np.divide(np.add(self._g_t1, self._add[_S_SINCE]), 3600.0))
         p = np.add(self._kp, grow)
         k = np.where(has, np.divide(p, np.add(p, self._kr)), 1.0)
         post = np.where(has, np.multiply(np.subtract(1.0, k), p), self._kr)
@@ -350,17 +422,17 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
 
     def _observe(self, rows: np.ndarray) -> np.ndarray:
         """Observations at table ``rows`` (one per sub-environment) from the current state."""
-        x = self._x
-        np.take(self._dyn_t, rows, axis=1, out=self._g, mode="clip")  # rows are valid
-        self._rows_obs = rows
-        np.multiply(x, self._mul, out=x)
-        np.add(x, self._add, out=x)
-        np.subtract(self._xc, self._centre, out=self._xc)
-        np.divide(x, self._scale, out=x)
-        np.minimum(x, self._clip_hi, out=x)
-        np.maximum(x, self._clip_lo, out=x)
+        self._dyn_t.take(rows, 0, self._dyn_rows, "clip")  # rows are valid
+        self._g_take[...] = self._dyn_rows.T
+        buf = self._buf
+        np.multiply(self._x, self._mul, buf)
+        np.add(buf, self._add, buf)
+        np.subtract(self._buf_c, self._centre, self._buf_c)
+        np.divide(buf, self._scale, buf)
+        _clip(buf, self._clip_lo, self._clip_hi, buf)
+        self._obs_buf4[...] = self._buf_perm  # into observation order (a copy is cheaper than a ufunc)
         obs = self._obs_table.take(rows, axis=0)
-        obs[:, self._nstatic :] = self._xt
+        obs[:, self._nstatic :] = self._obs_buf_t
         return obs
 
     def _discrete_actions(self, actions: Any) -> np.ndarray:
@@ -415,12 +487,14 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._autoreset[mask] = False
         self._any_auto = bool(self._autoreset.any())
         self._started = True
-        rows = np.minimum(self._rc[0], self._endrow - 1)  # sub-environments left truncated stay put
-        live = self._endrow - self._rc[0]
+        rc = self._rc
+        live = self._endrow - rc[0]
+        # sub-environments left truncated stay put (at their last row; they autoreset next step)
+        rc = self._rc = rc - np.maximum(1 - live, 0)
         live = live[live > 0]
         self._until = int(live.min()) if live.size else 1
-        info = {"subject_index": self._subj, "step": rows - self._base}
-        return self._observe(rows), info
+        info = {"subject_index": self._subj, "step": rc[2].copy()}
+        return self._observe(rc[0]), info
 
     def step(self, actions: Any):
         """Step every sub-environment; sub-environments that truncated last step are reset instead."""
@@ -433,40 +507,40 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             if type(a) is not np.ndarray or a.dtype != np.int64 or a.shape != self._ashape:
                 a = self._discrete_actions(actions)
             # the range check in one reduction: all actions in 0..7 <=> their bitwise OR in 0..7;
-            # 6 and 7 make the table look-up raise IndexError
+            # 6 and 7 make the look-up of want raise IndexError
             m = self._bitor(a)
             try:
                 if m < 0 or m > 7:
                     raise IndexError
-                tab = self._act_table.take(a, axis=1)
+                want = self._cuff_action.take(a)
             except IndexError:
                 bad = a[(a < 0) | (a > 5)].tolist()
                 raise InvalidActionError(f"actions: outside Discrete(6): {bad}") from None
-            np.add(offs, tab[:4], out=offs)
-            want = self._cuff_action.take(a)
-            negcost, want_f = tab[4], tab[5]  # want_f: want as float (faster with the float rows)
+            self._act_table.take(a, 1, self._ab_act, "clip")  # a is valid
+            np.add(offs, self._ab[:4], offs)
+            want_f = self._want_f  # want as float (faster with the float rows)
             gain = None
             maybe_cuff = m & 1  # no odd action, no cuff request (cheaper than want.any())
+            charge = False  # the cost row holds minus the cost of each request
         else:
             a = actions
             if type(a) is not np.ndarray or a.dtype.kind != "f" or a.shape != self._ashape:
                 a = self._continuous_actions(actions)
             at = a.T.astype(np.float64)  # one row per component (float32 -> float64 is exact)
-            # the single env's test, -1.000001 <= x <= 1.000001 in float64 (NaN fails)
-            if not (-1.000001 <= float(at.min()) and float(at.max()) <= 1.000001):
+            # the single env's test, -1.000001 <= x <= 1.000001 in float64 (NaN fails), as |x| <= 1.000001
+            if not float(self._max_reduce(np.abs(at), None)) <= 1.000001:
                 self._continuous_actions(actions)  # raises InvalidActionError
             d = np.multiply(at[:4], self._cont_scale)
-            np.add(self._offs22, d[:2], out=self._offs22)
+            np.add(self._offs22, d[:2], self._offs22)
             gain = self._gain
-            np.add(gain, d[2:4], out=gain)
-            np.minimum(gain, self._gmax, out=gain)
-            np.maximum(gain, self._gmin, out=gain)
+            np.add(gain, d[2:4], gain)
+            _clip(gain, self._gmin, self._gmax, gain)
             self._gain_obs[...] = gain  # the mul of gain_sbp/dbp
             want = np.greater(at[4], self._zero)
             want_f = want.astype(np.float64)
-            negcost = None
-            maybe_cuff = want.any()
-        if any_auto:
+            maybe_cuff = self._or_reduce(want)
+            charge = True
+        if any_auto:  # (the reward of the sub-environments that reset is set to 0 below)
             want &= ~self._autoreset
             want_f = want.astype(np.float64)
         # ---- cuff readings (masked: every sub-environment computes, those with a reading copy)
@@ -477,56 +551,56 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             refused = want ^ charged
             want = charged
             want_f = charged.astype(np.float64)
-            negcost = None
-        if negcost is None:
-            negcost = np.multiply(want_f, self._negcost)
-        self._new[:] = 0.0
+            charge = True
+        if charge:
+            np.multiply(want_f, self._negcost, self._negcost_f)
         if maybe_cuff:
             ok = self._g_ok
             failed = np.greater(want_f, ok)
             oc = self._g_oc  # recalibrated offsets before the clip below
-            if gain is None:  # gain 1: reading - 1 * est == reading - est
-                self._readings.take(self._rc[1], axis=1, out=oc, mode="clip")
-                np.copyto(self._g_cme, oc[:2])
-            else:
-                r = self._readings.take(self._rc[1], axis=1, mode="clip")
-                np.copyto(self._g_cme, r[:2])
-                np.subtract(r[2:4], np.multiply(est, gain), out=self._g_oc22)
+            # gain 1: the offsets (reading - 1 * est == reading - est) are in the table; else the
+            # table has the readings
+            self._readings.take(self._rc[1], 1, self._g_read, "clip")
+            if gain is not None:
+                np.subtract(self._g_oc22, np.multiply(est, gain), self._g_oc22)
             if not self._recal:
                 oc[...] = offs
             elif self._kalman:
                 self._kalman_update(oc, offs, np.logical_and(want_f, ok))
-            self._g_elapsed[...] = self._elapsed  # unchanged by a reading
-            np.copyto(self._window, self._g_win, where=np.logical_and(want_f, ok))
-            np.add(self._used, want_f, out=self._used)
+            np.negative(self._x_neg, self._g_neg)
+            new = np.multiply(want_f, ok, self._new)  # new_reading: 1.0 where a reading succeeds
+            mask = self._window_mask
+            mask[...] = new
+            np.putmask(self._window, mask, self._g_win)
+            np.add(self._used, want_f, self._used)
             if budget:
-                np.subtract(budget, self._used, out=self._left)
-                np.divide(self._left, budget, out=self._left)
-        np.minimum(offs, self._lim, out=offs)
-        np.maximum(offs, self._nlim, out=offs)
+                np.subtract(budget, self._used, self._left)
+                np.divide(self._left, budget, self._left)
+        else:
+            self._new.fill(0.0)
+        _clip(offs, self._nlim, self._lim, offs)
         # ---- reward on this row with the new calibration: the single env's float operations,
         # ((0 - cost) - pen_sbp) - pen_dbp, with pen = 0 where there is no reference
         if gain is None:
             corr = np.add(est, self._offs2)  # gain 1: 1 * est + offset == est + offset
         else:
             corr = np.multiply(est, gain)
-            np.add(corr, self._offs2, out=corr)
-        err = np.subtract(corr, self._g_ref)
+            np.add(corr, self._offs2, corr)
+        err = np.subtract(corr, self._g_ref, self._pen)
         kind = self._reward_kind
         if kind == 0:
-            np.abs(err, out=err)
-            np.divide(err, self._g_div, out=err)
+            np.abs(err, err)
+            np.divide(err, self._g_div, err)
         elif kind == 1:
-            np.multiply(err, err, out=err)
-            np.divide(err, self._g_div, out=err)
+            np.multiply(err, err, err)
+            np.divide(err, self._g_div, err)
         else:
-            np.abs(err, out=err)
-            err = np.greater(err, self._g_div)
-        reward = np.subtract(negcost, err[0])
-        np.subtract(reward, err[1], out=reward)
+            np.abs(err, err)
+            np.greater(err, self._g_div, err)  # 1.0 / 0.0
+        reward = self._sub_reduce(self._cost_pen, 0)
         info = {
             "subject_index": self._subj,
-            "step": np.subtract(self._rows_obs, self._base),
+            "step": self._rc[2],  # replaced, not changed, below
             "t_s": self._g_t1.copy(),
             "corr_sbp_mmhg": corr[0],
             "corr_dbp_mmhg": corr[1],
@@ -549,7 +623,8 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             trunc = rows >= self._endrow
             self._autoreset = trunc
             self._any_auto = True
-            return self._observe(rows - trunc), reward, np.zeros(n, bool), trunc.copy(), info
+            rc = self._rc = rc - trunc  # truncated: the observation of the last row
+            return self._observe(rc[0]), reward, np.zeros(n, bool), trunc.copy(), info
         if any_auto:
             self._autoreset = np.zeros(n, bool)
             self._any_auto = False
