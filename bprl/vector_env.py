@@ -67,8 +67,8 @@ from bprl.tables import ReplaySet
 
 try:  # the clip ufunc itself: np.clip and ndarray.clip add a Python layer around it
     from numpy._core.umath import clip as _clip
-except ImportError:  # pragma: no cover - numpy < 2
-    from numpy.core.umath import clip as _clip
+except ImportError:  # pragma: no cover - other numpy layouts: the public wrapper, same results
+    _clip = np.clip
 
 # ---- the 16 calibration-state observations (STATE_FIELDS[3:]) as state rows (one each in mul and
 # add; see the module docstring). The rows are ordered so that what a cuff reading writes is one
