@@ -298,7 +298,7 @@ def _cuff_reference(ref: np.ndarray, t0: np.ndarray, t1: np.ndarray, duration_s:
 
 def _ffill(x: np.ndarray) -> np.ndarray:
     """Forward-fill NaN along axis 0 (leading NaN stay NaN)."""
-    return pd.DataFrame(x).ffill().to_numpy()
+    return pd.DataFrame(x).ffill().to_numpy(copy=True)
 
 
 def build_replay_arrays(
@@ -358,7 +358,7 @@ def build_replay_arrays(
         xn = np.clip(np.nan_to_num(xn, nan=0.0), -OBS_CLIP, OBS_CLIP)
         feat_obs[i, :n, :nf] = xn
         feat_obs[i, :n, nf:] = valid
-        e = df[list(REPLAY_ESTIMATE)].to_numpy(np.float64)
+        e = df[list(REPLAY_ESTIMATE)].to_numpy(np.float64, copy=True)
         e[~np.isfinite(e)] = np.nan
         est[i, :n] = e
         ec = _ffill(e)
@@ -366,7 +366,7 @@ def build_replay_arrays(
         ec[:, 1] = np.where(np.isnan(ec[:, 1]), PRIOR_DBP_MMHG, ec[:, 1])
         est_carry[i, :n] = ec
         est_valid[i, :n] = np.isfinite(e).all(axis=1)
-        r = df[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy(np.float64)
+        r = df[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy(np.float64, copy=True)
         r[~np.isfinite(r)] = np.nan
         ref[i, :n] = r
         t0[i, :n] = df["t_start_s"].to_numpy(np.float64)

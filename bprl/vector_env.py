@@ -7,30 +7,34 @@ Gymnasium's ``SyncVectorEnv``) and Gymnasium's default next-step autoreset: afte
 truncates, its next ``step`` ignores the action, resets it and returns the first observation of
 the new episode with reward 0.
 
-At 64 sub-environments a step costs about 35 numpy calls on tiny arrays, so their fixed cost
+At 64 sub-environments a step costs about 30 numpy calls on tiny arrays, so their fixed cost
 (about a microsecond each) is what counts, not the arithmetic. How the count stays low:
 
 * everything a step reads about one replay row (subject, step) is packed once, at construction,
-  into two tables: the observation's static part (normalised features and estimate, float32, one
-  ``take``) and a float64 table with one *column* per row (one ``take`` along axis 1): the per-row
-  factors of the 16 calibration-state observations, the raw estimate, the reference, the reward
-  divisor (``inf`` where there is no reference, so the penalty is 0) and what a cuff reading at
-  that row writes into the state;
+  into two tables with one row per replay row: the observation's static part (normalised features
+  and estimate, float32) and a float64 table of the per-row factors of the 16 calibration-state
+  observations, the reference, the reward divisor (``inf`` where there is no reference, so the
+  penalty is 0), whether a cuff reading there succeeds and whether PAT / HR are known; a step takes
+  its rows of both (contiguous rows: cheap) and copies the float64 ones into columns;
 * all per-environment arrays are "structure of arrays" (one column per sub-environment), so every
-  operation runs on contiguous blocks that numpy treats as one flat loop;
+  operation runs on contiguous blocks that numpy treats as one flat loop; views are made once;
 * the calibration state is 2 x 16 numbers per sub-environment, ``mul`` and ``add``, such that the
   16 state observations are ``clip((row_factor * mul + add - centre) / scale)``: corrected SBP is
   ``estimate * gain + offset``, hours since the last reading ``(t_end * 1 + -t_reading) / 3600``,
   the offset ``(0 * 0 + offset) / 20`` -- the single environment's float operations, so every
-  observation, reward and reading is bit-identical to it (tests/test_env.py checks this);
-* a cuff reading is one masked copy of the row's precomputed reading values into the state; the
-  readings (reference + seeded noise, minus the raw estimate) are drawn at reset in the single
-  environment's order; scalars are 0-d arrays (numpy takes Python floats much more slowly);
+  observation, reward and reading is bit-identical to it (tests/test_env.py checks this). The state
+  rows are ordered (see ``_S_OFF``) so that all a cuff reading writes is one block, filled by one
+  look-up of the episode's readings and one negation of row factors and copied in by one
+  ``putmask``; one copy puts the observations back in their order;
+* the readings (reference + seeded noise, minus the raw estimate) are drawn at reset in the single
+  environment's order; the reward is one reduction, ``(minus cost - penalty SBP) - penalty DBP``;
+  ufuncs get ``out`` as a positional argument and scalars as 0-d arrays (both are faster);
 * truncations come from a countdown to the nearest episode end; only sub-environments that
-  autoreset run Python code of their own (their random draws; the rest of a reset is batched).
+  autoreset run Python code of their own (their random draws; the rest of a reset is batched, in
+  reused buffers: fresh large arrays would cost page faults at every reset).
 
-Memory: per replay row 44 float64 + (observation size) float32 values, and 4 float64 per
-sub-environment and step of the longest record (the drawn readings).
+Memory: per replay row 27 float64 + (observation size) float32 values, and about 8 float64 per
+sub-environment and step of the longest record (the drawn readings, 6 rows, and the draws).
 
 Made by ``gymnasium.make_vec("bprl/BPCalibration-v0", num_envs=64, tables=...)`` (the ids'
 ``vector_entry_point``) or directly.
@@ -173,7 +177,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._kr = np.array([[self.cuff.sd_sbp_mmhg**2], [self.cuff.sd_dbp_mmhg**2]])
         self._kp = np.zeros((2, num_envs))  # Kalman offset error variance after the last reading
         nd, cost = p.nudge_mmhg, float(self.cuff.cost)
-        # discrete action -> offset deltas (rows: add of corr_sbp, corr_dbp, offset_sbp, offset_dbp),
+        # discrete action -> offset deltas (rows: add of offset_sbp, offset_dbp, corr_sbp, corr_dbp),
         # 1.0 if it asks for a cuff reading, minus its cost
         self._act_table = np.array(
             [[0, 0, nd, -nd, 0, 0], [0, 0, 0, 0, nd, -nd]] * 2 + [[0, 1, 0, 0, 0, 0], [0, -cost, 0, 0, 0, 0]],
@@ -182,11 +186,16 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         # per step: the looked-up rows of the actions (offset deltas, cuff request, minus the cost)
         # and the penalties: reward = (minus cost - penalty SBP) - penalty DBP in one reduction
         self._ab = np.zeros((8, n))
-        self._ab_act, self._want_f, self._negcost_f = self._ab[:6], self._ab[4], self._ab[5]
+        self._ab_act, self._ab_offs = self._ab[:6], self._ab[:4]
+        self._want_f, self._negcost_f = self._ab[4], self._ab[5]
         self._pen, self._cost_pen = self._ab[6:], self._ab[5:]
         self._sub_reduce = np.subtract.reduce
         self._cuff_action = np.array([False, True, False, False, False, False])
         self._cont_scale = np.repeat([[p.max_offset_step_mmhg]] * 2 + [[p.max_gain_step]] * 2, n, axis=1)
+        # continuous actions, one row per component, and the offset and gain steps they ask for
+        self._at, self._d = np.zeros((5, n)), np.zeros((4, n))
+        self._at_steps, self._at_cuff = self._at[:4], self._at[4]
+        self._d_offs, self._d_gain = self._d[:2], self._d[2:]
         self._cuff_sd = np.array([[self.cuff.sd_sbp_mmhg], [self.cuff.sd_dbp_mmhg]])
         # per replay row: cuff reference (SBP, DBP) and raw estimate (SBP, DBP), padded with tmax
         # rows so that any row starts a window of up to tmax rows (the episodes' reading windows)
@@ -196,7 +205,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._ref_est[:rows, 2:] = self.data.est_carry.reshape(-1, 2)
         self._cuff_sd3 = self._cuff_sd[:, :, None]
         self._budget = self.cuff.budget
-        self._bitor = np.bitwise_or.reduce
+        self._bitor, self._int64 = np.bitwise_or.reduce, np.dtype(np.int64)
         self._max_reduce, self._or_reduce = np.maximum.reduce, np.logical_or.reduce
         # scalars as 0-d arrays: numpy ufuncs take them much faster than Python floats
         f = np.array
@@ -204,7 +213,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._lim, self._nlim = f(float(p.offset_limit_mmhg)), f(-float(p.offset_limit_mmhg))
         self._gmin, self._gmax = f(float(p.gain_min)), f(float(p.gain_max))
         self._clip_lo, self._clip_hi = f(-OBS_CLIP), f(OBS_CLIP)
-        self._zero, self._one, self._one_i = f(0.0), f(1.0), f(1)
+        self._zero, self._one_i = f(0.0), f(1)
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
         self._subj = np.zeros(n, np.int64)  # replaced (not changed) at resets: info shares it
         self._subj.setflags(write=False)
@@ -504,11 +513,11 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         # ---- actions -> offsets (clipped below), gains, cuff requests, costs
         if self._discrete:
             a = actions
-            if type(a) is not np.ndarray or a.dtype != np.int64 or a.shape != self._ashape:
+            if type(a) is not np.ndarray or a.dtype is not self._int64 or a.shape != self._ashape:
                 a = self._discrete_actions(actions)
             # the range check in one reduction: all actions in 0..7 <=> their bitwise OR in 0..7;
             # 6 and 7 make the look-up of want raise IndexError
-            m = self._bitor(a)
+            m = int(self._bitor(a))
             try:
                 if m < 0 or m > 7:
                     raise IndexError
@@ -517,7 +526,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
                 bad = a[(a < 0) | (a > 5)].tolist()
                 raise InvalidActionError(f"actions: outside Discrete(6): {bad}") from None
             self._act_table.take(a, 1, self._ab_act, "clip")  # a is valid
-            np.add(offs, self._ab[:4], offs)
+            np.add(offs, self._ab_offs, offs)
             want_f = self._want_f  # want as float (faster with the float rows)
             gain = None
             maybe_cuff = m & 1  # no odd action, no cuff request (cheaper than want.any())
@@ -526,17 +535,19 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             a = actions
             if type(a) is not np.ndarray or a.dtype.kind != "f" or a.shape != self._ashape:
                 a = self._continuous_actions(actions)
-            at = a.T.astype(np.float64)  # one row per component (float32 -> float64 is exact)
+            at = self._at
+            at[...] = a.T  # one row per component (float32 -> float64 is exact)
             # the single env's test, -1.000001 <= x <= 1.000001 in float64 (NaN fails), as |x| <= 1.000001
             if not float(self._max_reduce(np.abs(at), None)) <= 1.000001:
                 self._continuous_actions(actions)  # raises InvalidActionError
-            d = np.multiply(at[:4], self._cont_scale)
-            np.add(self._offs22, d[:2], self._offs22)
+            d = self._d
+            np.multiply(self._at_steps, self._cont_scale, d)
+            np.add(self._offs22, self._d_offs, self._offs22)
             gain = self._gain
-            np.add(gain, d[2:4], gain)
+            np.add(gain, self._d_gain, gain)
             _clip(gain, self._gmin, self._gmax, gain)
             self._gain_obs[...] = gain  # the mul of gain_sbp/dbp
-            want = np.greater(at[4], self._zero)
+            want = np.greater(self._at_cuff, self._zero)
             want_f = want.astype(np.float64)
             maybe_cuff = self._or_reduce(want)
             charge = True
@@ -554,9 +565,11 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             charge = True
         if charge:
             np.multiply(want_f, self._negcost, self._negcost_f)
+        self._new.fill(0.0)  # (1 where a reading succeeds: written with the window below)
         if maybe_cuff:
             ok = self._g_ok
             failed = np.greater(want_f, ok)
+            mask = np.logical_and(want_f, ok)  # a reading succeeds
             oc = self._g_oc  # recalibrated offsets before the clip below
             # gain 1: the offsets (reading - 1 * est == reading - est) are in the table; else the
             # table has the readings
@@ -566,18 +579,14 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             if not self._recal:
                 oc[...] = offs
             elif self._kalman:
-                self._kalman_update(oc, offs, np.logical_and(want_f, ok))
+                self._kalman_update(oc, offs, mask)
             np.negative(self._x_neg, self._g_neg)
-            new = np.multiply(want_f, ok, self._new)  # new_reading: 1.0 where a reading succeeds
-            mask = self._window_mask
-            mask[...] = new
-            np.putmask(self._window, mask, self._g_win)
+            self._window_mask[...] = mask
+            np.putmask(self._window, self._window_mask, self._g_win)
             np.add(self._used, want_f, self._used)
             if budget:
                 np.subtract(budget, self._used, self._left)
                 np.divide(self._left, budget, self._left)
-        else:
-            self._new.fill(0.0)
         _clip(offs, self._nlim, self._lim, offs)
         # ---- reward on this row with the new calibration: the single env's float operations,
         # ((0 - cost) - pen_sbp) - pen_dbp, with pen = 0 where there is no reference
