@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from scipy.interpolate import CubicSpline
 from typer.testing import CliRunner
 
-from bprl import cohort, synth
+from bprl import cohort
 from bprl.cli import app
+from bprl.cohort import ecg_model, layout, pulse_model, wfdb_writer
 from bprl.errors import CohortError
 from bprl.records import read_record
 
@@ -35,6 +39,17 @@ def _simulate(
 
 
 # ------------------------------------------------------------------ spec and arguments
+def test_spec_is_a_frozen_config_spec() -> None:
+    from bprl.config import Spec, spec_reference_table
+
+    s = cohort.CohortSpec()
+    assert isinstance(s, Spec)
+    with pytest.raises(ValidationError):
+        s.hr_mean_bpm = 90.0  # type: ignore[misc]
+    assert all(f.description for f in cohort.CohortSpec.model_fields.values())
+    assert "`fs_ecg_hz`" in spec_reference_table(cohort.CohortSpec)
+
+
 def test_spec_rejects_unknown_and_out_of_range_fields(tmp_path: Path) -> None:
     with pytest.raises(CohortError, match="'bogus_field': unknown field"):
         cohort.load_spec({"bogus_field": 1})
@@ -126,6 +141,46 @@ def test_layout_manifest_and_splits(tiny_cohort: Path) -> None:
     assert not list(tiny_cohort.rglob(".tmp*"))
 
 
+def test_layout_paths_and_manifest_readers(tiny_cohort: Path, tmp_path: Path) -> None:
+    hea = tiny_cohort / "waves" / "v0002" / "v0002_0001" / "v0002_0001.hea"
+    assert layout.record_path(tiny_cohort, "v0002") == hea
+    assert layout.record_path(tiny_cohort, "v0002", "v0002_0001") == hea
+    assert layout.truth_path(tiny_cohort, "v0002") == tiny_cohort / "truth" / "v0002.parquet"
+    assert (layout.subject_id_for(0), layout.record_id_for(0)) == ("v0001", "v0001_0001")
+    with pytest.raises(CohortError, match="no subject"):
+        layout.record_path(tiny_cohort, "v9999")
+    m = layout.read_manifest(tiny_cohort)
+    pd.testing.assert_frame_equal(m, cohort.load_manifest(tiny_cohort), check_dtype=False)
+    # a folder with only the CSV manifest reads the same
+    csv_only = tmp_path / "csv_only"
+    csv_only.mkdir()
+    (csv_only / "manifest.csv").write_bytes((tiny_cohort / "manifest.csv").read_bytes())
+    assert layout.find_manifest(csv_only) == csv_only / "manifest.csv"
+    mc = layout.read_manifest(csv_only)
+    assert list(mc["subject_id"]) == list(m["subject_id"]) and list(mc["split"]) == list(m["split"])
+    # a manifest that puts one subject in two splits, or uses an unknown split, is refused
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    two = pd.concat([m.iloc[:1].assign(split="train"), m.iloc[:1].assign(split="test", record_id="x")])
+    two.to_csv(bad / "manifest.csv", index=False)
+    with pytest.raises(CohortError, match="more than one split"):
+        layout.read_manifest(bad)
+    m.assign(split="holdout").to_csv(bad / "manifest.csv", index=False)
+    with pytest.raises(CohortError, match="unknown split"):
+        layout.read_manifest(bad)
+    with pytest.raises(CohortError, match="not a virtual cohort"):
+        layout.read_manifest(tmp_path)
+
+
+def test_manifest_splits_are_pinned() -> None:
+    """The manifest's split rule (through bprl.splits) gives the labels it always gave (values from the pre-split code)."""
+    spec = cohort.CohortSpec()
+    assert cohort.assign_splits(6, 0, spec) == ["train", "test", "train", "train", "val", "train"]
+    assert cohort.assign_splits(5, 3, spec) == ["train", "test", "train", "val", "train"]
+    half = cohort.CohortSpec(split_train=0.5, split_val=0.5, split_test=0.0)
+    assert cohort.assign_splits(3, 1, half) == ["train", "train", "val"]
+
+
 def test_record_reads_back_within_quantisation(tiny_cohort: Path) -> None:
     i = 1
     w, truth, _ = _simulate(i, 0.25)
@@ -134,7 +189,7 @@ def test_record_reads_back_within_quantisation(tiny_cohort: Path) -> None:
     assert rec.subject_id == sid and rec.record_id == rid
     pd.testing.assert_frame_equal(truth, cohort.read_truth(tiny_cohort, sid))
     for (name, _units, gain), role, fs in zip(
-        synth.CHANNELS, ("ecg", "ppg", "abp"), (250.0, 125.0, 125.0), strict=True
+        wfdb_writer.CHANNELS, ("ecg", "ppg", "abp"), (250.0, 125.0, 125.0), strict=True
     ):
         ch = rec.channel(role)
         assert ch.name == name and ch.fs_hz == fs
@@ -167,8 +222,8 @@ def test_fast_writer_is_byte_identical_to_wfdb_wrsamp(tmp_path: Path) -> None:
     waves["ABP"][0][5:50] = np.nan
     waves["Pleth"][0][0] = np.nan
     waves["II"][0][7] = 99.0  # beyond the format-16 range: clipped
-    synth.wfdb_write(tmp_path / "a", "r", waves, ["subject_id: v9"])
-    synth.wfdb_write(tmp_path / "b", "r", waves, ["subject_id: v9"], use_wrsamp=True)
+    wfdb_writer.wfdb_write(tmp_path / "a", "r", waves, ["subject_id: v9"])
+    wfdb_writer.wfdb_write(tmp_path / "b", "r", waves, ["subject_id: v9"], use_wrsamp=True)
     for name in ("r.hea", "r.dat"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -190,7 +245,7 @@ def test_truth_matches_noiseless_waveforms() -> None:
         i0, i1 = int((b.ppg_foot_s - 0.12) * fp), int((b.ppg_foot_s + 0.25) * fp) + 1
         t = np.arange(i0, i1) / fp
         tt = np.arange(t[0], t[-1], 1e-4)
-        foot = synth.tangent_foot_s(tt, CubicSpline(t, ppg[i0:i1])(tt))
+        foot = pulse_model.tangent_foot_s(tt, CubicSpline(t, ppg[i0:i1])(tt))
         assert abs(foot - b.ppg_foot_s) < 0.5e-3
     starts = tr["abp_foot_s"].to_numpy() - 0.02  # just before each upstroke's foot
     for k in range(2, len(tr) - 2):
@@ -289,20 +344,20 @@ def test_ectopy_and_af() -> None:
 
 def test_ecg_beat_morphology() -> None:
     """AF beats lose their P wave, nothing else; ectopic beats have a wider QRS; the R maximum is exact."""
-    morph = synth.EcgMorphology.sample(np.random.default_rng(1), 1.0)
+    morph = ecg_model.EcgMorphology.sample(np.random.default_rng(1), 1.0)
     r, rr = np.array([1.0, 2.0, 3.0]), np.ones(3)
     no = np.zeros(3, bool)
-    base = synth.ecg_synthesize(r, rr, no, 1000, 250.0, morph)
-    af = synth.ecg_synthesize(r, rr, no, 1000, 250.0, morph, af=np.array([False, True, False]))
+    base = ecg_model.ecg_synthesize(r, rr, no, 1000, 250.0, morph)
+    af = ecg_model.ecg_synthesize(r, rr, no, 1000, 250.0, morph, af=np.array([False, True, False]))
     diff = np.flatnonzero(np.abs(base - af) > 1e-3) / 250.0
     p_time = 2.0 + morph.centre_s[0] - morph.r_offsets_s()[0]
     assert len(diff) and np.all(np.abs(diff - p_time) < 4 * morph.width_s[0])
     assert base[250 * 2 + round(250 * morph.centre_s[0])] > 0.5 * morph.amp_mv[0]
-    pvc = synth.ecg_synthesize(r, rr, np.array([False, True, False]), 1000, 250.0, morph)
+    pvc = ecg_model.ecg_synthesize(r, rr, np.array([False, True, False]), 1000, 250.0, morph)
     width = [np.sum(np.abs(x[440:560]) > 0.5 * np.abs(x[440:560]).max()) for x in (base, pvc)]
     assert width[1] > 1.5 * width[0]
     for ect in (False, True):  # at 100 kHz the QRS maximum lies on the requested R time
-        fine = synth.ecg_synthesize(np.array([0.05]), np.ones(1), np.array([ect]), 10000, 1e5, morph)
+        fine = ecg_model.ecg_synthesize(np.array([0.05]), np.ones(1), np.array([ect]), 10000, 1e5, morph)
         assert abs(np.argmax(fine) / 1e5 - 0.05) <= 2e-5
 
 
@@ -322,7 +377,7 @@ def test_interrupted_run_leaves_no_half_record_and_rerun_completes(
 ) -> None:
     ref = _hashes(cohort.make_cohort(tmp_path / "ref", 3, 0.02, 1, progress=False))
     out = tmp_path / "run"
-    real = synth.wfdb_write
+    real = wfdb_writer.wfdb_write
     calls = {"n": 0}
 
     def dying_write(*args: object, **kwargs: object) -> Path:
@@ -332,7 +387,7 @@ def test_interrupted_run_leaves_no_half_record_and_rerun_completes(
             raise KeyboardInterrupt
         return hea
 
-    monkeypatch.setattr(synth, "wfdb_write", dying_write)
+    monkeypatch.setattr(wfdb_writer, "wfdb_write", dying_write)
     with pytest.raises(KeyboardInterrupt):
         cohort.make_cohort(out, 3, 0.02, 1, progress=False)
     monkeypatch.undo()
@@ -406,3 +461,13 @@ def test_describe_cohort(tiny_cohort: Path) -> None:
     assert d["sbp_mmhg"]["p5"] < d["sbp_mmhg"]["p50"] < d["sbp_mmhg"]["p95"]
     with pytest.raises(CohortError, match="not a virtual cohort"):
         cohort.describe_cohort(tiny_cohort / "waves")
+
+
+def test_synth_shim_warns_and_reexports() -> None:
+    sys.modules.pop("bprl.synth", None)
+    with pytest.warns(DeprecationWarning, match=r"bprl\.synth is deprecated"):
+        synth = importlib.import_module("bprl.synth")
+    assert synth.wfdb_write is wfdb_writer.wfdb_write
+    assert synth.EcgMorphology is ecg_model.EcgMorphology
+    assert synth.pulse_synthesize is pulse_model.pulse_synthesize
+    assert synth.segments_mask is cohort.segments_mask and synth.CHANNELS is cohort.CHANNELS
