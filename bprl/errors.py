@@ -30,3 +30,7 @@ class EstimatorError(BprlError):
 
 class ConfigError(BprlError):
     """An environment, agent or experiment specification is invalid."""
+
+
+class EvaluationError(BprlError):
+    """An episode log is malformed (missing columns, wrong types, empty) or a metric got bad input."""

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bprl import errors
 from bprl import evaluation as ev
 from bprl.errors import BprlError
 from bprl.tables import EPISODE_LOG_COLUMNS
@@ -378,3 +379,46 @@ def test_bad_logs_raise_and_batches_skip(tmp_path):
     assert len(problems) == 2 and "bad.parquet" in problems[0] and "broken.parquet" in problems[1]
     with pytest.raises(BprlError, match="no readable"):
         ev.read_episode_logs([bad])
+
+
+# ------------------------------------------------------------------ package layout
+def test_package_reexports_the_former_module_api():
+    # every name bprl, tests and benchmarks used from the single module bprl/evaluation.py
+    from bprl.evaluation import evaluate, hypertension, logs, standards, statistics
+
+    assert ev.EvaluationError is errors.EvaluationError
+    assert issubclass(ev.EvaluationError, BprlError)
+    homes = {
+        logs: [
+            "BP_KINDS",
+            "EPISODE_KEYS",
+            "check_episode_log",
+            "read_episode_logs",
+            "episode_durations_h",
+            "cuffs_per_hour",
+            "annotate_calibration",
+        ],
+        standards: [
+            "AAMI_MIN_SUBJECTS",
+            "ISO3_MIN_CHANGE_MMHG",
+            "CHANGE_BIN_EDGES_MMHG",
+            "error_stats",
+            "aami_sd_limit",
+            "aami_criteria",
+            "bhs_grade",
+            "ieee1708_grade",
+            "ieee1708",
+            "change_bin_labels",
+            "change_bins",
+            "iso81060_3",
+        ],
+        hypertension: ["BP_CATEGORIES", "bp_category", "cohen_kappa", "hypertension_detection"],
+        statistics: ["bootstrap_subjects", "iqm", "aggregate_seeds"],
+        evaluate: ["evaluate_log", "evaluate_subjects", "evaluate_change_bins", "compare_policies"],
+    }
+    for module, names in homes.items():
+        for name in names:
+            assert getattr(ev, name) is getattr(module, name), name
+            assert name in ev.__all__, name
+    assert ev._as_float is statistics.as_float_array
+    assert ev._percentile_interval is statistics.percentile_interval

@@ -1,0 +1,126 @@
+"""Standards metrics of calibration policies, computed from saved episode logs.
+
+Everything here works on episode logs (:data:`bprl.tables.EPISODE_LOG_COLUMNS`),
+never on a live environment. A *pair* is a step with a finite reference and a
+finite corrected estimate (separately for SBP and DBP); the *error* is
+``corrected - reference`` in mmHg. Exact operational definitions of each standard
+are in :mod:`bprl.evaluation.standards` and ``docs/readme/70-evaluation.md``.
+
+Modules:
+
+* :mod:`~bprl.evaluation.logs`: episode-log checks and reading, cuff readings per
+  hour, the state of the last cuff calibration at each step.
+* :mod:`~bprl.evaluation.standards`: ISO 81060-2 / AAMI, BHS, IEEE 1708-2014 and
+  ISO 81060-3 with their thresholds.
+* :mod:`~bprl.evaluation.hypertension`: ACC/AHA 2017 categories, sensitivity,
+  specificity and Cohen's kappa.
+* :mod:`~bprl.evaluation.statistics`: bootstrap intervals over subjects, mean and
+  interquartile mean (IQM) over seeds.
+* :mod:`~bprl.evaluation.evaluate`: the tables (:func:`evaluate_log`,
+  :func:`compare_policies`, :func:`evaluate_subjects`, :func:`evaluate_change_bins`).
+
+Every name of the former single module ``bprl/evaluation.py`` is re-exported here.
+"""
+
+from __future__ import annotations
+
+from bprl.errors import EvaluationError
+from bprl.evaluation.evaluate import (
+    compare_policies,
+    evaluate_change_bins,
+    evaluate_log,
+    evaluate_subjects,
+)
+from bprl.evaluation.hypertension import BP_CATEGORIES, bp_category, cohen_kappa, hypertension_detection
+from bprl.evaluation.logs import (
+    BP_KINDS,
+    EPISODE_KEYS,
+    annotate_calibration,
+    check_episode_log,
+    cuffs_per_hour,
+    episode_durations_h,
+    read_episode_logs,
+)
+from bprl.evaluation.standards import (
+    AAMI_C2_ERROR_MMHG,
+    AAMI_C2_PROBABILITY,
+    AAMI_MEAN_LIMIT_MMHG,
+    AAMI_MIN_SUBJECTS,
+    AAMI_SD_LIMIT_MMHG,
+    BHS_GRADES,
+    BHS_LIMITS_MMHG,
+    CHANGE_BIN_EDGES_MMHG,
+    IEEE_GRADES,
+    ISO3_APE_MEDIAN_LIMIT_PCT,
+    ISO3_APE_P85_LIMIT_PCT,
+    ISO3_MEAN_LIMIT_MMHG,
+    ISO3_MIN_CHANGE_MMHG,
+    ISO3_SD_LIMIT_MMHG,
+    aami_criteria,
+    aami_sd_limit,
+    bhs_grade,
+    change_bin_labels,
+    change_bins,
+    error_stats,
+    ieee1708,
+    ieee1708_grade,
+    iso81060_3,
+)
+from bprl.evaluation.statistics import (
+    aggregate_seeds,
+    as_float_array,
+    bootstrap_subjects,
+    iqm,
+    percentile_interval,
+)
+
+# private helpers of the former single module, kept importable under their old names
+_as_float = as_float_array
+_percentile_interval = percentile_interval
+
+__all__ = [
+    "AAMI_C2_ERROR_MMHG",
+    "AAMI_C2_PROBABILITY",
+    "AAMI_MEAN_LIMIT_MMHG",
+    "AAMI_MIN_SUBJECTS",
+    "AAMI_SD_LIMIT_MMHG",
+    "BHS_GRADES",
+    "BHS_LIMITS_MMHG",
+    "BP_CATEGORIES",
+    "BP_KINDS",
+    "CHANGE_BIN_EDGES_MMHG",
+    "EPISODE_KEYS",
+    "IEEE_GRADES",
+    "ISO3_APE_MEDIAN_LIMIT_PCT",
+    "ISO3_APE_P85_LIMIT_PCT",
+    "ISO3_MEAN_LIMIT_MMHG",
+    "ISO3_MIN_CHANGE_MMHG",
+    "ISO3_SD_LIMIT_MMHG",
+    "EvaluationError",
+    "aami_criteria",
+    "aami_sd_limit",
+    "aggregate_seeds",
+    "annotate_calibration",
+    "as_float_array",
+    "bhs_grade",
+    "bootstrap_subjects",
+    "bp_category",
+    "change_bin_labels",
+    "change_bins",
+    "check_episode_log",
+    "cohen_kappa",
+    "compare_policies",
+    "cuffs_per_hour",
+    "episode_durations_h",
+    "error_stats",
+    "evaluate_change_bins",
+    "evaluate_log",
+    "evaluate_subjects",
+    "hypertension_detection",
+    "ieee1708",
+    "ieee1708_grade",
+    "iqm",
+    "iso81060_3",
+    "percentile_interval",
+    "read_episode_logs",
+]

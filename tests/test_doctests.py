@@ -1,0 +1,31 @@
+"""The worked examples in bprl's docstrings are run and checked (like ``pytest --doctest-modules``).
+
+Add a module to :data:`DOCTEST_MODULES` when its docstrings carry ``>>>`` examples;
+every listed module must hold at least one example, and all of them must pass.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+#: modules whose docstring examples are part of the test suite
+DOCTEST_MODULES: list[str] = [
+    "bprl.evaluation.standards",
+    "bprl.evaluation.hypertension",
+    "bprl.evaluation.statistics",
+]
+
+
+@pytest.mark.parametrize("name", DOCTEST_MODULES)
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
+    assert result.attempted > 0, f"{name} is listed in DOCTEST_MODULES but has no docstring examples"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} docstring examples of {name} failed (see output)"
+    )
