@@ -1,6 +1,9 @@
-"""Tests of bprl.signals: R peaks on MIT-BIH, PPG fiducials and ABP beats on synthetic and real signals."""
+"""Tests of bprl.beats: R peaks on MIT-BIH, PPG fiducials and ABP beats on synthetic and real signals."""
 
 from __future__ import annotations
+
+import importlib
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ import wfdb
 from scipy.signal import resample_poly
 from wfdb import processing
 
-from bprl import signals
+from bprl.beats import abp_beats, ecg_peaks, ppg_fiducials
 from bprl.errors import FeatureError
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
@@ -37,7 +40,7 @@ def test_ecg_peaks_mitdb_pooled_accuracy(mitdb):
     tot = np.zeros(3, dtype=int)
     for name in MITDB:
         x, fs, ref = mitdb[name]
-        peaks = signals.ecg_peaks(x, fs, return_times=False)
+        peaks = ecg_peaks(x, fs, return_times=False)
         tp, fn, fp = _score(ref, peaks, fs)
         print(f"mitdb {name}: Se {tp / (tp + fn):.4f} PPV {tp / (tp + fp):.4f} (fn {fn}, fp {fp})")
         if name != "102":  # paced record: reported, not asserted
@@ -52,12 +55,12 @@ def test_ecg_peaks_other_rates(mitdb, fs_new):
     x, fs, ref = mitdb["100"]
     n = int(10 * 60 * fs)  # first 10 minutes
     y = resample_poly(x[:n].astype(np.float64), fs_new, int(fs))
-    t = signals.ecg_peaks(y, fs_new)
+    t = ecg_peaks(y, fs_new)
     ref_s = ref[ref < n] / fs
     tp, fn, fp = _score(np.round(ref_s * 1000).astype(int), np.round(t * 1000).astype(int), 1000.0)
     assert tp / (tp + fn) >= 0.995 and tp / (tp + fp) >= 0.995
     # timing: median offset to the annotations is stable across rates (within 1 sample at 360 Hz)
-    t360 = signals.ecg_peaks(x[:n], fs)
+    t360 = ecg_peaks(x[:n], fs)
     j = np.searchsorted(t360, t)
     j = np.clip(j, 1, len(t360) - 1)
     near = np.minimum(np.abs(t - t360[j - 1]), np.abs(t - t360[j]))
@@ -69,24 +72,24 @@ def test_ecg_peaks_nan_gap_and_polarity(mitdb):
     n = int(120 * fs)
     y = x[:n].copy()
     y[int(40 * fs) : int(60 * fs)] = np.nan
-    t = signals.ecg_peaks(y, fs)
+    t = ecg_peaks(y, fs)
     assert not ((t > 40.1) & (t < 59.9)).any()
     # every beat at least 1 s away from the gap is still found, at the right time
     outside = ref[(ref < n - fs) & ((ref < 39 * fs) | (ref > 61 * fs))]
     _, fn, _ = _score(outside, np.round(t * fs).astype(int), fs)
     assert fn == 0
     # an inverted lead gives the same R times (polarity-robust refinement)
-    t_inv = signals.ecg_peaks(-x[: int(60 * fs)], fs)
-    t_pos = signals.ecg_peaks(x[: int(60 * fs)], fs)
+    t_inv = ecg_peaks(-x[: int(60 * fs)], fs)
+    t_pos = ecg_peaks(x[: int(60 * fs)], fs)
     assert len(t_inv) == len(t_pos)
     assert np.median(np.abs(t_inv - t_pos)) < 0.02
 
 
 def test_ecg_peaks_bad_input():
     with pytest.raises(FeatureError):
-        signals.ecg_peaks(np.zeros((10, 2)), 250.0)
-    assert len(signals.ecg_peaks(np.zeros(100), 250.0)) == 0  # shorter than 2 s
-    assert len(signals.ecg_peaks(np.full(5000, np.nan), 250.0)) == 0
+        ecg_peaks(np.zeros((10, 2)), 250.0)
+    assert len(ecg_peaks(np.zeros(100), 250.0)) == 0  # shorter than 2 s
+    assert len(ecg_peaks(np.full(5000, np.nan), 250.0)) == 0
 
 
 def _pulse_train(fs_hz: float, onsets_s: np.ndarray, duration_s: float, rise_s: float = 0.12) -> np.ndarray:
@@ -109,7 +112,7 @@ def test_ppg_fiducials_pairing_at_high_heart_rate():
     r = np.concatenate([np.arange(1.0, 15.0, 0.6), np.arange(15.2, 29.0, 1 / 3)])
     pat_onset = 0.42  # pulse of beat k starts after R peak k+1 at 180 bpm
     y = _pulse_train(fs, r + pat_onset, 31.0)
-    f = signals.ppg_fiducials(y, fs, r)
+    f = ppg_fiducials(y, fs, r)
     pat_ms = (f["t_maxslope_s"].to_numpy() - r) * 1000
     ok = np.isfinite(pat_ms)
     assert ok.mean() > 0.9
@@ -131,20 +134,20 @@ def test_abp_beats_reject_reasons():
     fs = 125.0
     r = np.arange(1.0, 19.0, 0.8)
     good = 70.0 + 50.0 * _pulse_train(fs, r + 0.15, 20.0)
-    b = signals.abp_beats(good, fs, r)
+    b = abp_beats(good, fs, r)
     assert b["valid"].iloc[1:-1].all()
     assert np.allclose(b["sbp_mmhg"].iloc[2:-2], b["sbp_mmhg"].iloc[2:-2].median(), atol=1.0)
     flat = np.zeros_like(good)
-    assert (signals.abp_beats(flat, fs, r)["reject_reason"] == "flat").all()
+    assert (abp_beats(flat, fs, r)["reject_reason"] == "flat").all()
     low = good * 0.2 - 5  # -5..20 mmHg: not arterial
-    assert not signals.abp_beats(low, fs, r)["valid"].any()
+    assert not abp_beats(low, fs, r)["valid"].any()
     flush = good.copy()
     flush[int(5 * fs) : int(7 * fs)] = 300.0
-    bf = signals.abp_beats(flush, fs, r)
+    bf = abp_beats(flush, fs, r)
     assert not bf["valid"][(r > 4.5) & (r < 7)].any()
     nan = good.copy()
     nan[int(10 * fs) : int(12 * fs)] = np.nan
-    bn = signals.abp_beats(nan, fs, r)
+    bn = abp_beats(nan, fs, r)
     assert (bn["reject_reason"][(r > 10) & (r < 11.5)] == "nan").all()
 
 
@@ -157,10 +160,28 @@ def _read(path):
 def test_abp_beats_real_bad_segments(physionet_dir):
     m4 = physionet_dir / "mimic4wdb-demo" / "p10020306" / "83404654"
     ch = _read(m4 / "83404654_0020")
-    r = signals.ecg_peaks(*ch["II"])
+    r = ecg_peaks(*ch["II"])
     assert len(r) > 100
-    assert not signals.abp_beats(*ch["ABP"], r)["valid"].any()
+    assert not abp_beats(*ch["ABP"], r)["valid"].any()
     for seg in ("3234460_0017", "3234460_0018"):
         ch = _read(physionet_dir / "wfdb-python-samples" / "s25047" / seg)
-        r = signals.ecg_peaks(*ch["II"])
-        assert not signals.abp_beats(*ch["ABP"], r)["valid"].any(), seg
+        r = ecg_peaks(*ch["II"])
+        assert not abp_beats(*ch["ABP"], r)["valid"].any(), seg
+
+
+def test_signals_shim_warns_and_reexports(monkeypatch):
+    """The deprecated bprl.signals warns on import and re-exports bprl.beats (private cores included)."""
+    import bprl
+    import bprl.beats
+    from bprl.beats import ecg, filters, ppg, quality
+
+    monkeypatch.delitem(sys.modules, "bprl.signals", raising=False)  # restored after the test
+    monkeypatch.delattr(bprl, "signals", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"bprl\.signals is deprecated; import from bprl\.beats"):
+        shim = importlib.import_module("bprl.signals")
+    for name in bprl.beats.__all__:
+        assert getattr(shim, name) is getattr(bprl.beats, name)
+    assert shim.signal_fill_nan is filters.signal_fill_nan
+    assert shim._ecg_peaks_filled is ecg._ecg_peaks_filled
+    assert shim._ppg_fiducials_filled is ppg._ppg_fiducials_filled
+    assert shim._beat_sqi_filled is quality._beat_sqi_filled

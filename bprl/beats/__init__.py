@@ -1,0 +1,32 @@
+"""Beat-level signal processing: filters, ECG R peaks, PPG fiducials, ABP beats and beat quality.
+
+Everything here works on plain numpy arrays (samples, NaN = invalid) and a sampling rate,
+so it serves WFDB records, MIMIC records and the virtual cohort alike. All filters are
+zero-phase (``scipy.signal.sosfiltfilt``) so fiducial times carry no filter lag; times are
+refined on the lightly filtered signal and interpolated below one sample (parabolic fit).
+The code is vectorised (numpy / scipy); Python loops run over gaps or blocks, never samples.
+
+Modules: :mod:`~bprl.beats.filters` (NaN filling, zero-phase Butterworth),
+:mod:`~bprl.beats.ecg` (R peaks), :mod:`~bprl.beats.ppg` (pulse fiducials),
+:mod:`~bprl.beats.abp` (SBP / DBP / MAP per beat) and :mod:`~bprl.beats.quality` (per-beat SQI).
+The fiducial definitions are in each module's docstring. All times are in seconds from the
+start of the signal.
+"""
+
+from __future__ import annotations
+
+from bprl.beats.abp import ABP_REJECT_REASONS, abp_beats
+from bprl.beats.ecg import ecg_peaks
+from bprl.beats.filters import signal_bandpass, signal_fill_nan
+from bprl.beats.ppg import ppg_fiducials
+from bprl.beats.quality import beat_sqi
+
+__all__ = [
+    "ABP_REJECT_REASONS",
+    "abp_beats",
+    "beat_sqi",
+    "ecg_peaks",
+    "ppg_fiducials",
+    "signal_bandpass",
+    "signal_fill_nan",
+]
