@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import doctest
+import importlib
 import re
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import bprl.evaluation.pareto
 from bprl import evaluation as ev
-from bprl import reports
+from bprl import provenance, report
 from bprl.tables import EPISODE_LOG_COLUMNS
 
 POLICIES = ("fixed_interval", "ppo", "oracle")
@@ -66,7 +70,7 @@ def report_pair(tmp_path_factory):
     out = []
     for name in ("a", "b"):
         d = tmp_path_factory.mktemp(name)
-        out.append((d, reports.write_report(d, log, metrics, CONFIG, provenance=PROVENANCE)))
+        out.append((d, report.write_report(d, log, metrics, CONFIG, provenance=PROVENANCE)))
     return out
 
 
@@ -132,22 +136,42 @@ def test_report_is_deterministic(report_pair):
 def test_pareto_front():
     # (cuffs/h, MAE): (1, 9) (2, 5) (3, 6) (4, 2) (4, 3) (NaN, 0): (3, 6) is beaten by (2, 5);
     # (4, 3) by (4, 2); NaN is never on the front
-    assert reports.pareto_front([1, 2, 3, 4, 4, np.nan], [9, 5, 6, 2, 3, 0]) == [0, 1, 3]
+    assert ev.pareto_front([1, 2, 3, 4, 4, np.nan], [9, 5, 6, 2, 3, 0]) == [0, 1, 3]
     # ties: identical points are both kept (neither strictly better)
-    assert reports.pareto_front([1, 1], [2, 2]) == [0, 1]
+    assert ev.pareto_front([1, 1], [2, 2]) == [0, 1]
+    assert ev.pareto_front([], []) == []
+    # the report draws the front with the evaluation package's function
+    assert report.pareto_front is ev.pareto_front
+
+
+def test_pareto_front_docstring_examples():
+    result = doctest.testmod(bprl.evaluation.pareto, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_collect_provenance_lists_packages():
-    prov = reports.collect_provenance()
+    prov = report.collect_provenance()
     assert prov["numpy"] == np.__version__
-    assert set(reports.PROVENANCE_PACKAGES) <= set(prov) and "git_commit" in prov
+    assert set(report.PROVENANCE_PACKAGES) <= set(prov) and "git_commit" in prov
+    # one implementation: the flat mapping is built from bprl.provenance
+    assert prov["git_commit"] == (provenance.git_commit() or "unknown")
+    assert {k: prov[k] for k in report.PROVENANCE_PACKAGES} == provenance.package_versions(
+        report.PROVENANCE_PACKAGES
+    )
+
+
+def test_format_value_cells():
+    assert report.format_value(None) == "–" and report.format_value(float("nan")) == "–"
+    assert report.format_value(np.bool_(True)) == "pass" and report.format_value(False) == "FAIL"
+    assert report.format_value(np.int64(7)) == "7" and report.format_value(-0.04) == "0.0"
+    assert report.format_value(2.345, 2) == "2.35" and report.format_value("B") == "B"
 
 
 def test_report_rejects_bad_log(tmp_path):
     from bprl.errors import BprlError
 
     with pytest.raises(BprlError, match="missing columns"):
-        reports.write_report(tmp_path, synthetic_log().drop(columns=["corr_sbp_mmhg"]))
+        report.write_report(tmp_path, synthetic_log().drop(columns=["corr_sbp_mmhg"]))
     assert not (tmp_path / "report.html").exists()
 
 
@@ -156,9 +180,22 @@ def test_report_shows_recorded_provenance(tmp_path):
     log = synthetic_log(steps=8)
     log = log[(log["policy"] == "ppo") & (log["seed"] == 0)]
     (tmp_path / "provenance.json").write_text('{"git": {"commit": "feedbee"}, "python": "3.11.9"}')
-    html_path, md_path = reports.write_report(tmp_path, log, n_resamples=20)
+    html_path, md_path = report.write_report(tmp_path, log, n_resamples=20)
     page = html_path.read_text(encoding="utf-8")
     assert "<td>git.commit</td>" in page and "feedbee" in page
     assert "| git.commit | feedbee |" in md_path.read_text(encoding="utf-8")
     # one policy, no oracle: no upper-bound note
     assert "upper bound" not in page
+
+
+def test_reports_shim_warns_and_reexports(monkeypatch):
+    """The deprecated bprl.reports warns on import and re-exports its old names from bprl.report."""
+    import bprl
+
+    monkeypatch.delitem(sys.modules, "bprl.reports", raising=False)  # restored after the test
+    monkeypatch.delattr(bprl, "reports", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"bprl\.reports is deprecated; import from bprl\.report"):
+        shim = importlib.import_module("bprl.reports")
+    for name in shim.__all__:
+        assert getattr(shim, name) is getattr(report, name)
+    assert {"write_report", "collect_provenance", "pareto_front", "PROVENANCE_PACKAGES"} <= set(shim.__all__)

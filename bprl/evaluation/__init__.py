@@ -16,6 +16,7 @@ Modules:
   specificity and Cohen's kappa.
 * :mod:`~bprl.evaluation.statistics`: bootstrap intervals over subjects, mean and
   interquartile mean (IQM) over seeds.
+* :mod:`~bprl.evaluation.pareto`: the Pareto front of policies on two costs.
 * :mod:`~bprl.evaluation.evaluate`: the tables (:func:`evaluate_log`,
   :func:`compare_policies`, :func:`evaluate_subjects`, :func:`evaluate_change_bins`).
 
@@ -41,6 +42,7 @@ from bprl.evaluation.logs import (
     episode_durations_h,
     read_episode_logs,
 )
+from bprl.evaluation.pareto import pareto_front
 from bprl.evaluation.standards import (
     AAMI_C2_ERROR_MMHG,
     AAMI_C2_PROBABILITY,
@@ -121,6 +123,7 @@ __all__ = [
     "ieee1708_grade",
     "iqm",
     "iso81060_3",
+    "pareto_front",
     "percentile_interval",
     "read_episode_logs",
 ]

@@ -1,0 +1,231 @@
+"""The report's tables: accuracy, standards, criterion details and IEEE 1708 by BP change.
+
+Each table function turns a :func:`bprl.evaluation.compare_policies` (or
+:func:`bprl.evaluation.evaluate_change_bins`) table into a :data:`Table`, a header and rows
+of formatted cell strings; :func:`markdown_table` and :func:`html_table` render a
+:data:`Table`. Numbers are formatted by :func:`format_value` (``–`` for missing values,
+``pass`` / ``FAIL`` for booleans, never ``-0.0``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bprl import evaluation as ev
+
+#: a table: header cells and rows of cells, all formatted strings
+Table = tuple[list[str], list[list[str]]]
+
+#: (column header, metrics column) of the standards table, in column order
+STANDARD_COLUMNS: list[tuple[str, str]] = [
+    ("AAMI c1 SBP", "sbp_aami_c1_pass"),
+    ("AAMI c1 DBP", "dbp_aami_c1_pass"),
+    ("AAMI c2 SBP", "sbp_aami_c2_pass"),
+    ("AAMI c2 DBP", "dbp_aami_c2_pass"),
+    ("BHS SBP", "sbp_bhs_grade"),
+    ("BHS DBP", "dbp_bhs_grade"),
+    ("IEEE 1708 SBP", "sbp_ieee_grade"),
+    ("IEEE 1708 DBP", "dbp_ieee_grade"),
+    ("ISO 81060-3 SBP", "sbp_iso3_pass"),
+    ("ISO 81060-3 DBP", "dbp_iso3_pass"),
+]
+
+
+def format_value(x: object, digits: int = 1) -> str:
+    """One table cell: ``–`` for None or non-finite, ``pass``/``FAIL`` for booleans, ``digits`` decimals.
+
+    Args:
+        x: the value (None, bool, integer, float or anything with a ``str``).
+        digits: decimals of a float.
+
+    Returns:
+        The cell text; a float that rounds to zero is written without a minus sign.
+    """
+    if x is None:
+        return "–"
+    if isinstance(x, bool | np.bool_):
+        return "pass" if x else "FAIL"
+    if isinstance(x, int | np.integer):
+        return str(int(x))
+    if isinstance(x, float | np.floating):
+        if not math.isfinite(float(x)):
+            return "–"
+        text = f"{float(x):.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0.0 else text  # no "-0.0"
+    return str(x)
+
+
+def flatten_mapping(d: dict[str, Any], prefix: str = "") -> list[list[str]]:
+    """``[[key, value], ...]`` of a nested mapping, nested keys joined with dots, in key order.
+
+    Lists and tuples are written as JSON, everything else with ``str``.
+    """
+    rows: list[list[str]] = []
+    for k in sorted(d, key=str):
+        v = d[k]
+        if isinstance(v, dict):
+            rows += flatten_mapping(v, f"{prefix}{k}.")
+        else:
+            rows.append([f"{prefix}{k}", json.dumps(v) if isinstance(v, list | tuple) else str(v)])
+    return rows
+
+
+# ------------------------------------------------------------------ the tables
+def _ci_cell(row: pd.Series, bp: str, stat: str) -> str:
+    """``value [lo, hi]`` of statistic ``stat`` (``me``, ``sd``, ``mae``) of ``bp`` in mmHg."""
+    return (
+        f"{format_value(row[f'{bp}_{stat}_mmhg'])} [{format_value(row[f'{bp}_{stat}_ci_lo_mmhg'])}, "
+        f"{format_value(row[f'{bp}_{stat}_ci_hi_mmhg'])}]"
+    )
+
+
+def accuracy_table(metrics: pd.DataFrame) -> Table:
+    """ME, SD, MAE with bootstrap intervals, the IQM of MAE over seeds, and cuffs per hour per policy.
+
+    Args:
+        metrics: policy comparison (:func:`bprl.evaluation.compare_policies`).
+
+    Returns:
+        One row per policy.
+    """
+    head = ["Policy", "Subjects", "Seeds"]
+    for bp in ("SBP", "DBP"):
+        head += [f"{bp} ME", f"{bp} SD", f"{bp} MAE", f"{bp} MAE IQM over seeds"]
+    head += ["Cuffs / h"]
+    body = []
+    for _, r in metrics.iterrows():
+        line = [str(r["policy"]), format_value(r["n_subjects"]), format_value(r["n_seeds"])]
+        for bp in ev.BP_KINDS:
+            iqm = (
+                f"{format_value(r[f'{bp}_mae_mmhg_seed_iqm'])} [{format_value(r[f'{bp}_mae_mmhg_seed_iqm_ci_lo'])}, "
+                f"{format_value(r[f'{bp}_mae_mmhg_seed_iqm_ci_hi'])}]"
+            )
+            line += [_ci_cell(r, bp, "me"), _ci_cell(r, bp, "sd"), _ci_cell(r, bp, "mae"), iqm]
+        line.append(format_value(r["cuffs_per_hour"], 2))
+        body.append(line)
+    return head, body
+
+
+def standards_table(metrics: pd.DataFrame) -> Table:
+    """Pass/fail and grades per standard (:data:`STANDARD_COLUMNS`) and hypertension detection per policy.
+
+    Args:
+        metrics: policy comparison (:func:`bprl.evaluation.compare_policies`).
+
+    Returns:
+        One row per policy.
+    """
+    head = (
+        ["Policy"] + [h for h, _ in STANDARD_COLUMNS] + ["HTN sensitivity", "HTN specificity", "Category κ"]
+    )
+    body = []
+    for _, r in metrics.iterrows():
+        line = [str(r["policy"])] + [format_value(r[c]) for _, c in STANDARD_COLUMNS]
+        line += [
+            format_value(r["htn_sensitivity"], 2),
+            format_value(r["htn_specificity"], 2),
+            format_value(r["category_kappa"], 2),
+        ]
+        body.append(line)
+    return head, body
+
+
+def detail_table(metrics: pd.DataFrame) -> Table:
+    """AAMI criterion 2, BHS percentages and ISO 81060-3 change tracking per policy and BP kind.
+
+    Args:
+        metrics: policy comparison (:func:`bprl.evaluation.compare_policies`).
+
+    Returns:
+        One row per policy and BP kind (SBP, then DBP).
+    """
+    head = [
+        "Policy",
+        "BP",
+        "SD of subject means",
+        "c2 limit",
+        "BHS ≤5 / ≤10 / ≤15 %",
+        "ISO 3 changes",
+        "APE median %",
+        "APE P85 %",
+    ]
+    body = []
+    for _, r in metrics.iterrows():
+        for bp in ev.BP_KINDS:
+            body.append(
+                [
+                    str(r["policy"]),
+                    bp.upper(),
+                    format_value(r[f"{bp}_subject_me_sd_mmhg"], 2),
+                    format_value(r[f"{bp}_aami_c2_limit_mmhg"], 2),
+                    " / ".join(format_value(r[f"{bp}_bhs_pct{k}"]) for k in (5, 10, 15)),
+                    format_value(r[f"{bp}_iso3_n_changes"]),
+                    format_value(r[f"{bp}_iso3_ape_median_pct"]),
+                    format_value(r[f"{bp}_iso3_ape_p85_pct"]),
+                ]
+            )
+    return head, body
+
+
+def change_table(bins: pd.DataFrame) -> Table:
+    """IEEE 1708 MAE (grade, pairs) by |BP change since the last cuff reading| per policy and BP kind.
+
+    Args:
+        bins: change-bin table (:func:`bprl.evaluation.evaluate_change_bins`).
+
+    Returns:
+        One row per policy and BP kind; ``–`` for bins without pairs.
+    """
+    labels = list(dict.fromkeys(bins["change_bin"]))
+    head = ["Policy", "BP"] + [f"|Δref| {lab}" if lab != "no calibration" else lab for lab in labels]
+    body = []
+    for (policy, bp), g in bins.groupby(["policy", "bp"], sort=False):
+        g = g.set_index("change_bin")
+        line = [str(policy), str(bp).upper()]
+        for lab in labels:
+            if lab in g.index and g.loc[lab, "n_pairs"] > 0:
+                line.append(
+                    f"{format_value(g.loc[lab, 'mae_mmhg'])} "
+                    f"({g.loc[lab, 'grade']}, n={int(g.loc[lab, 'n_pairs'])})"
+                )
+            else:
+                line.append("–")
+        body.append(line)
+    return head, body
+
+
+# ------------------------------------------------------------------ rendering
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def html_table(head: list[str], body: list[list[str]]) -> str:
+    """An HTML table (cells escaped); ``pass``/``FAIL`` and grades A-D get a CSS class for colour."""
+
+    def cell(c: str) -> str:
+        cls = {"pass": "pass", "FAIL": "fail"}.get(c, "")
+        if c in ("A", "B", "C", "D"):
+            cls = "grade" + c
+        return f'<td class="{cls}">{html.escape(c)}</td>' if cls else f"<td>{html.escape(c)}</td>"
+
+    out = [
+        "<table>",
+        "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>",
+        "<tbody>",
+    ]
+    out += ["<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in body]
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out)
