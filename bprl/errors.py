@@ -16,6 +16,15 @@ class RecordError(BprlError):
     """A record could not be read: missing or corrupt file, unsupported format, missing channel."""
 
 
+class RecordWarning(UserWarning):
+    """A record was read, but something in it deserves attention.
+
+    Duplicate channel names, a header without a sampling frequency (250 Hz assumed),
+    implausible decoded signals. The message names the file and the problem; the same
+    text is kept in ``Record.warnings`` / ``Record.problems`` and in the scan table.
+    """
+
+
 class CohortError(BprlError):
     """Invalid virtual-cohort arguments or parameter files."""
 

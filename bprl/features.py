@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,9 @@ import pandas as pd
 from scipy import ndimage
 
 from bprl import signals
-from bprl.errors import BprlError, FeatureError
-from bprl.records import Record, read_record
+from bprl.errors import BprlError, FeatureError, RecordError, RecordWarning
+from bprl.record_checks import require_regular_file
+from bprl.records import Record, header_roles, read_record
 from bprl.tables import REPLAY_COLUMNS, write_parquet_atomic
 
 __all__ = [
@@ -317,20 +319,43 @@ def _row_nanmean(m: np.ndarray) -> np.ndarray:
         return np.where(n > 0, s / np.maximum(n, 1), np.nan)
 
 
+#: plausible median heart rate of a whole record (bpm); outside, the ECG is not an ECG or the
+#: header's sampling frequency is wrong (e.g. 500-Hz data labelled 125 Hz reads 4x too fast)
+HR_PLAUSIBLE_BPM: tuple[float, float] = (20.0, 250.0)
+
+
 def build_replay_table(record: Record, config: FeatureConfig | None = None) -> pd.DataFrame:
     """Replay table of one record: :func:`record_beats` aggregated into windows.
 
-    A record without PPG gives NaN PAT/PPG features; without ABP, NaN reference.
+    A record without PPG gives NaN PAT/PPG features; without ABP, NaN reference
+    (:func:`build_replay_tables` skips records without PPG).
 
     Raises:
-        FeatureError: no ECG, no beats, or shorter than one window.
+        FeatureError: no ECG, no beats, shorter than one window, the preferred ECG, PPG or
+            ABP channel has plausibility problems (``Channel.problems``, see
+            :func:`bprl.record_checks.channel_problems`), or the median heart rate is
+            outside :data:`HR_PLAUSIBLE_BPM`.
     """
     cfg = config or FeatureConfig()
     if record.duration_s < cfg.window_s:
         raise FeatureError(
             f"{record.path}: {record.duration_s:.1f} s is shorter than one window ({cfg.window_s} s)"
         )
+    used = [record.channel(r) for r in ("ecg", "ppg", "abp") if record.has(r)]
+    problems = [p.removeprefix(f"{record.path}: ") for c in used for p in c.problems]
+    if problems:
+        raise FeatureError(f"{record.path}: implausible signals, no features built: " + "; ".join(problems))
     beats = record_beats(record, cfg)
+    hr = beats["hr_bpm"].to_numpy(np.float64)
+    hr_median = float(np.median(hr[np.isfinite(hr)])) if np.isfinite(hr).any() else float("nan")
+    lo, hi = HR_PLAUSIBLE_BPM
+    if not lo <= hr_median <= hi:
+        ecg = record.channel("ecg")
+        raise FeatureError(
+            f"{record.path}: implausible heart rate: median {hr_median:.0f} bpm from ECG {ecg.name!r} at "
+            f"{ecg.fs_hz:g} Hz (plausible {lo:g}-{hi:g} bpm): wrong sampling frequency or format in the "
+            "header, or not an ECG"
+        )
     return replay_table_from_beats(beats, record.duration_s, record.subject_id, record.record_id, cfg)
 
 
@@ -346,8 +371,9 @@ def feature_code_version() -> str:
 def _record_files(path: Path) -> list[Path]:
     """Header and data files of a record: files in its folder whose name starts with the record name."""
     hea = path if path.suffix in (".hea", ".mat") else path.with_suffix(".hea")
-    if not hea.exists():
+    if not os.path.lexists(hea):
         raise FeatureError(f"{path}: record header not found")
+    require_regular_file(hea, "record header")  # never hash (open) a FIFO or device
     stem = hea.stem
     if hea.suffix == ".mat":  # a MATLAB excerpt and its sidecar files share its exact stem
         files = sorted(p for p in hea.parent.iterdir() if p.is_file() and p.stem == stem)
@@ -362,7 +388,9 @@ def record_cache_key(record_path: str | os.PathLike[str], config: FeatureConfig 
     h = hashlib.sha256()
     for f in _record_files(Path(record_path)):
         h.update(f.name.encode())
-        h.update(f.read_bytes())
+        with open(f, "rb") as fh:  # in blocks: signal files can be large
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
     h.update(cfg.key().encode())
     h.update(feature_code_version().encode())
     return h.hexdigest()[:24]
@@ -397,16 +425,39 @@ def load_replay_table(
     return table
 
 
-def _build_one(args: tuple[str, FeatureConfig, str]) -> tuple[str, str, str]:
-    """Worker: (record path, cached table path or '', error message or '')."""
+def _build_one(args: tuple[str, FeatureConfig, str]) -> tuple[str, str, str, str, list[str]]:
+    """Worker: (record path, cached table path or '', status, reason, record warnings).
+
+    ``status`` is ``"ok"``; ``"skipped"`` for a readable record without usable features
+    (no PPG, no window with a PAT, no ECG, too short, implausible signals); ``"error"``
+    for an unreadable record. Record warnings are caught here and returned, so that the
+    parent process reports each once.
+    """
     path, cfg, cache_dir = args
-    try:
-        load_replay_table(path, cfg, cache_dir)
-        return path, str(cache_path(path, cfg, cache_dir)), ""
-    except BprlError as exc:
-        return path, "", str(exc)
-    except Exception as exc:  # a batch never crashes on one bad record
-        return path, "", f"{path}: unexpected {type(exc).__name__}: {exc}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RecordWarning)
+        try:
+            roles = header_roles(path)
+            if "ppg" not in roles:
+                status, table_path = "skipped", ""
+                reason = f"{path}: no PPG channel (roles: {', '.join(roles) or 'none'}): no PAT features"
+            else:
+                table = load_replay_table(path, cfg, cache_dir)
+                table_path = str(cache_path(path, cfg, cache_dir))
+                status, reason = "ok", ""
+                if not table["pat_foot_ms"].notna().any():
+                    status, table_path = "skipped", ""
+                    reason = (
+                        f"{path}: no window has a PAT (PPG unusable or no valid beat), {len(table)} windows"
+                    )
+        except RecordError as exc:
+            status, reason, table_path = "error", str(exc), ""
+        except BprlError as exc:
+            status, reason, table_path = "skipped", str(exc), ""
+        except Exception as exc:  # a batch never crashes on one bad record
+            status, reason, table_path = "error", f"{path}: unexpected {type(exc).__name__}: {exc}", ""
+    notes = [str(w.message) for w in caught if issubclass(w.category, RecordWarning)]
+    return path, table_path, status, reason, list(dict.fromkeys(notes))
 
 
 def _find_records(root: Path) -> list[Path]:
@@ -428,9 +479,16 @@ def build_replay_tables(
 ) -> tuple[dict[str, Path], pd.DataFrame]:
     """Build (or load from cache) the replay tables of every record under ``root``.
 
+    Records without a PPG channel are skipped (reason ``no PPG channel``) before their
+    signals are read, and so are records whose table has no window with a PAT; non-regular
+    files named ``*.hea`` are listed as errors without being opened. Warnings about the
+    records read (:class:`bprl.errors.RecordWarning`: duplicate channel names, ...) are
+    re-emitted once each in this process.
+
     Returns:
         ``(tables, skipped)``: record header path -> cached Parquet path for each built record,
-        and a DataFrame ``record_path, reason`` of the records that were skipped.
+        and a DataFrame ``record_path, status, reason`` of the records without a table
+        (``status``: ``"skipped"`` when readable but unusable, ``"error"`` when unreadable).
 
     Raises:
         FeatureError: ``root`` is not a folder.
@@ -455,6 +513,12 @@ def build_replay_tables(
             )
     else:
         results = [_build_one(j) for j in tqdm(jobs, desc="features", unit="rec", disable=not progress)]
-    tables = {p: Path(t) for p, t, err in results if not err}
-    skipped = pd.DataFrame([(p, err) for p, _t, err in results if err], columns=["record_path", "reason"])
+    for *_rest, notes in results:
+        for msg in notes:
+            warnings.warn(msg, RecordWarning, stacklevel=2)
+    tables = {p: Path(t) for p, t, status, _r, _n in results if status == "ok"}
+    skipped = pd.DataFrame(
+        [(p, status, reason) for p, _t, status, reason, _n in results if status != "ok"],
+        columns=["record_path", "status", "reason"],
+    )
     return tables, skipped

@@ -31,9 +31,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bprl.errors import RecordError
+from bprl.errors import RecordError, RecordWarning
+from bprl.record_checks import channel_problems as _channel_problems
+from bprl.record_checks import (
+    check_record_line,
+    check_segment_files,
+    duplicate_name_notes,
+    file_kind,
+    header_lines,
+    header_sample_count,
+    read_text_bounded,
+    require_regular_file,
+    unescape_header,
+    wfdb_record_path,
+)
 
 ROLES: tuple[str, ...] = ("ecg", "ppg", "abp", "resp")
 
@@ -140,15 +154,17 @@ def _is_unusable(samples: np.ndarray) -> bool:
 def order_channels(channels: Iterable[Channel]) -> list[Channel]:
     """Channels sorted by role (:data:`ROLES` order, then no role), usability, preference, input order.
 
-    Within a role, a channel that is entirely NaN or flat comes after usable ones,
-    then channels follow the preference lists (:data:`ECG_LEAD_ORDER`, :data:`ROLE_ALIASES`).
+    Within a role, a channel that is entirely NaN or flat, or has plausibility
+    ``problems`` (see :func:`bprl.record_checks.channel_problems`), comes after usable
+    ones, then channels follow the preference lists (:data:`ECG_LEAD_ORDER`,
+    :data:`ROLE_ALIASES`).
     """
     chans = list(channels)
 
     def key(item: tuple[int, Channel]) -> tuple[int, int, int, int]:
         i, c = item
         role_i = ROLES.index(c.role) if c.role in ROLES else len(ROLES)
-        demoted = int(c.role is not None and _is_unusable(c.samples))
+        demoted = int(c.role is not None and (bool(c.problems) or _is_unusable(c.samples)))
         return role_i, demoted, _preference_rank(c.name, c.role), i
 
     return [c for _, c in sorted(enumerate(chans), key=key)]
@@ -165,6 +181,8 @@ class Channel:
         fs_hz: sampling rate of this channel in Hz.
         units: physical units (``"mV"``, ``"mmHg"``, ``"NU"``).
         samples: float32 array of physical values; NaN marks invalid samples and gaps.
+        problems: plausibility problems found when the record was read (empty: none);
+            each message names the file and the channel.
     """
 
     name: str
@@ -172,6 +190,7 @@ class Channel:
     fs_hz: float
     units: str
     samples: np.ndarray
+    problems: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -201,6 +220,9 @@ class Record:
         channels: the signals, each at its own rate, ordered by role and preference
             (see :func:`order_channels`).
         comments: header comment lines (without ``#``).
+        warnings: things that deserve attention but do not make the record unusable
+            (duplicate channel names, sampling frequency absent from the header); each
+            message names the file. Plausibility problems are in :attr:`problems`.
     """
 
     subject_id: str
@@ -209,6 +231,12 @@ class Record:
     channels: list[Channel] = field(default_factory=list)
     start_time: datetime | None = None
     comments: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """Plausibility problems of all channels (see :func:`bprl.record_checks.channel_problems`)."""
+        return [p for c in self.channels for p in c.problems]
 
     @property
     def roles(self) -> list[str]:
@@ -293,36 +321,46 @@ SUPPORTED_FORMATS: tuple[str, ...] = (*_FMT_BITS, *_FLAC_FMTS)
 
 
 def _resolve(path: str | os.PathLike[str]) -> tuple[Path, str]:
-    """Split ``path`` into (header path or .mat path, kind) where kind is ``"wfdb"`` or ``"mat"``."""
+    """Split ``path`` into (header path or .mat path, kind) where kind is ``"wfdb"`` or ``"mat"``.
+
+    Only regular files are accepted: a FIFO, device or folder named like a record is
+    refused without being opened (opening a FIFO would block forever).
+    """
     p = Path(path)
     if p.suffix.lower() == ".hea":
-        if not p.is_file():
-            raise RecordError(f"{p}: record header does not exist")
+        require_regular_file(p, "record header")
         return p, "wfdb"
     if p.suffix.lower() == ".mat":
         hea = p.with_suffix(".hea")
-        if hea.is_file():  # a WFDB record whose signal file is .mat (Challenge 2015)
+        if file_kind(hea) != "missing":  # a WFDB record whose signal file is .mat (Challenge 2015)
+            require_regular_file(hea, "record header")
             return hea, "wfdb"
-        if not p.is_file():
+        if file_kind(p) == "missing":
             raise RecordError(f"{p}: file does not exist")
+        require_regular_file(p, "MATLAB file")
         return p, "mat"
     hea = Path(str(p) + ".hea")
-    if hea.is_file():
+    if file_kind(hea) != "missing":
+        require_regular_file(hea, "record header")
         return hea, "wfdb"
-    if p.is_file() and p.suffix.lower() in (".dat", ".flac") and p.with_suffix(".hea").is_file():
+    if p.suffix.lower() in (".dat", ".flac") and file_kind(p) is None and p.with_suffix(".hea").is_file():
         return p.with_suffix(".hea"), "wfdb"
     raise RecordError(f"{p}: record does not exist (no {hea.name} and no such file)")
 
 
-def _read_header(hea: Path, *, rd_segments: bool = False) -> Any:
-    """Parse a WFDB header with wfdb, turning every failure into RecordError naming the file."""
+def _read_header(hea: Path, notes: list[str] | None = None, what: str = "record header") -> Any:
+    """Parse a WFDB header with wfdb, turning every failure into RecordError naming the file.
+
+    The header must be a regular file of at most
+    :data:`bprl.record_checks.MAX_HEADER_BYTES`; its record line is validated by
+    :func:`bprl.record_checks.check_record_line` (notes such as "250 Hz assumed" are
+    appended to ``notes``). Non-ASCII names, units and comments are kept (wfdb alone
+    would drop those characters).
+    """
     import wfdb
 
-    try:
-        text = hea.read_text(encoding="latin-1")
-    except OSError as exc:
-        raise RecordError(f"{hea}: cannot read header: {exc}") from exc
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    text = read_text_bounded(hea, what)
+    lines = header_lines(text)
     if not lines:
         raise RecordError(f"{hea}: empty header (no record line)")
     first = lines[0].split()
@@ -330,14 +368,27 @@ def _read_header(hea: Path, *, rd_segments: bool = False) -> Any:
         raise RecordError(
             f"{hea}: not a WFDB header (record line {lines[0][:60]!r} lacks 'name n_signals ...')"
         )
+    check_record_line(hea, lines[0], notes)
     try:
-        return wfdb.rdheader(str(hea.with_suffix("")), rd_segments=rd_segments)
+        with wfdb_record_path(hea, text) as (rec_path, _tmp):
+            hdr = wfdb.rdheader(rec_path)
+    except RecordError:
+        raise
     except Exception as exc:  # wfdb raises ValueError/IndexError/... on malformed headers
         raise RecordError(f"{hea}: cannot parse header: {type(exc).__name__}: {exc}") from exc
+    return hdr if text.isascii() else unescape_header(hdr)
 
 
 def _check_signal_files(hea: Path, hdr: Any) -> None:
-    """RecordError when a signal file named in the header is missing, of unknown format, or truncated."""
+    """RecordError when the signal files named in the header do not fit it.
+
+    Checked without decoding: a format is supported; each file exists and is a regular
+    file; the record has samples (a header saying 0 samples, or an empty file when the
+    header omits the count); for fixed-size formats the file size matches the header
+    (offset + frames x samples per frame x bits / 8): shorter is "truncated", longer by
+    more than one frame (or 4 bytes) means the header's format, samples per frame or
+    sample count are wrong (e.g. a format-212 header over format-16 data).
+    """
     fmts = list(getattr(hdr, "fmt", None) or [])
     files = list(getattr(hdr, "file_name", None) or [])
     spf = list(getattr(hdr, "samps_per_frame", None) or [1] * len(files))
@@ -351,26 +402,50 @@ def _check_signal_files(hea: Path, hdr: Any) -> None:
                 f"(supported: {', '.join(SUPPORTED_FORMATS)})"
             )
         per_file.setdefault(fname, []).append(i)
+    if per_file and sig_len == 0:
+        raise RecordError(f"{hea}: the header gives 0 samples per signal: the record has no samples")
     for fname, idx in per_file.items():
         f = hea.parent / fname
-        if not f.is_file():
+        kind = file_kind(f)
+        if kind in ("missing", "broken link"):
             raise RecordError(f"{hea}: signal file {fname} named in the header is missing")
+        if kind is not None:
+            raise RecordError(f"{f}: signal file named in {hea.name} is a {kind}, not a regular file")
         fmt = fmts[idx[0]]
-        if fmt in _FMT_BITS and sig_len:
-            n_per_frame = sum(int(spf[i] or 1) for i in idx)
-            need = int(offsets[idx[0]] or 0) + math.ceil(sig_len * n_per_frame * _FMT_BITS[fmt] / 8)
-            have = f.stat().st_size
-            if have < need:
+        if fmt not in _FMT_BITS:
+            continue
+        n_per_frame = sum(int(spf[i] or 1) for i in idx)
+        offset = int(offsets[idx[0]] or 0)
+        have = f.stat().st_size
+        if sig_len is None:
+            if header_sample_count(f, _FMT_BITS[fmt], n_per_frame, offset) == 0:
                 raise RecordError(
-                    f"{f}: signal file truncated ({have} bytes; the header needs {need} for "
-                    f"{sig_len} frames of {len(idx)} signal(s) in format {fmt})"
+                    f"{f}: signal file holds no samples ({have} bytes) and the header gives no count"
                 )
+            continue
+        need = offset + math.ceil(sig_len * n_per_frame * _FMT_BITS[fmt] / 8)
+        if have < need:
+            raise RecordError(
+                f"{f}: signal file truncated ({have} bytes; the header needs {need} for "
+                f"{sig_len} frames of {len(idx)} signal(s) in format {fmt})"
+            )
+        slack = max(4, math.ceil(n_per_frame * _FMT_BITS[fmt] / 8))
+        if have > need + slack:
+            raise RecordError(
+                f"{f}: signal file is {have} bytes but the header describes {need} ({sig_len} frames of "
+                f"{len(idx)} signal(s), {n_per_frame} samples per frame, format {fmt}): the format, "
+                "samples per frame or sample count in the header do not match the file "
+                "(e.g. a format-212 header over format-16 data)"
+            )
 
 
 def _select(hea: Path, names: Sequence[str], wanted: Sequence[str] | None) -> list[int]:
-    """Indices of the ``wanted`` channel names (all when ``None``); RecordError naming absent ones."""
+    """Indices of the ``wanted`` channel names (all when ``None``); RecordError naming absent ones.
+
+    With duplicate names only the first signal of each name is selected (header order).
+    """
     if wanted is None:
-        return list(range(len(names)))
+        return [i for i, n in enumerate(names) if names.index(n) == i]
     out = []
     for w in wanted:
         hits = [i for i, n in enumerate(names) if n == w] or [
@@ -379,7 +454,7 @@ def _select(hea: Path, names: Sequence[str], wanted: Sequence[str] | None) -> li
         if not hits:
             raise RecordError(f"{hea}: requested channel {w!r} is absent (channels: {list(names)})")
         out.append(hits[0])
-    return out
+    return list(dict.fromkeys(out))
 
 
 def _read_segment(hea: Path, hdr: Any, channels: list[int] | None = None) -> list[np.ndarray]:
@@ -391,10 +466,18 @@ def _read_segment(hea: Path, hdr: Any, channels: list[int] | None = None) -> lis
     chans = list(range(int(hdr.n_sig))) if channels is None else channels
     if not chans:
         return []
+    text = read_text_bounded(hea)
     try:
-        rec = wfdb.rdrecord(str(hea.with_suffix("")), channels=chans, smooth_frames=False)
-    except Exception as exc:
-        raise RecordError(f"{hea}: cannot read signals: {type(exc).__name__}: {exc}") from exc
+        with wfdb_record_path(hea, text, list(hdr.file_name or [])) as (rec_path, tmp):
+            try:
+                rec = wfdb.rdrecord(rec_path, channels=chans, smooth_frames=False)
+            except Exception as exc:
+                msg = str(exc) if tmp is None else str(exc).replace(tmp, str(hea.parent))
+                raise RecordError(f"{hea}: cannot read signals: {type(exc).__name__}: {msg}") from exc
+    except RecordError:
+        raise
+    except OSError as exc:  # the temporary folder of a non-ASCII header
+        raise RecordError(f"{hea}: cannot read signals: {exc}") from exc
     out = []
     for j, i in enumerate(chans):
         x = np.asarray(rec.e_p_signal[j], dtype=np.float32)
@@ -419,9 +502,12 @@ def _check_fs(where: Path, fs_hz: float | None, rates: Sequence[float]) -> None:
         )
 
 
-def _read_wfdb_single(hea: Path, hdr: Any, channel_names: Sequence[str] | None) -> list[Channel]:
-    """Channels of a single-segment WFDB record at their own rates."""
+def _read_wfdb_single(
+    hea: Path, hdr: Any, channel_names: Sequence[str] | None, notes: list[str]
+) -> list[Channel]:
+    """Channels of a single-segment WFDB record at their own rates (first of duplicate names)."""
     names = list(hdr.sig_name or [])
+    notes += duplicate_name_notes(hea, names)
     idx = _select(hea, names, channel_names)
     data = _read_segment(hea, hdr, idx)
     fs = float(hdr.fs)
@@ -437,33 +523,45 @@ def _read_wfdb_single(hea: Path, hdr: Any, channel_names: Sequence[str] | None) 
     ]
 
 
-def _segment_layout(hea: Path, hdr: Any) -> tuple[list[tuple[str, int, str]], list[int]]:
+def _segment_layout(
+    hea: Path, hdr: Any, notes: list[str] | None = None
+) -> tuple[list[tuple[str, int, str]], list[int]]:
     """(name, samples per frame, units) of each channel of a multi-segment record, and segment indices.
 
     Variable layout: from the layout segment (length 0, first). Fixed layout: from
-    the first real segment; further segments add channels they alone have.
+    the first real segment; further segments add channels they alone have. A name the
+    layout lists twice is used once (the first), with a note.
     """
     seg_names = list(hdr.seg_name)
     seg_lens = [int(n) for n in hdr.seg_len]
     chans: list[tuple[str, int, str]] = []
     data_segs = list(range(len(seg_names)))
     if seg_names and seg_lens[0] == 0 and seg_names[0] != "~":
-        layout = _read_header(hea.parent / f"{seg_names[0]}.hea")
-        for i, n in enumerate(layout.sig_name or []):
-            chans.append((n, int(layout.samps_per_frame[i] or 1), str(layout.units[i] or "")))
+        layout_hea = hea.parent / f"{seg_names[0]}.hea"
+        if file_kind(layout_hea) in ("missing", "broken link"):
+            raise RecordError(f"{hea}: layout header {layout_hea.name} named in the master header is missing")
+        layout = _read_header(layout_hea, notes, "layout header")
+        names = list(layout.sig_name or [])
+        if notes is not None:
+            notes += duplicate_name_notes(layout_hea, names)
+        for i, n in enumerate(names):
+            if names.index(n) == i:
+                chans.append((n, int(layout.samps_per_frame[i] or 1), str(layout.units[i] or "")))
         data_segs = data_segs[1:]
     return chans, data_segs
 
 
 def _read_wfdb_multi(
-    hea: Path, hdr: Any, channel_names: Sequence[str] | None
+    hea: Path, hdr: Any, channel_names: Sequence[str] | None, notes: list[str]
 ) -> tuple[list[Channel], list[str]]:
     """Channels of a multi-segment record: segments at their frame offsets, gaps NaN, mapped by name."""
     fs = float(hdr.fs)
     seg_names = list(hdr.seg_name)
     seg_lens = [int(n) for n in hdr.seg_len]
-    chans, data_segs = _segment_layout(hea, hdr)
+    chans, data_segs = _segment_layout(hea, hdr, notes)
     total = sum(seg_lens)
+    if total == 0:
+        raise RecordError(f"{hea}: every segment has length 0: the record has no samples")
     # read the segment headers first (names, rates) so that missing files fail early
     seg_hdrs: dict[int, Any] = {}
     comments: list[str] = []
@@ -471,14 +569,16 @@ def _read_wfdb_multi(
         if seg_names[s] == "~" or seg_lens[s] == 0:
             continue
         seg_hea = hea.parent / f"{seg_names[s]}.hea"
-        if not seg_hea.is_file():
+        if file_kind(seg_hea) in ("missing", "broken link"):
             raise RecordError(f"{hea}: segment header {seg_hea.name} named in the master header is missing")
-        sh = _read_header(seg_hea)
+        sh = _read_header(seg_hea, notes, "segment header")
         if abs(float(sh.fs) - fs) > 1e-6 * fs:
             raise RecordError(f"{seg_hea}: frame rate {sh.fs} Hz differs from the master header's {fs} Hz")
         seg_hdrs[s] = sh
+        seg_sig = list(sh.sig_name or [])
+        notes += duplicate_name_notes(seg_hea, seg_sig)
         known = {c[0] for c in chans}
-        for i, n in enumerate(sh.sig_name or []):
+        for i, n in enumerate(seg_sig):
             if n not in known:
                 chans.append((n, int(sh.samps_per_frame[i] or 1), str(sh.units[i] or "")))
                 known.add(n)
@@ -493,7 +593,7 @@ def _read_wfdb_multi(
         wanted = [(n, spf) for n, spf, _ in chans if n in seg_sig]
         if not wanted:
             continue
-        idx = [seg_sig.index(n) for n, _ in wanted]
+        idx = [seg_sig.index(n) for n, _ in wanted]  # the first signal of a duplicated name
         seg_hea = hea.parent / f"{seg_names[s]}.hea"
         data = _read_segment(seg_hea, sh, idx)
         for (n, spf), i, x in zip(wanted, idx, data, strict=True):
@@ -531,7 +631,7 @@ def _sidecar(mat: Path) -> dict:
     for cand in (Path(str(mat) + ".yaml"), mat.with_suffix(".yaml")):
         if cand.is_file():
             try:
-                data = yaml.safe_load(cand.read_text(encoding="utf-8")) or {}
+                data = yaml.safe_load(read_text_bounded(cand, "sidecar YAML")) or {}
             except yaml.YAMLError as exc:
                 raise RecordError(f"{cand}: invalid YAML: {exc}") from exc
             if not isinstance(data, dict):
@@ -577,9 +677,9 @@ def nan_fill_runs(x: np.ndarray, min_run: int = FILL_VALUE_MIN_RUN) -> np.ndarra
 
 
 def _read_mat(
-    mat: Path, channel_names: Sequence[str] | None, fs_hz: float | None
+    mat: Path, channel_names: Sequence[str] | None, fs_hz: float | None, notes: list[str]
 ) -> tuple[list[Channel], dict]:
-    """Channels of a MATLAB excerpt with a ``signal`` matrix (samples x channels)."""
+    """Channels of a MATLAB excerpt with a ``signal`` matrix (samples x channels); first of duplicate names."""
     import scipy.io
 
     try:
@@ -628,6 +728,7 @@ def _read_mat(
     if any(not (r > 0 and math.isfinite(r)) for r in rates):
         raise RecordError(f"{mat}: invalid sampling rate {rates}")
     units = list(side.get("units") or [])
+    notes += duplicate_name_notes(mat, names)
     idx = _select(mat, names, select)
     chans = []
     for i in idx:
@@ -640,6 +741,15 @@ def _read_mat(
 
 
 # --------------------------------------------------------------------- reading
+def _with_problems(chans: list[Channel], where: Path) -> list[Channel]:
+    """Channels with their plausibility problems filled in (:func:`bprl.record_checks.channel_problems`)."""
+    out = []
+    for c in chans:
+        found = _channel_problems(c.name, c.role, c.units, c.samples, str(where))
+        out.append(replace(c, problems=tuple(found)) if found else c)
+    return out
+
+
 def read_record(
     path: str | os.PathLike[str],
     *,
@@ -660,41 +770,91 @@ def read_record(
     Returns:
         The record, channels in role/preference order (:func:`order_channels`),
         float32 physical samples with NaN for invalid samples, fill runs and gaps.
+        ``record.warnings`` lists duplicate channel names (the first signal of a name
+        is used, later ones are dropped) and an absent sampling frequency (250 Hz
+        assumed); ``record.problems`` lists implausible channels. Each is also emitted
+        as a :class:`bprl.errors.RecordWarning`.
 
     Raises:
-        RecordError: missing path, missing or truncated signal file, garbage or empty
-            header, unsupported format, absent requested channel, MATLAB excerpt
+        RecordError: missing path or a path that is not a regular file (FIFO, device),
+            missing, truncated or oversized signal file, garbage, empty or oversized
+            header, a sampling frequency that is 0, negative or not a number, no
+            samples, unsupported format, absent requested channel, MATLAB excerpt
             without names or rate. The message names the file.
     """
     where, kind = _resolve(path)
+    notes: list[str] = []
     if kind == "mat":
-        chans, side = _read_mat(where, channel_names, fs_hz)
+        chans, side = _read_mat(where, channel_names, fs_hz, notes)
         record_id = str(side.get("record_id", where.stem))
         comments = [f"subject_id: {side['subject_id']}"] if "subject_id" in side else []
-        return Record(
+        rec = Record(
             subject_id=_subject_id(where, comments, record_id),
             record_id=record_id,
             path=str(where),
-            channels=order_channels(chans),
+            channels=order_channels(_with_problems(chans, where)),
             comments=comments,
+            warnings=list(dict.fromkeys(notes)),
         )
-    hdr = _read_header(where)
+        return _warn(rec)
+    hdr = _read_header(where, notes)
     comments = list(getattr(hdr, "comments", None) or [])
     if getattr(hdr, "seg_name", None) is not None:  # multi-segment
-        chans, seg_comments = _read_wfdb_multi(where, hdr, channel_names)
+        chans, seg_comments = _read_wfdb_multi(where, hdr, channel_names, notes)
         comments = comments or seg_comments
     else:
-        chans = _read_wfdb_single(where, hdr, channel_names)
+        chans = _read_wfdb_single(where, hdr, channel_names, notes)
+    if chans and all(len(c.samples) == 0 for c in chans):
+        raise RecordError(f"{where}: the record has no samples")
     _check_fs(where, fs_hz, [float(hdr.fs)] + [c.fs_hz for c in chans])
     record_id = str(hdr.record_name)
-    return Record(
+    rec = Record(
         subject_id=_subject_id(where, comments, record_id),
         record_id=record_id,
         path=str(where),
-        channels=order_channels(chans),
+        channels=order_channels(_with_problems(chans, where)),
         start_time=_start_time(hdr),
         comments=comments,
+        warnings=list(dict.fromkeys(notes)),
     )
+    return _warn(rec)
+
+
+def _warn(rec: Record) -> Record:
+    """Emit each of ``rec.warnings`` and ``rec.problems`` as a RecordWarning; return ``rec``."""
+    for msg in [*rec.warnings, *rec.problems]:
+        warnings.warn(msg, RecordWarning, stacklevel=3)
+    return rec
+
+
+def header_roles(path: str | os.PathLike[str]) -> list[str]:
+    """Roles of the channels a record's header(s) name, in :data:`ROLES` order, without decoding signals.
+
+    A cheap pre-check for batches (e.g. skip records without PPG before reading them).
+    Multi-segment records: the layout header, else every segment header (fixed layout).
+    A MATLAB excerpt is read in full.
+
+    Raises:
+        RecordError: as :func:`read_record` for a missing, non-regular or malformed header.
+    """
+    where, kind = _resolve(path)
+    if kind == "mat":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecordWarning)
+            return read_record(where).roles
+    hdr = _read_header(where)
+    if getattr(hdr, "seg_name", None) is None:
+        names = list(hdr.sig_name or [])
+    else:
+        layout, data_segs = _segment_layout(where, hdr)
+        names = [n for n, _, _ in layout]
+        if not names:
+            for s in data_segs:
+                if hdr.seg_name[s] != "~" and int(hdr.seg_len[s]) > 0:
+                    seg_hea = where.parent / f"{hdr.seg_name[s]}.hea"
+                    names += list(_read_header(seg_hea, None, "segment header").sig_name or [])
+    present = {channel_role(n) for n in names}
+    return [r for r in ROLES if r in present]
 
 
 # ----------------------------------------------------------------------- scanning
@@ -716,6 +876,8 @@ SCAN_COLUMNS: tuple[str, ...] = (
     "duration_s",
     "start_time",
     "error",
+    "warnings",
+    "problems",
 )
 
 
@@ -724,7 +886,10 @@ def find_record_headers(root: str | os.PathLike[str]) -> list[Path]:
 
     A header is a segment of a master when another header in the same folder is a
     multi-segment header listing it; ``*_layout.hea`` and ``*_0000.hea`` next to
-    a master are layout headers. Sorted by path.
+    a master are layout headers. Entries named ``*.hea`` that are not regular files
+    (FIFOs, devices, broken links) or are larger than
+    :data:`bprl.record_checks.MAX_HEADER_BYTES` are never opened, but they are listed,
+    so that :func:`scan_records` and the feature batch report them. Sorted by path.
     """
     root = Path(root)
     out: list[Path] = []
@@ -735,18 +900,15 @@ def find_record_headers(root: str | os.PathLike[str]) -> list[Path]:
         segs: set[str] = set()
         masters: set[str] = set()
         for f in heas:
-            try:
-                with open(os.path.join(dirpath, f), encoding="latin-1") as fh:
-                    first = next((ln for ln in fh if ln.strip() and not ln.startswith("#")), "")
-            except OSError:
+            try:  # refuses FIFOs and oversized files without blocking or reading them
+                lines = header_lines(read_text_bounded(os.path.join(dirpath, f)))
+            except RecordError:
                 continue
-            parts = first.split()
+            parts = lines[0].split() if lines else []
             if parts and "/" in parts[0]:  # 'name/n_seg ...': multi-segment master
                 masters.add(f[:-4])
                 # segment lines follow the record line
-                with open(os.path.join(dirpath, f), encoding="latin-1") as fh:
-                    lines = [ln.split() for ln in fh if ln.strip() and not ln.startswith("#")]
-                segs.update(ln[0] for ln in lines[1:] if ln)
+                segs.update(ln.split()[0] for ln in lines[1:])
         for f in heas:
             name = f[:-4]
             if name in segs and name not in masters:
@@ -757,66 +919,106 @@ def find_record_headers(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(out)
 
 
+def _fmt_notes(notes: Sequence[str]) -> str:
+    """Notes of a scan row as one string (``"; "``-separated, duplicates dropped)."""
+    return "; ".join(dict.fromkeys(notes))
+
+
+def _scan_header(hea: Path, row: dict, notes: list[str]) -> tuple[Any, list[tuple[str, str | None, float]]]:
+    """Header-only part of a scan row: fills ``row`` and returns (header, channels as (name, role, fs_hz)).
+
+    Checks the header (:func:`_read_header`), formats and signal files
+    (:func:`_check_signal_files`), that the record has samples, and for a multi-segment
+    record that every segment header and its signal files exist
+    (:func:`bprl.record_checks.check_segment_files`). Duplicate names and an absent
+    sampling frequency go to ``notes``.
+    """
+    hdr = _read_header(hea, notes)
+    comments = list(getattr(hdr, "comments", None) or [])
+    fs = float(hdr.fs)
+    sig_len = getattr(hdr, "sig_len", None)
+    if getattr(hdr, "seg_name", None) is not None:
+        seg_lens = [int(n) for n in hdr.seg_len]
+        if sum(seg_lens) == 0:
+            raise RecordError(f"{hea}: every segment has length 0: the record has no samples")
+        check_segment_files(hea, list(hdr.seg_name), seg_lens)
+        layout, data_segs = _segment_layout(hea, hdr, notes)
+        if not layout:
+            for s in data_segs:
+                name = hdr.seg_name[s]
+                if name == "~" or int(hdr.seg_len[s]) == 0:
+                    continue
+                seg_hea = hea.parent / f"{name}.hea"
+                sh = _read_header(seg_hea, notes, "segment header")
+                seg_names = list(sh.sig_name or [])
+                notes += duplicate_name_notes(seg_hea, seg_names)
+                layout = [
+                    (n, int(sh.samps_per_frame[i] or 1), "")
+                    for i, n in enumerate(seg_names)
+                    if seg_names.index(n) == i
+                ]
+                comments = comments or list(getattr(sh, "comments", None) or [])
+                break
+        chans = [(n, channel_role(n), fs * spf) for n, spf, _ in layout]
+        sig_len = sum(seg_lens)
+    else:
+        names = list(hdr.sig_name or [])
+        notes += duplicate_name_notes(hea, names)
+        chans = [
+            (n, channel_role(n), fs * int(hdr.samps_per_frame[i] or 1))
+            for i, n in enumerate(names)
+            if names.index(n) == i
+        ]
+        if names:  # formats, missing files, file sizes, no samples: cheap checks without decoding
+            _check_signal_files(hea, hdr)
+            if sig_len is None and hdr.fmt[0] in _FMT_BITS:  # count omitted: from the file size
+                idx = [i for i, f in enumerate(hdr.file_name) if f == hdr.file_name[0]]
+                sig_len = header_sample_count(
+                    hea.parent / hdr.file_name[0],
+                    _FMT_BITS[hdr.fmt[0]],
+                    sum(int(hdr.samps_per_frame[i] or 1) for i in idx),
+                    int((hdr.byte_offset or [0])[0] or 0),
+                )
+    row["duration_s"] = float(sig_len) / fs if sig_len else float("nan")
+    row["subject_id"] = _subject_id(hea, comments, str(hdr.record_name))
+    row["record_id"] = str(hdr.record_name)
+    st = _start_time(hdr)
+    row["start_time"] = st.isoformat() if st else None
+    # same order as read_record (by role, then preference), without flat-lead demotion
+    chans = sorted(
+        chans,
+        key=lambda c: (ROLES.index(c[1]) if c[1] in ROLES else len(ROLES), _preference_rank(c[0], c[1])),
+    )
+    return hdr, chans
+
+
 def _scan_row(args: tuple[str, bool]) -> dict:
     """One row of the scan table for a header path (never raises on a bad record)."""
     path_s, check_signals = args
     hea = Path(path_s)
     row: dict = {c: None for c in SCAN_COLUMNS}
     row.update(path=str(hea), record_id=hea.stem, subject_id=_subject_id(hea, [], hea.stem), error="")
+    row.update(warnings="", problems="")
     for r in ROLES:
         row[f"has_{r}"] = False
         row[f"fs_{r}_hz"] = float("nan")
     row["duration_s"] = float("nan")
     row["n_segments"] = 1
     try:
+        notes: list[str] = []
         if check_signals:
-            rec = read_record(hea)
+            with warnings.catch_warnings():  # kept in the row's columns instead
+                warnings.simplefilter("ignore", RecordWarning)
+                rec = read_record(hea)
             chans = [(c.name, c.role, c.fs_hz) for c in rec.channels]
             row.update(subject_id=rec.subject_id, record_id=rec.record_id, duration_s=rec.duration_s)
             row["start_time"] = rec.start_time.isoformat() if rec.start_time else None
+            row["warnings"] = _fmt_notes(rec.warnings)
+            row["problems"] = _fmt_notes(rec.problems)
             hdr = _read_header(hea)
         else:
-            hdr = _read_header(hea)
-            comments = list(getattr(hdr, "comments", None) or [])
-            fs = float(hdr.fs)
-            if getattr(hdr, "seg_name", None) is not None:
-                layout, data_segs = _segment_layout(hea, hdr)
-                if not layout:
-                    for s in data_segs:
-                        name = hdr.seg_name[s]
-                        if name == "~" or int(hdr.seg_len[s]) == 0:
-                            continue
-                        seg_hea = hea.parent / f"{name}.hea"
-                        if not seg_hea.is_file():
-                            raise RecordError(f"{hea}: segment header {seg_hea.name} is missing")
-                        sh = _read_header(seg_hea)
-                        layout = [
-                            (n, int(sh.samps_per_frame[i] or 1), "") for i, n in enumerate(sh.sig_name or [])
-                        ]
-                        comments = comments or list(getattr(sh, "comments", None) or [])
-                        break
-                chans = [(n, channel_role(n), fs * spf) for n, spf, _ in layout]
-            else:
-                names = list(hdr.sig_name or [])
-                chans = [
-                    (n, channel_role(n), fs * int(hdr.samps_per_frame[i] or 1)) for i, n in enumerate(names)
-                ]
-                if names:  # formats, missing files and file sizes: cheap checks without decoding
-                    _check_signal_files(hea, hdr)
-            sig_len = getattr(hdr, "sig_len", None)
-            row["duration_s"] = float(sig_len) / fs if sig_len else float("nan")
-            row["subject_id"] = _subject_id(hea, comments, str(hdr.record_name))
-            row["record_id"] = str(hdr.record_name)
-            st = _start_time(hdr)
-            row["start_time"] = st.isoformat() if st else None
-            # same order as read_record (by role, then preference), without flat-lead demotion
-            chans = sorted(
-                chans,
-                key=lambda c: (
-                    ROLES.index(c[1]) if c[1] in ROLES else len(ROLES),
-                    _preference_rank(c[0], c[1]),
-                ),
-            )
+            hdr, chans = _scan_header(hea, row, notes)
+            row["warnings"] = _fmt_notes(notes)
         if getattr(hdr, "seg_name", None) is not None:
             row["n_segments"] = sum(
                 1 for n, ln in zip(hdr.seg_name, hdr.seg_len, strict=True) if n != "~" and int(ln) > 0
@@ -853,7 +1055,11 @@ def scan_records(
 
     Returns:
         DataFrame with :data:`SCAN_COLUMNS`; ``error`` is empty for readable records
-        and holds the RecordError message otherwise.
+        and holds the RecordError message otherwise (non-regular files named ``*.hea``
+        are listed with an error, never opened). ``warnings`` holds notes that do not
+        make a record unusable (duplicate channel names, 250 Hz assumed) and
+        ``problems`` the implausible channels found by decoding (``check_signals``
+        only); both ``"; "``-separated, empty when none.
 
     Raises:
         RecordError: ``root`` is not a folder.
@@ -876,5 +1082,6 @@ def scan_records(
     for r in ROLES:
         df[f"has_{r}"] = df[f"has_{r}"].astype(bool)
     df["n_segments"] = df["n_segments"].astype("int64")
-    df["error"] = df["error"].fillna("").astype(str)
+    for c in ("error", "warnings", "problems"):
+        df[c] = df[c].fillna("").astype(str)
     return df

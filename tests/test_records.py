@@ -18,6 +18,7 @@ from bprl.errors import BprlError, RecordError
 from bprl.records import (
     ROLES,
     Channel,
+    Record,
     channel_role,
     find_record_headers,
     nan_fill_runs,
@@ -167,6 +168,13 @@ def test_real_record_samples_match_wfdb(
         got = rec.channel_by_name(name).samples
         assert got.shape == ref.shape, name
         np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6, equal_nan=True, err_msg=f"{rel} {name}")
+
+
+def test_real_records_are_plausible(real_records: dict[str, object]) -> None:
+    """No real record is flagged: no plausibility problem and no warning (no false positives)."""
+    for rel, rec in real_records.items():
+        assert isinstance(rec, Record), f"{rel}: {rec}"
+        assert rec.problems == [] and rec.warnings == [], rel
 
 
 def test_mimic4_is_multifrequency_not_averaged(real_records: dict[str, object]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from bprl.errors import BprlError
+from bprl.errors import BprlError, RecordWarning
 from bprl.features import FeatureConfig, build_replay_tables, load_replay_table
 
 
@@ -35,15 +36,25 @@ def register(app: typer.Typer) -> None:
         """Build (or reuse from the cache) the replay table of every record under ROOT."""
         try:
             cfg = FeatureConfig(window_s=window_s, hop_s=hop_s)
-            tables, skipped = build_replay_tables(root, cache, cfg, workers=workers, progress=progress)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RecordWarning)
+                tables, skipped = build_replay_tables(root, cache, cfg, workers=workers, progress=progress)
         except BprlError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        typer.echo(f"built {len(tables)} replay table(s) in {cache}, skipped {len(skipped)}")
+        n_err = int((skipped["status"] == "error").sum())
+        typer.echo(
+            f"built {len(tables)} replay table(s) in {cache}, skipped {len(skipped) - n_err}, "
+            f"unreadable {n_err}"
+        )
         for rec, path in sorted(tables.items()):
-            typer.echo(f"  ok    {rec} -> {path.name}")
+            typer.echo(f"  ok       {rec} -> {path.name}")
         for row in skipped.itertuples(index=False):
-            typer.echo(f"  skip  {row.record_path}: {row.reason}")
+            reason = str(row.reason).removeprefix(f"{row.record_path}: ")
+            typer.echo(f"  {row.status:<8} {row.record_path}: {reason}")
+        for w in caught:
+            if issubclass(w.category, RecordWarning):
+                typer.echo(f"  warning  {w.message}")
 
     @group.command("show")
     def show(

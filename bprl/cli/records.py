@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from bprl.errors import BprlError
+from bprl.errors import BprlError, RecordWarning
 from bprl.records import ROLES, Record, read_record, scan_records
 from bprl.tables import atomic_output
 
@@ -78,7 +79,9 @@ def inspect_cmd(
     """Print channels, roles, rates, duration, NaN share and value ranges of one record."""
     channel_names = [n.strip() for n in names.split(",") if n.strip()] if names else None
     try:
-        rec = read_record(path, channel_names=channel_names, fs_hz=fs)
+        with warnings.catch_warnings():  # printed below from rec.warnings / rec.problems
+            warnings.simplefilter("ignore", RecordWarning)
+            rec = read_record(path, channel_names=channel_names, fs_hz=fs)
     except BprlError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -88,6 +91,10 @@ def inspect_cmd(
     preferred = {r: rec.channel(r).name for r in ROLES if rec.has(r)}
     typer.echo("preferred: " + (", ".join(f"{r}={n}" for r, n in preferred.items()) or "-"))
     typer.echo(format_record_table(rec))
+    for msg in rec.warnings:
+        typer.echo(f"warning: {msg}")
+    for msg in rec.problems:
+        typer.echo(f"implausible: {msg}")
 
 
 @records_app.command("scan")
@@ -115,14 +122,22 @@ def scan_cmd(
             df.to_parquet(tmp, index=False)
     ok = df[df["error"] == ""]
     bad = df[df["error"] != ""]
-    typer.echo(f"{len(df)} records under {directory}: {len(ok)} readable, {len(bad)} unreadable -> {out}")
+    n_implausible = int((ok["problems"] != "").sum())
+    typer.echo(
+        f"{len(df)} records under {directory}: {len(ok)} readable, {len(bad)} unreadable, "
+        f"{n_implausible} readable with implausible signals -> {out}"
+    )
     if len(ok):
         typer.echo("readable with " + ", ".join(f"{r}: {int(ok[f'has_{r}'].sum())}" for r in ROLES))
         both = int((ok["has_ecg"] & ok["has_ppg"]).sum())
         full = int((ok["has_ecg"] & ok["has_ppg"] & ok["has_abp"]).sum())
         typer.echo(f"ECG+PPG: {both}, ECG+PPG+ABP: {full}, hours: {ok['duration_s'].sum() / 3600:.2f}")
     for _, row in bad.iterrows():
-        typer.echo(f"unreadable: {row['path']}: {row['error']}")
+        typer.echo(f"unreadable: {row['path']}: {row['error'].removeprefix(row['path'] + ': ')}")
+    for _, row in ok[ok["problems"] != ""].iterrows():  # the messages name the file
+        typer.echo(f"implausible: {row['problems']}")
+    for _, row in ok[ok["warnings"] != ""].iterrows():
+        typer.echo(f"warning: {row['warnings']}")
 
 
 def register(app: typer.Typer) -> None:
