@@ -1,19 +1,38 @@
-# bprl: the two commands. Both bootstrap .venv idempotently, then run.
+# bprl: the two commands. Both bootstrap .venv idempotently from the lock, then run.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.bprl-installed
+# Exact versions of every dependency of .[dev,onnx,ray,bench] (see `make lock`).
+LOCK   := requirements/lock.txt
+LOCK_IN := requirements/lock.in
+# torch: always this exact release. The CPU build lies on this machine's disk; a range or a bare
+# `torch` pulls a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+EXTRAS := dev,onnx,ray,bench
+# `make lock`: pip-tools in a venv of its own; LOCK_ARGS=--upgrade takes the newest allowed versions
+# (`make lock LOCK_ARGS=` keeps the current pins and only adds or drops what pyproject.toml changed).
+LOCK_VENV  ?= .venv-lock
+PIP_TOOLS  ?= pip-tools==7.7.0
+LOCK_ARGS  ?= --upgrade
+# `make test-latest`: a separate venv with the newest versions pyproject.toml allows.
+LATEST_VENV ?= .venv-latest
+PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv lock test-latest
 
 venv: $(STAMP)
 
-# torch==2.13.0 first: the CPU build lies on this machine's disk; a range would pull a CUDA build.
-$(STAMP): pyproject.toml
+# 1. pip at the locked version, 2. torch first (the CPU build), 3. everything else from the lock,
+# 4. bprl itself without dependencies or build isolation (setuptools and wheel come from the lock),
+# 5. pip check: the lock is consistent. Nothing unpinned is installed.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,onnx,ray,bench]"
+	$(PY) -m pip install --quiet -c $(LOCK) pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,7 +40,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check bprl tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bprl tests benchmarks
@@ -30,5 +49,40 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+# Refresh the lock: resolve pyproject.toml (all the extras) plus requirements/lock.in with pip-compile,
+# strip torch's local label (+cpu) so the pin reads torch==2.13.0, and write requirements/lock.txt.
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS); }
+	if [ -f $(LOCK) ]; then cp $(LOCK) $(LOCK).new; fi
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_ARGS) \
+		--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		$(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
+		--output-file $(LOCK).new pyproject.toml $(LOCK_IN)
+	{ printf '%s\n' \
+		'# requirements/lock.txt: exact versions of every dependency of bprl[$(EXTRAS)], for Python 3.11.' \
+		'# Made by `make lock`: pip-compile ($(PIP_TOOLS)) resolves pyproject.toml with the extras' \
+		'# $(EXTRAS) plus requirements/lock.in (torch==2.13.0, pip, setuptools, wheel), with' \
+		'# --strip-extras --allow-unsafe $(LOCK_ARGS); then the local label of torch (+cpu) is dropped.' \
+		'# Installed by `make venv` (torch first, then this file, then bprl with --no-deps).' ; \
+	  sed -e '/^# requirements\/lock.txt:/,/^# Installed by/d' \
+	      -e 's/^torch==\([0-9.]*\)+[a-z0-9.]*$$/torch==\1/' $(LOCK).new ; } > $(LOCK)
+	rm -f $(LOCK).new
+
+comma := ,
+
+# Newest versions that pyproject.toml allows (torch still 2.13.0), in a venv of their own, then the
+# suite: warns of a break coming before it reaches the lock. PYTEST_ARGS narrows the run.
+test-latest:
+	test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet $(TORCH)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager \
+		-e ".[$(EXTRAS)]" $(TORCH)
+	$(LATEST_VENV)/bin/python -m pip check
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
+	@echo "newest allowed versions: $(LATEST_VENV)/versions.txt"
+	$(LATEST_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache results
+	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) .pytest_cache results

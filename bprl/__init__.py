@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+#: the package version; pyproject.toml reads it from here (``bprl --version`` prints it)
 __version__ = "0.1.0"
 
 

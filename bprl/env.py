@@ -25,8 +25,16 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from bprl.cache_versions import STAMP_KEY, cache_versions, log_rebuild, stale_reason
 from bprl.errors import BprlError, ConfigError
-from bprl.tables import REPLAY_ESTIMATE, REPLAY_FEATURES, ReplaySet, read_replay_set
+from bprl.tables import (
+    REPLAY_ESTIMATE,
+    REPLAY_FEATURES,
+    REPLAY_SET_INDEX,
+    ReplaySet,
+    make_temp_dir,
+    read_replay_set,
+)
 
 ENV_ID = "bprl/BPCalibration-v0"
 ENV_ID_CONTINUOUS = "bprl/BPCalibrationContinuous-v0"
@@ -490,11 +498,12 @@ def default_replay_set() -> Path:
     Lives in ``cache_dir() / "default_replay_set_v0"``. On first use a small virtual cohort
     (:data:`DEFAULT_DATA`: 10 subjects x 0.5 h, seed 0) is generated with ``bprl.cohort`` and turned
     into a replay set with the fast population ``PatLinearEstimator`` fitted on its train subjects
-    (:func:`build_cohort_replay_set`); this takes about a minute. Raises ConfigError when those
-    modules are not available.
+    (:func:`build_cohort_replay_set`); this takes about a minute. A cached set built under other
+    major versions of numpy, pandas or torch is rebuilt, with a log line saying why
+    (:mod:`bprl.cache_versions`). Raises ConfigError when those modules are not available.
     """
     root = cache_dir() / str(DEFAULT_DATA["name"])
-    if (root / "subjects.csv").is_file():
+    if _reusable_replay_set(root):
         return root
     try:
         import importlib
@@ -522,19 +531,53 @@ def default_replay_set() -> Path:
         )
         out = Path(tmp) / "replay"
         build_cohort_replay_set(cohort, out, info={"default_data": DEFAULT_DATA})
-        if not (root / "subjects.csv").is_file():
-            os.replace(out, root)
+        if not _reusable_replay_set(root, quiet=True):  # unless another process built it meanwhile
+            _replace_dir(out, root)
     return root
 
 
+def _reusable_replay_set(root: Path, quiet: bool = False) -> bool:
+    """Whether the cached replay set at ``root`` exists and was built under this environment's major
+    versions of numpy, pandas and torch; a stale one is reported (log line) unless ``quiet``."""
+    if not (root / REPLAY_SET_INDEX).is_file():
+        return False
+    try:
+        why = stale_reason(read_replay_set(root).info.get(STAMP_KEY))
+    except (OSError, ValueError, AttributeError) as exc:
+        why = f"unreadable ({type(exc).__name__}: {exc})"
+    if why is not None and not quiet:
+        log_rebuild(root, why)
+    return why is None
+
+
+def _replace_dir(new: Path, root: Path) -> None:
+    """Move the folder ``new`` to ``root``; an existing ``root`` is moved aside first, then deleted."""
+    import shutil
+    import uuid
+
+    old = None
+    if root.exists():
+        old = root.with_name(f".{root.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(root, old)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(new, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def build_cohort_replay_set(
-    cohort_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], info: dict | None = None
+    cohort_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    info: dict | None = None,
+    features_cache: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Replay set of a virtual cohort with the population ``PatLinearEstimator`` (fitted on its train split).
 
-    Features come from ``bprl.features.build_replay_tables`` (cached next to ``out_dir``); a subject's
-    records are concatenated in record order (times shifted to follow each other). Raises
-    ConfigError when the feature or estimator modules are unavailable.
+    Features come from ``bprl.features.build_replay_tables``, cached in ``features_cache`` (default:
+    next to ``out_dir``); a subject's records are concatenated in record order (times shifted to
+    follow each other). ``replay_set.json`` records ``info`` and the major versions of numpy, pandas
+    and torch (:data:`bprl.cache_versions.STAMP_KEY`). Raises ConfigError when the feature or
+    estimator modules are unavailable.
     """
     try:
         from bprl.cohort import load_manifest
@@ -546,9 +589,8 @@ def build_cohort_replay_set(
 
     cohort, out = Path(cohort_dir), Path(out_dir)
     manifest = load_manifest(cohort)
-    paths, _skipped = build_replay_tables(
-        cohort / "waves", out.parent / f".{out.name}-features", workers=1, progress=False
-    )
+    feats = Path(features_cache) if features_cache is not None else out.parent / f".{out.name}-features"
+    paths, _skipped = build_replay_tables(cohort / "waves", feats, workers=1, progress=False)
     by_record = {Path(k).stem: v for k, v in paths.items()}
     tables: dict[str, pd.DataFrame] = {}
     splits: dict[str, str] = {}
@@ -564,7 +606,7 @@ def build_cohort_replay_set(
     for table in tables.values():
         sbp, dbp = est.predict_table(table)
         table["est_sbp_mmhg"], table["est_dbp_mmhg"] = sbp, dbp
-    meta = {"cohort": str(cohort), "estimator": est.to_dict(), **(info or {})}
+    meta = {"cohort": str(cohort), "estimator": est.to_dict(), **(info or {}), STAMP_KEY: cache_versions()}
     write_replay_set(out, tables, splits, meta)
     return out
 
@@ -1243,16 +1285,28 @@ def make_env_from_spec(
 
 
 def replay_set_for_cohort(cohort_dir: str | os.PathLike[str]) -> Path:
-    """Replay set of a virtual cohort built with ``PatLinearEstimator`` (built once, cached by path)."""
+    """Replay set of a virtual cohort built with ``PatLinearEstimator`` (built once, cached by path).
+
+    Built in a temporary folder and renamed into place; a cached set built under other major
+    versions of numpy, pandas or torch is rebuilt, with a log line saying why.
+    """
     import hashlib
+    import shutil
 
     cohort = Path(os.path.expandvars(str(cohort_dir))).expanduser().resolve()
     if not cohort.is_dir():
         raise ConfigError(f"cohort: folder {cohort} not found")
     key = hashlib.sha1(str(cohort).encode()).hexdigest()[:12]
     root = cache_dir() / "replay_sets" / f"{cohort.name}-{key}"
-    if not (root / "subjects.csv").is_file():
-        build_cohort_replay_set(cohort, root)
+    if _reusable_replay_set(root):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(root.parent, prefix=f".{root.name}.")
+    try:
+        build_cohort_replay_set(cohort, tmp / "replay", features_cache=root.parent / f".{root.name}-features")
+        _replace_dir(tmp / "replay", root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 

@@ -46,9 +46,18 @@ import torch
 from scipy.signal import resample_poly
 from torch import nn
 
+from bprl.cache_versions import (
+    STAMP_KEY,
+    cache_versions,
+    package_version,
+    read_stamped_parquet,
+    stale_reason,
+    write_stamped_parquet,
+)
+from bprl.cache_versions import logger as cache_logger
 from bprl.errors import BprlError, EstimatorError
 from bprl.records import Record
-from bprl.tables import REPLAY_ESTIMATE, SPLITS, atomic_output, write_parquet_atomic, write_text_atomic
+from bprl.tables import REPLAY_ESTIMATE, SPLITS, atomic_output, write_text_atomic
 
 #: replay-table columns the hybrid model and the linear model read
 FEATURE_COLUMNS: tuple[str, ...] = ("pat_foot_ms", "hr_bpm")
@@ -725,6 +734,9 @@ class CnnGruEstimator(_WindowEstimator):
                 f"{cfg_path}: not a bprl CNN-GRU checkpoint (format != {CHECKPOINT_FORMAT!r})"
             )
         config = ModelConfig.from_dict(info.get("model", {}), str(cfg_path))
+        if STAMP_KEY in info and (why := stale_reason(info[STAMP_KEY])) is not None:
+            # a given checkpoint is an input, not a cache: say so (the experiment runner retrains its own)
+            cache_logger.warning("%s: checkpoint %s; retrain it here if its estimates differ", path, why)
         try:
             state = torch.load(model_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError on corrupt files
@@ -1194,9 +1206,11 @@ def train_estimator(
         "epochs_run": log_rows[-1]["epoch"] + 1,
         "validations": len(log_rows),
         "early_stopping_on": "val" if len(val) else "train",
+        # major versions the weights were made under (checked by CnnGruEstimator.load), and the full ones
+        STAMP_KEY: cache_versions(),
+        "versions": {name: package_version(name) for name in ("numpy", "pandas", "torch")},
     }
-    with atomic_output(out / MODEL_FILE) as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_state_dict(model.state_dict(), out / MODEL_FILE)
     write_text_atomic(json.dumps(info, indent=2), out / CONFIG_FILE)
     with atomic_output(out / LOG_FILE) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(log_rows[0]))
@@ -1210,6 +1224,18 @@ def train_estimator(
     write_text_atomic(json.dumps(metrics, indent=2, default=float), out / METRICS_FILE)
     write_text_atomic(model_card(info, metrics), out / CARD_FILE)
     return out
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
+    """Write a state dict with ``torch.save`` to ``path`` atomically, byte-reproducibly.
+
+    torch names the zip archive's root folder after the file it writes to; saving through an open
+    file object fixes that name (``archive/``), so the bytes do not depend on the temporary name,
+    and the same weights always give the same ``model.pt`` (and the same checkpoint fingerprint).
+    """
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
+    return Path(path)
 
 
 def _tensorboard_writer(out: Path) -> Any:
@@ -1300,7 +1326,8 @@ def estimate_replay_table(
     The table comes from ``table`` or :func:`bprl.features.load_replay_table` (cached in
     ``cache_dir``); its key is ``table_key``, else :func:`bprl.features.record_cache_key`
     when the table is loaded here, else the table's content hash. The result is stored as
-    ``cache_dir/estimates/<sha256>.parquet``.
+    ``cache_dir/estimates/<sha256>.parquet`` with the major versions of numpy, pandas and torch;
+    an entry built under others, or damaged, is rebuilt with a log line (:mod:`bprl.cache_versions`).
     """
     from bprl.records import read_record
 
@@ -1312,14 +1339,12 @@ def estimate_replay_table(
         table_key = table_key or features.record_cache_key(record_path, feature_config)
     key = hashlib.sha256(f"{table_key or table_hash(table)}|{estimator.fingerprint()}".encode()).hexdigest()
     path = cache / "estimates" / f"{key[:32]}.parquet"
-    if path.is_file():
-        try:
-            return pd.read_parquet(path)
-        except Exception:  # a damaged cache entry is rebuilt
-            warnings.warn(f"{path}: unreadable cache entry, rebuilding", stacklevel=2)
+    cached = read_stamped_parquet(path)  # None when absent, damaged or built under other major versions
+    if cached is not None:
+        return cached
     record = read_record(record_path) if getattr(estimator, "kind", "") != PatLinearEstimator.kind else None
     out = add_estimates(table, record, estimator)
-    write_parquet_atomic(out, path)
+    write_stamped_parquet(out, path)
     return out
 
 

@@ -65,11 +65,13 @@ from pydantic import (
 )
 from tqdm.auto import tqdm
 
+from bprl.cache_versions import STAMP_KEY, cache_versions, log_rebuild, stale_reason
 from bprl.errors import BprlError, ConfigError
 from bprl.tables import (
     SPLITS,
     atomic_output,
     concat_records,
+    make_temp_dir,
     write_parquet_atomic,
     write_replay_set,
     write_text_atomic,
@@ -757,9 +759,8 @@ def execute_unit(unit: Unit) -> UnitResult:
     if unit.output is not None:
         unit.output.parent.mkdir(parents=True, exist_ok=True)
         if unit.output_is_dir:
-            tmp = Path(
-                tempfile.mkdtemp(prefix=f".{unit.output.name}.", suffix=".tmp", dir=unit.output.parent)
-            )
+            # renamed into place as a result folder: 0o777 & ~umask, not mkdtemp's 0700
+            tmp = make_temp_dir(unit.output.parent, prefix=f".{unit.output.name}.")
         else:
             fd, name = tempfile.mkstemp(
                 prefix=f".{unit.output.stem}.", suffix=f".tmp{unit.output.suffix}", dir=unit.output.parent
@@ -791,6 +792,7 @@ def execute_unit(unit: Unit) -> UnitResult:
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     marker = {"key": unit.key, "fingerprint": unit.fingerprint, "status": res.status, "error": res.error}
     marker |= {"seconds": round(res.seconds, 3), "result": res.result, "run_id": res.run_id}
+    marker[STAMP_KEY] = cache_versions()  # the fingerprint includes them; kept readable to say why on rerun
     write_text_atomic(json.dumps(marker, indent=2, sort_keys=True, default=str), unit.marker)
     return res
 
@@ -804,8 +806,9 @@ def _jsonable(obj: Any) -> Any:
 
 
 def fingerprint(*parts: Any) -> str:
-    """A stable hash of JSON-able ``parts`` (dict keys sorted)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
+    """A stable hash of JSON-able ``parts`` (dict keys sorted) and of the major versions of numpy,
+    pandas and torch (:func:`bprl.cache_versions.cache_versions`): a unit built under others reruns."""
+    text = json.dumps([cache_versions(), *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -1199,6 +1202,7 @@ def _run_stage(
     backend: Backend, units: list[Unit], stage: str, state: RunState, progress: bool
 ) -> dict[str, UnitResult]:
     todo = [u for u in units if not unit_is_complete(u)]
+    _log_version_reruns(todo, stage)
     with _timed(state, stage):
         fresh = {r.key: r for r in backend.map_units(todo, desc=stage, progress=progress)}
     out: dict[str, UnitResult] = {}
@@ -1220,6 +1224,21 @@ def _run_stage(
         "skipped": sum(r.status == "skipped" for r in out.values()),
     }
     return out
+
+
+def _log_version_reruns(todo: list[Unit], stage: str) -> None:
+    """One log line per reason for units that rerun because their marker was made under other major versions."""
+    reasons: dict[str, int] = {}
+    for u in todo:
+        try:
+            recorded = json.loads(u.marker.read_text()).get(STAMP_KEY)
+        except (OSError, ValueError, AttributeError):
+            continue
+        why = stale_reason(recorded) if recorded is not None else None
+        if why is not None:
+            reasons[why] = reasons.get(why, 0) + 1
+    for why, n in reasons.items():
+        log_rebuild(f"stage {stage}", f"{n} unit(s) rerun: {why}")
 
 
 def _ok(results: dict[str, UnitResult], key: str) -> bool:

@@ -23,10 +23,11 @@ import pandas as pd
 from scipy import ndimage
 
 from bprl import signals
+from bprl.cache_versions import read_stamped_parquet, write_stamped_parquet
 from bprl.errors import BprlError, FeatureError, RecordError, RecordWarning
 from bprl.record_checks import require_regular_file
 from bprl.records import Record, header_roles, read_record
-from bprl.tables import REPLAY_COLUMNS, write_parquet_atomic
+from bprl.tables import REPLAY_COLUMNS
 
 __all__ = [
     "BEAT_COLUMNS",
@@ -411,17 +412,20 @@ def load_replay_table(
 ) -> pd.DataFrame:
     """Replay table of the record at ``record_path``, from the cache when present, else built and cached.
 
-    The file is ``<cache_dir>/<record>-<key>.parquet`` (:func:`record_cache_key`), written atomically.
-    Without ``cache_dir`` nothing is cached.
+    The file is ``<cache_dir>/<record>-<key>.parquet`` (:func:`record_cache_key`), written atomically
+    with the major versions of numpy, pandas and torch in its metadata; a cached table built under
+    other major versions (or unreadable) is rebuilt, with a log line saying why
+    (:mod:`bprl.cache_versions`). Without ``cache_dir`` nothing is cached.
     """
     cfg = config or FeatureConfig()
     if cache_dir is not None:
         target = cache_path(record_path, cfg, cache_dir)
-        if target.is_file():
-            return pd.read_parquet(target)
+        cached = read_stamped_parquet(target)
+        if cached is not None:
+            return cached
     table = build_replay_table(read_record(record_path), cfg)
     if cache_dir is not None:
-        write_parquet_atomic(table, target)
+        write_stamped_parquet(table, target)
     return table
 
 

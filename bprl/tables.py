@@ -95,12 +95,52 @@ def check_columns(df: pd.DataFrame, schema: dict[str, str], what: str) -> None:
 
 
 # ------------------------------------------------------------------ atomic writes
+def current_umask() -> int:
+    """The process's file-mode creation mask, read without changing it where the OS allows.
+
+    Linux shows it in ``/proc/self/status``; elsewhere it is read with ``os.umask`` (set and
+    restored at once).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """The mode ``os.mkdir`` gives a new folder: ``0o777 & ~umask``."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str, suffix: str = ".tmp") -> Path:
+    """A new temporary folder in ``parent`` that becomes a result when renamed: normal permissions.
+
+    ``tempfile.mkdtemp`` makes folders ``0700``; this one gets ``0o777 & ~umask``, like
+    ``os.mkdir``, so the folder renamed into place is readable as the user's umask allows.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(tmp, default_dir_mode())
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     A crash or exception inside the block leaves no half-written ``path`` (the
-    temporary file is removed). Parent folders are created.
+    temporary file is removed). Parent folders are created. The file gets the mode a plain
+    ``open(path, "w")`` would give it (``0o666 & ~umask``), not ``mkstemp``'s ``0600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +149,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():  # the block may have replaced the file: the mode is set on what is there
+            os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bprl.cache_versions import STAMP_KEY, cache_versions
 from bprl.errors import EstimatorError
 from bprl.estimator import (
     CnnGruEstimator,
@@ -30,6 +33,7 @@ from bprl.estimator import (
     oversampling_weights,
     read_manifest,
     record_signals,
+    save_state_dict,
     step_windows,
     train_estimator,
     windows_from_table,
@@ -232,6 +236,42 @@ def test_training_is_deterministic(dataset: WindowDataset, checkpoint: Path, tmp
     a = torch.load(checkpoint / "model.pt", weights_only=True)
     b = torch.load(again / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # byte-identical files: the archive does not carry the temporary file's name
+    assert (checkpoint / "model.pt").read_bytes() == (again / "model.pt").read_bytes()
+    assert load_estimator(checkpoint).fingerprint() == load_estimator(again).fingerprint()
+
+
+def test_model_pt_archive_has_a_fixed_root_name(checkpoint: Path) -> None:
+    with zipfile.ZipFile(checkpoint / "model.pt") as zf:
+        roots = {name.split("/", 1)[0] for name in zf.namelist()}
+    assert roots == {"archive"}, f"the archive's root folder leaks a file name: {roots}"
+    assert not list(checkpoint.glob(".*tmp*")), "temporary files left next to the checkpoint"
+
+
+def test_save_state_dict_is_atomic_and_reproducible(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    state = CnnGruNet(TINY).state_dict()
+    a = save_state_dict(state, tmp_path / "a" / "model.pt")
+    b = save_state_dict(state, tmp_path / "b" / "weights.pt")
+    assert a.read_bytes() == b.read_bytes()
+    assert sorted(p.name for p in a.parent.iterdir()) == ["model.pt"]
+
+
+def test_checkpoint_records_versions_and_warns_when_loaded_under_others(
+    checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = json.loads((checkpoint / "config.json").read_text())
+    assert info[STAMP_KEY] == cache_versions()
+    assert info["versions"]["torch"] == torch.__version__
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.pt").write_bytes((checkpoint / "model.pt").read_bytes())
+    (old / "config.json").write_text(json.dumps({**info, STAMP_KEY: {**info[STAMP_KEY], "torch": "1"}}))
+    with caplog.at_level(logging.WARNING, logger="bprl.cache"):
+        load_estimator(checkpoint)
+        assert "checkpoint built under" not in caplog.text
+        load_estimator(old)
+    assert f"checkpoint built under torch 1, now torch {torch.__version__.split('.')[0]}" in caplog.text
 
 
 def test_checkpoint_reloads_to_identical_predictions(dataset: WindowDataset, checkpoint: Path) -> None:

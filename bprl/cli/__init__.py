@@ -17,6 +17,29 @@ app = typer.Typer(
 # absent is skipped so the CLI works while rooms are being added.
 _GROUPS = ("records", "cohort", "features", "estimator", "train", "run")
 
+
+def _print_version(value: bool) -> None:
+    """``--version``: print ``bprl <version>`` and exit."""
+    if value:
+        from bprl import __version__
+
+        typer.echo(f"bprl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the bprl version and exit.",
+    ),
+) -> None:
+    """bprl: RL calibration of cuffless BP estimators."""
+
+
 for _name in _GROUPS:
     try:
         _mod = importlib.import_module(f"bprl.cli.{_name}")
