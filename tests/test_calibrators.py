@@ -1,22 +1,24 @@
-"""Tests of the classical calibrators, the Policy protocol and rollout (bprl.calibrators)."""
+"""Tests of the classical calibrators, the Policy protocol and rollout (bprl.policies), and the old bprl.calibrators shim."""
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bprl.calibrators import (
+from bprl.env import BPCalibrationEnv, build_replay_arrays, synthetic_replay_tables
+from bprl.errors import ConfigError
+from bprl.policies import (
     CALIBRATORS,
     KalmanCalibrator,
     Policy,
     make_calibrator,
     rollout,
 )
-from bprl.env import BPCalibrationEnv, build_replay_arrays, synthetic_replay_tables
-from bprl.errors import ConfigError
 from bprl.tables import EPISODE_LOG_COLUMNS
 
 
@@ -222,3 +224,20 @@ def test_rollout_from_spec(tables, tmp_path):
     log = rollout(make_calibrator("one_shot"), spec, ["s003", "s000"], seed=2)
     assert log["subject_id"].unique().tolist() == ["s003", "s000"]
     assert log.groupby("subject_id")["cuff"].sum().min() >= 1
+
+
+def test_old_module_warns_and_reexports(monkeypatch):
+    """``bprl.calibrators`` is a deprecation shim: it warns and hands out the very same objects."""
+    import bprl.policies as new
+
+    monkeypatch.delitem(sys.modules, "bprl.calibrators", raising=False)
+    with pytest.warns(
+        DeprecationWarning, match=r"bprl\.calibrators is deprecated; import from bprl\.policies"
+    ):
+        old = importlib.import_module("bprl.calibrators")
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(new, name), name
+    # every name bprl, tests and benchmarks import from the old module today
+    for name in ("CALIBRATORS", "KalmanCalibrator", "Policy", "make_calibrator", "rollout"):
+        assert name in old.__all__
+    assert old._episode_seed is new.episode_seed

@@ -16,6 +16,9 @@ DOCTEST_MODULES: list[str] = [
     "bprl.evaluation.standards",
     "bprl.evaluation.hypertension",
     "bprl.evaluation.statistics",
+    "bprl.policies",
+    "bprl.policies.calibrators",
+    "bprl.policies.registry",
 ]
 
 

@@ -1,0 +1,75 @@
+"""Calibration policies: the Policy protocol, classical calibrators, the oracle, the registry, rollout.
+
+Every policy, classical or learned, satisfies :class:`Policy` (SB3's ``predict``) and is run by
+:func:`rollout` into an episode log. The package is organised as:
+
+* :mod:`bprl.policies.base` -- :class:`Policy`, the :class:`Calibrator` base class, action codes;
+* :mod:`bprl.policies.calibrators` -- the classical rules (none, one-shot, periodic, drift, Kalman);
+* :mod:`bprl.policies.oracle` -- :class:`OracleCalibrator`, an UPPER BOUND that reads the reference;
+* :mod:`bprl.policies.registry` -- :data:`CALIBRATORS`, :func:`make_calibrator`,
+  :func:`known_calibrators`, ``module:Class`` specs and the ``bprl.calibrators`` entry-point group;
+* :mod:`bprl.policies.rollout` -- :func:`rollout` to an episode log.
+
+>>> from bprl.policies import make_calibrator
+>>> make_calibrator("one_shot", max_attempts=2).max_attempts
+2
+"""
+
+from __future__ import annotations
+
+from bprl.policies.base import (
+    ACTION_TYPES,
+    CUFF,
+    DBP_DOWN,
+    DBP_UP,
+    HOLD,
+    SBP_DOWN,
+    SBP_UP,
+    Calibrator,
+    Policy,
+)
+from bprl.policies.calibrators import (
+    DriftCalibrator,
+    KalmanCalibrator,
+    NoCalibration,
+    OneShotCalibrator,
+    PeriodicCalibrator,
+)
+from bprl.policies.oracle import OracleCalibrator
+from bprl.policies.registry import (
+    CALIBRATORS,
+    ENTRY_POINT_GROUP,
+    known_calibrators,
+    load_class_spec,
+    make_calibrator,
+    plugin_calibrators,
+    resolve_calibrator,
+)
+from bprl.policies.rollout import episode_seed, rollout
+
+__all__ = [
+    "ACTION_TYPES",
+    "CALIBRATORS",
+    "CUFF",
+    "DBP_DOWN",
+    "DBP_UP",
+    "ENTRY_POINT_GROUP",
+    "HOLD",
+    "SBP_DOWN",
+    "SBP_UP",
+    "Calibrator",
+    "DriftCalibrator",
+    "KalmanCalibrator",
+    "NoCalibration",
+    "OneShotCalibrator",
+    "OracleCalibrator",
+    "PeriodicCalibrator",
+    "Policy",
+    "episode_seed",
+    "known_calibrators",
+    "load_class_spec",
+    "make_calibrator",
+    "plugin_calibrators",
+    "resolve_calibrator",
+    "rollout",
+]
