@@ -1,4 +1,4 @@
-"""Tests of bprl.records and ``bprl records``: every real PhysioNet record, synthetic bad inputs, the CLI."""
+"""Tests of bprl.sources and ``bprl records``: every real PhysioNet record, synthetic bad inputs, the CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from bprl.cli import app
 from bprl.errors import BprlError, RecordError
-from bprl.records import (
+from bprl.sources import (
     ROLES,
     Channel,
     Record,
@@ -542,3 +542,36 @@ def test_truncated_flac_signal_file(tmp_path: Path) -> None:
     # a FLAC file's size says nothing: only a scan that decodes the signals sees the damage
     assert scan_records(tmp_path)["error"].tolist() == [""]
     assert "fl.hea" in scan_records(tmp_path, check_signals=True)["error"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("old", "names"),
+    [
+        ("bprl.records", ("read_record", "scan_records", "find_record_headers", "header_roles", "Record")),
+        ("bprl.record_checks", ("MAX_HEADER_BYTES", "channel_problems", "require_regular_file", "file_kind")),
+    ],
+)
+def test_records_shims_warn_and_reexport(
+    monkeypatch: pytest.MonkeyPatch, old: str, names: tuple[str, ...]
+) -> None:
+    """The deprecated bprl.records / bprl.record_checks warn on import and re-export bprl.sources."""
+    import importlib
+    import re
+    import sys
+
+    import bprl
+    import bprl.sources
+    from bprl.sources import header, roles, wfdb_reader
+
+    monkeypatch.delitem(sys.modules, old, raising=False)  # restored after the test
+    monkeypatch.delattr(bprl, old.split(".")[1], raising=False)
+    with pytest.warns(DeprecationWarning, match=re.escape(f"{old} is deprecated; import from bprl.sources")):
+        shim = importlib.import_module(old)
+    for name in names:
+        assert getattr(shim, name) is getattr(bprl.sources, name)
+    if old == "bprl.records":  # every public name, and the private helpers under their old names
+        for name in set(shim.__all__):
+            assert getattr(shim, name) is getattr(bprl.sources, name)
+        assert shim._read_header is header.read_header
+        assert shim._norm_name is roles.norm_name
+        assert shim._read_wfdb_multi is wfdb_reader.read_wfdb_multi

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from bprl.cli import app
 from bprl.errors import FeatureError, RecordError, RecordWarning
 from bprl.features import build_replay_table, build_replay_tables
-from bprl.records import find_record_headers, header_roles, read_record, scan_records
+from bprl.sources import find_record_headers, header_roles, read_record, scan_records
 
 FRAME_HZ = 125.0  # ECG at 2 samples per frame (250 Hz), PPG and ABP at 125 Hz
 DEADLINE_S = 60.0  # a call that takes longer is taken as hung (a FIFO blocks forever)
