@@ -54,7 +54,8 @@ from bprl.tables import (
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements" / "lock.txt"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-EXTRAS = ("dev", "onnx", "ray", "bench")
+#: every extra of pyproject.toml: the lock covers them all (the Makefile's EXTRAS lists the same)
+EXTRAS: tuple[str, ...] = tuple(PYPROJECT["project"]["optional-dependencies"])
 TORCH = "2.13.0"
 #: Upper bounds (``<``, ``<=``, ``==``, ``~=``) in pyproject.toml are allowed only for a known break,
 #: named here with the reason (none is known: pandas 3 works).
@@ -90,7 +91,17 @@ def _project_requirements() -> list[Requirement]:
 def test_lock_has_a_header_saying_how_it_was_made() -> None:
     head = LOCK.read_text().split("\n\n", 1)[0]
     assert "make lock" in head and "pip-compile" in head
-    assert f"bprl[{','.join(EXTRAS)}]" in head, "the header names the extras the lock covers"
+    named = re.search(r"bprl\[(?P<extras>[^\]]+)\]", head)
+    assert named and set(named["extras"].split(",")) == set(EXTRAS), (
+        f"the lock's header should name every extra of pyproject.toml {sorted(EXTRAS)}: run make lock"
+    )
+
+
+def test_makefile_installs_every_extra_of_pyproject() -> None:
+    m = re.search(r"^EXTRAS\s*:?=\s*(?P<extras>\S+)\s*$", (REPO / "Makefile").read_text(), re.M)
+    assert m and set(m["extras"].split(",")) == set(EXTRAS), (
+        f"Makefile EXTRAS should list every extra of pyproject.toml: {sorted(EXTRAS)}"
+    )
 
 
 def test_lock_pins_every_dependency_exactly_within_pyproject_ranges() -> None:
