@@ -37,6 +37,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,18 @@ _SAFE_NAMES: dict[str, str] = {
     },
 }
 
+#: largest seed accepted anywhere in bprl (experiment files, ``bprl train``, :func:`train_agent`).
+#: numpy's legacy seeding (SB3's ``set_random_seed``, gymnasium's ``Space.seed``) needs seeds
+#: below 2**32, and :func:`train_agent` adds offsets (training env ``i``: ``seed + i``;
+#: evaluation env: ``seed + EVAL_SEED_OFFSET``); the signed 32-bit range leaves room for both.
+MAX_SEED = 2**31 - 1
+
+#: offset of the evaluation environment's seed from the training seed
+EVAL_SEED_OFFSET = 10_000
+
+#: most training steps accepted for one agent (1e9 steps: days of CPU at a few thousand steps/s)
+MAX_TIMESTEPS = 1_000_000_000
+
 AGENT_JSON = "agent.json"
 BEST_MODEL = "best_model.zip"
 FINAL_MODEL = "final_model.zip"
@@ -127,6 +140,27 @@ def valid_hyperparameters(algo: str) -> list[str]:
     cls = algorithm_class(algo)
     params = [p for p in inspect.signature(cls.__init__).parameters if p not in _RESERVED]
     return sorted({*WRAPPER_KEYS, *params})
+
+
+def check_seed(seed: Any, where: str = "seed") -> int:
+    """``seed`` as an int when it is an integer from 0 to :data:`MAX_SEED`; else a ConfigError naming ``where``.
+
+    Booleans and floats (``1.0``, ``1e9``) are refused: a seed is an integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"{where}: must be an integer from 0 to {MAX_SEED} (2**31 - 1), got {seed!r}")
+    return int(seed)
+
+
+def check_timesteps(timesteps: Any, where: str = "timesteps") -> int:
+    """``timesteps`` as an int when it is an integer from 1 to :data:`MAX_TIMESTEPS`; else a ConfigError."""
+    if (
+        isinstance(timesteps, bool)
+        or not isinstance(timesteps, int | np.integer)
+        or not 1 <= int(timesteps) <= MAX_TIMESTEPS
+    ):
+        raise ConfigError(f"{where}: must be an integer from 1 to {MAX_TIMESTEPS:_}, got {timesteps!r}")
+    return int(timesteps)
 
 
 # --------------------------------------------------------------------------- safe literal parsing
@@ -325,6 +359,7 @@ def load_agent_spec(
         raise ConfigError(
             f"{where}: n_timesteps must be a positive integer, got {entry.get('n_timesteps')!r}"
         )
+    check_timesteps(n_timesteps, f"{where} n_timesteps")
     policy = entry.get("policy")
     if policy not in cls.policy_aliases:
         raise ConfigError(f"{where}: policy {policy!r} is not one of {sorted(cls.policy_aliases)} for {algo}")
@@ -575,9 +610,9 @@ def train_agent(
         agent_spec: agent YAML file (``agents/ppo.yaml``), dict, or :class:`AgentSpec`; the entry is
             chosen by the env's id (``bprl/BPCalibration-v0`` / ``bprl/BPCalibrationContinuous-v0``).
         seed: seeds SB3/torch/numpy (``set_random_seed``), the training envs (``seed + i``) and the
-            evaluation env (``seed + 10_000``).
+            evaluation env (``seed + 10_000``); an integer from 0 to :data:`MAX_SEED`.
         out_dir: the agent folder to write (created; files written atomically).
-        timesteps: overrides ``n_timesteps`` of the entry.
+        timesteps: overrides ``n_timesteps`` of the entry (1 to :data:`MAX_TIMESTEPS`).
         env_overrides: extra keyword overrides for the env builder (merged over ``env_kwargs``).
         eval_freq: evaluate every this many environment steps (default: a tenth of the budget).
         n_eval_episodes: validation episodes per evaluation (default: number of validation
@@ -585,9 +620,16 @@ def train_agent(
         verbose: SB3 verbosity.
         progress: called with short progress messages (the CLI prints them).
 
+    SB3 logs through a logger without a folder (stdout only when ``verbose``), so training
+    leaves no ``SB3-*`` folder in the system temporary directory.
+
     Raises:
-        ConfigError: invalid agent/env spec, or an algorithm that cannot act in the env's action space.
+        ConfigError: invalid agent/env spec, seed or timesteps (checked before any work), or an
+            algorithm that cannot act in the env's action space.
     """
+    seed = check_seed(seed)
+    if timesteps is not None:
+        timesteps = check_timesteps(timesteps)
     import torch
     from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -596,7 +638,6 @@ def train_agent(
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seed = int(seed)
     set_random_seed(seed)
 
     # Resolve which entry of the agent file applies: probe one env for its id.
@@ -616,9 +657,7 @@ def train_agent(
         )
     spec = agent_spec if isinstance(agent_spec, AgentSpec) else load_agent_spec(agent_spec, env_id=env_id)
     overrides = {**spec.env_kwargs, **dict(env_overrides or {})}
-    n_timesteps = int(timesteps) if timesteps is not None else spec.n_timesteps
-    if n_timesteps <= 0:
-        raise ConfigError(f"timesteps must be positive, got {timesteps!r}")
+    n_timesteps = timesteps if timesteps is not None else spec.n_timesteps
     eval_freq = int(eval_freq) if eval_freq else max(n_timesteps // 10, 1)
 
     # Validation: every validation subject once per evaluation, whole records, in a fixed order.
@@ -647,7 +686,7 @@ def train_agent(
     train_env = _make_vec_env(
         env_builder(env_spec, "train", overrides), spec.n_envs, seed, spec, training=True
     )
-    eval_env = _make_vec_env(eval_factory, 1, seed + 10_000, spec, training=False)
+    eval_env = _make_vec_env(eval_factory, 1, seed + EVAL_SEED_OFFSET, spec, training=False)
 
     cls = algorithm_class(spec.algo, spec.source)
     try:
@@ -656,6 +695,7 @@ def train_agent(
         )
     except (TypeError, ValueError, AssertionError) as exc:
         raise ConfigError(f"{spec.source}: [{spec.env_key}] cannot build {spec.algo}: {exc}") from exc
+    model.set_logger(_quiet_logger(verbose))
 
     class _SaveNormOnBest(BaseCallback):
         def _on_step(self) -> bool:
@@ -742,6 +782,17 @@ def train_agent(
     eval_env.close()
     say(f"saved {spec.algo} agent to {out} (best validation return {best_mean:.3f}, from {best_is})")
     return out
+
+
+def _quiet_logger(verbose: int) -> Any:
+    """An SB3 logger with no folder: stdout when ``verbose``, else nothing.
+
+    Without one, ``learn()`` calls ``configure()``, which makes an empty ``SB3-<date>`` folder
+    in the system temporary directory on every training run.
+    """
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose >= 1 else [])
 
 
 def _progress_callback_class() -> type:

@@ -8,6 +8,7 @@ work starts. :func:`run_experiment` then builds whatever is missing as a chain
 of *units* and writes a results folder::
 
     results/<name>/
+      .bprl-results             marks the folder as the runner's own (--no-resume clears only such folders)
       config.resolved.yaml      the validated experiment, paths resolved
       provenance.json           package versions, git commit, python, platform, stage timings
       failures.csv              units skipped after a BprlError (unit, error)
@@ -25,6 +26,11 @@ unit whose marker and output exist with the same fingerprint, so a killed run
 resumes where it stopped and ends with the same results as an uninterrupted
 one. Units of a stage run in parallel on a backend: a local process pool
 (``workers`` processes; 1 = in-process) or a Ray cluster.
+
+The results folder is identified by its resolved path (``results/x``,
+``$PWD/results/x`` and a symlink to it are one folder); a run removes the
+temporary files and folders that killed units left behind (``.<name>.*.tmp*``,
+``.cohort-view-*``) before it starts.
 """
 
 from __future__ import annotations
@@ -55,9 +61,11 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     field_validator,
@@ -65,6 +73,7 @@ from pydantic import (
 )
 from tqdm.auto import tqdm
 
+from bprl.agents import MAX_SEED, MAX_TIMESTEPS
 from bprl.cache_versions import STAMP_KEY, cache_versions, log_rebuild, stale_reason
 from bprl.errors import BprlError, ConfigError
 from bprl.tables import (
@@ -81,6 +90,57 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: calibrator names accepted when :mod:`bprl.calibrators` cannot be imported (kept in sync by hand)
 _FALLBACK_CALIBRATORS: tuple[str, ...] = ()
+
+#: most virtual subjects: ISO 81060-2 asks for 85, the largest public cuffless data sets hold a few
+#: thousand; a virtual subject is a few MB of WFDB plus its replay table per hour
+MAX_SUBJECTS = 10_000
+#: longest virtual recording per subject in hours: two days (24-h ambulatory monitoring twice over);
+#: a subject's waveforms are generated in memory
+MAX_HOURS_PER_SUBJECT = 48.0
+#: most estimator training epochs: the CNN-GRU stops early after tens of epochs
+MAX_EPOCHS = 10_000
+#: most processes of the local pool / CPUs of a local Ray instance: more than one machine has,
+#: and each spawned worker holds its own torch (~0.3 GB)
+MAX_WORKERS = 256
+#: most bootstrap resamples: percentile intervals settle after a few thousand; memory is
+#: resamples x subjects
+MAX_RESAMPLES = 100_000
+
+#: the upper bounds of the experiment file, documented in docs/readme/80-experiments.md
+LIMITS: dict[str, int | float] = {
+    "subjects": MAX_SUBJECTS,
+    "hours_per_subject": MAX_HOURS_PER_SUBJECT,
+    "epochs": MAX_EPOCHS,
+    "timesteps": MAX_TIMESTEPS,
+    "workers": MAX_WORKERS,
+    "n_resamples": MAX_RESAMPLES,
+    "seed": MAX_SEED,
+}
+
+#: an experiment or policy name: a plain file name that cannot be ``.``/``..`` or start with ``-``
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def _plain_name(value: str) -> str:
+    """``value`` when it matches :data:`NAME_PATTERN`; else a ValueError saying what a name may be."""
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a plain name: 1 to 128 letters, digits, '_', '.', '-', "
+            "starting with a letter, digit or '_' (so never '.', '..' or a path)"
+        )
+    return value
+
+
+#: a name used as a file or folder name (experiment, policy)
+PlainName = Annotated[str, AfterValidator(_plain_name)]
+
+#: a seed anywhere in the experiment file
+Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+
+#: file in a results folder saying the runner made it (``--no-resume`` clears only such folders)
+RESULTS_MARKER = ".bprl-results"
 
 # =============================================================== schema helpers
 _ENV_RE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -113,17 +173,21 @@ def expand_path(text: str, base_dirs: Iterable[Path] = ()) -> Path:
 
 
 class _Model(BaseModel):
-    """Base of every experiment-file section: unknown fields are errors."""
+    """Base of every experiment-file section: unknown fields are errors, types are strict.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: ``true`` is not a number, ``1.0`` or ``"1e9"`` is not an integer, ``"2"`` is not a
+    number; infinite and NaN floats are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class VirtualCohortSpec(_Model):
     """A virtual cohort built by :func:`bprl.cohort.make_cohort`."""
 
-    subjects: StrictInt = Field(ge=2, description="number of virtual subjects")
-    hours: float = Field(gt=0, description="recording length per subject in hours")
-    seed: StrictInt = Field(0, description="cohort seed")
+    subjects: StrictInt = Field(ge=2, le=MAX_SUBJECTS, description="number of virtual subjects")
+    hours: float = Field(gt=0, le=MAX_HOURS_PER_SUBJECT, description="recording length per subject in hours")
+    seed: Seed = Field(0, description="cohort seed")
     spec: str | None = Field(None, description="optional cohort parameter file (YAML)")
 
 
@@ -163,8 +227,15 @@ class SplitSpec(_Model):
     train: float | list[str] = 0.6
     val: float | list[str] = 0.2
     test: float | list[str] = 0.2
-    seed: StrictInt = 0
+    seed: Seed = 0
     records_to: Literal["train", "val", "test"] | None = None
+
+    @field_validator("train", "val", "test", mode="before")
+    @classmethod
+    def _number_or_list(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float | list):
+            raise ValueError(f"give a fraction in [0, 1] or a list of subject ids, got {v!r}")
+        return v
 
     @field_validator("train", "val", "test")
     @classmethod
@@ -204,7 +275,28 @@ class EstimatorSpec(_Model):
     kind: Literal["cnn_gru", "pat_linear"] = "cnn_gru"
     train: dict[str, Any] = Field(default_factory=dict, description="training settings for train_estimator")
     checkpoint: str | None = Field(None, description="use this trained estimator instead of training one")
-    seed: StrictInt = 0
+    seed: Seed = 0
+
+
+class EstimatorTrainSpec(_Model):
+    """Types and bounds of ``estimator.train`` (the fields of :class:`bprl.estimator.TrainConfig`).
+
+    Only validates: the runner passes the mapping on as written (``model`` is checked by
+    ``ModelConfig.from_dict``); which keys exist is checked against ``TrainConfig`` itself.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+    model: dict[str, Any] = Field(default_factory=dict, description="ModelConfig fields")
+    epochs: StrictInt = Field(30, ge=1, le=MAX_EPOCHS, description="maximum number of epochs")
+    batch_size: StrictInt = Field(64, ge=1, le=65_536, description="windows per optimiser step")
+    lr: float = Field(2e-3, gt=0, le=10, description="Adam learning rate")
+    weight_decay: float = Field(1e-4, ge=0, le=10, description="Adam weight decay")
+    patience: StrictInt = Field(5, ge=0, le=MAX_EPOCHS, description="validations without improvement")
+    oversample: StrictBool = Field(False, description="oversample rare SBP ranges")
+    max_windows_per_step: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    max_steps_per_epoch: StrictInt | None = Field(None, ge=1, le=MAX_TIMESTEPS)
+    eval_every_steps: StrictInt | None = Field(None, ge=1, le=MAX_TIMESTEPS)
 
 
 class EnvSpec(_Model):
@@ -222,8 +314,10 @@ class PolicySpec(_Model):
     params: dict[str, Any] = Field(
         default_factory=dict, description="calibrator parameters / agent overrides"
     )
-    timesteps: StrictInt | None = Field(None, ge=1, description="training timesteps (agents)")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="label in logs and reports")
+    timesteps: StrictInt | None = Field(
+        None, ge=1, le=MAX_TIMESTEPS, description="training timesteps (agents)"
+    )
+    name: PlainName | None = Field(None, description="label in logs and reports")
 
     @model_validator(mode="before")
     @classmethod
@@ -250,29 +344,31 @@ class BudgetSpec(_Model):
     """Budgets: cuff readings per episode (passed to the environment) and default agent training steps."""
 
     cuff_budget: StrictInt | None = Field(None, ge=0)
-    timesteps: StrictInt = Field(20_000, ge=1)
+    timesteps: StrictInt = Field(20_000, ge=1, le=MAX_TIMESTEPS)
 
 
 class EvaluationSpec(_Model):
     """Settings of the standards evaluation (:mod:`bprl.evaluation`)."""
 
-    n_resamples: StrictInt = Field(1000, ge=1, description="bootstrap resamples (subjects, seeds)")
+    n_resamples: StrictInt = Field(
+        1000, ge=1, le=MAX_RESAMPLES, description="bootstrap resamples (subjects, seeds)"
+    )
     confidence: float = Field(0.95, gt=0, lt=1, description="level of the bootstrap intervals")
-    seed: StrictInt = Field(0, description="seed of the bootstrap")
+    seed: Seed = Field(0, description="seed of the bootstrap")
 
 
 class BackendSpec(_Model):
     """Default backend of the experiment (overridden by the CLI / ``run_experiment`` arguments)."""
 
     name: Literal["local", "ray"] = "local"
-    workers: StrictInt = Field(2, ge=1)
+    workers: StrictInt = Field(2, ge=1, le=MAX_WORKERS)
     ray_address: str | None = None
 
 
 class ExperimentConfig(_Model):
     """A validated experiment file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: PlainName = Field(description="results go to results/<name>/")
     description: str = ""
     cohort: CohortSpec
     splits: SplitSpec = Field(default_factory=SplitSpec)
@@ -280,7 +376,7 @@ class ExperimentConfig(_Model):
     estimator: EstimatorSpec = Field(default_factory=EstimatorSpec)
     env: EnvSpec = Field(default_factory=EnvSpec)
     policies: Annotated[list[PolicySpec], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)] = Field(default_factory=lambda: [0])
+    seeds: Annotated[list[Seed], Field(min_length=1)] = Field(default_factory=lambda: [0])
     budgets: BudgetSpec = Field(default_factory=BudgetSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     backend: BackendSpec = Field(default_factory=BackendSpec)
@@ -302,16 +398,21 @@ class ExperimentConfig(_Model):
 
 
 # ============================================================ loading / checks
-def _format_validation(exc: ValidationError, source: str) -> str:
+def _format_validation(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """``source: invalid experiment file`` then one ``  field.path: problem (got value)`` line per error."""
     lines = [f"{source}: invalid experiment file"]
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        loc = prefix + ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif err["type"] == "missing":
             msg = "required field missing"
-        lines.append(f"  {loc}: {msg}")
+        elif isinstance(err.get("input"), bool | int | float | str) and not err["type"].startswith(
+            "value_error"
+        ):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  {loc.rstrip('.')}: {msg}")
     return "\n".join(lines)
 
 
@@ -489,6 +590,10 @@ def _check_settings(exp: Experiment) -> None:
                 raise ConfigError(
                     f"{exp.source}: estimator.train.{key}: unknown field; valid: {', '.join(sorted(names))}"
                 )
+        try:
+            EstimatorTrainSpec.model_validate(cfg.estimator.train)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation(exc, exp.source, prefix="estimator.train.")) from None
         try:
             train_config(cfg.estimator.train)
         except (BprlError, TypeError, ValueError) as exc:
@@ -1304,7 +1409,88 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def _clear_results(results: Path) -> None:
+#: names of temporary files and folders the runner's atomic writes make (``tempfile`` with a
+#: ``.<name>.`` prefix and a ``.tmp`` / ``.tmp<suffix>`` suffix) and the estimator's cohort views
+_TEMP_NAME = re.compile(r"^\.(?:cohort-view-.+|.+\.tmp(?:\.[A-Za-z0-9]+)?)$")
+
+
+def _is_results_folder(results: Path) -> bool:
+    """Whether ``results`` carries the runner's marker, or is a results folder written before the marker existed."""
+    if (results / RESULTS_MARKER).is_file():
+        return True
+    resolved = results / "config.resolved.yaml"
+    if not (results / "state").is_dir() or not resolved.is_file():
+        return False
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return resolved.read_text(encoding="utf-8").startswith("# resolved from ")
+    return False
+
+
+def _prepare_results(results: Path, root: Path, name: str) -> None:
+    """Make ``results`` (a resolved path strictly inside ``root``) the runner's own folder.
+
+    A new or empty folder gets the marker :data:`RESULTS_MARKER`; a results folder of an
+    earlier run is used as it is (a legacy one gets the marker); anything else is refused.
+
+    Raises:
+        ConfigError: ``results`` is ``root`` itself or outside it, a file, or a non-empty
+            folder that the runner did not make.
+    """
+    how = "choose a new or empty folder (--results / results_dir)"
+    if results == root or root not in results.parents:
+        raise ConfigError(f"results folder {results}: must be a folder inside {root}; {how}")
+    if results.exists() and not results.is_dir():
+        raise ConfigError(f"results folder {results}: is a file, not a folder; {how}")
+    if results.is_dir() and not _is_results_folder(results) and any(results.iterdir()):
+        raise ConfigError(
+            f"results folder {results}: not a bprl results folder (not empty and no {RESULTS_MARKER} "
+            f"file); the runner writes only into folders it made; {how}"
+        )
+    results.mkdir(parents=True, exist_ok=True)
+    if not (results / RESULTS_MARKER).is_file():
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        info = {"format": "bprl-results/1", "experiment": name, "created_utc": created}
+        write_text_atomic(json.dumps(info, indent=2) + "\n", results / RESULTS_MARKER)
+
+
+def remove_temp_leftovers(results: Path) -> list[Path]:
+    """Delete the temporary files and folders killed units left in ``results``; return them.
+
+    Matches only the runner's own temporary names (``.<name>.<random>.tmp``,
+    ``.<stem>.<random>.tmp.<suffix>``, ``.cohort-view-<random>``); symlinks are removed,
+    never followed. Do not run two runs on one results folder at the same time.
+    """
+    removed: list[Path] = []
+    for folder, dirs, files in os.walk(results):
+        base = Path(folder)
+        for d in list(dirs):
+            if _TEMP_NAME.match(d):
+                dirs.remove(d)
+                path = base / d
+                if path.is_symlink():
+                    path.unlink()
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        for f in files:
+            if _TEMP_NAME.match(f):
+                (base / f).unlink(missing_ok=True)
+                removed.append(base / f)
+    return removed
+
+
+def _clear_results(results: Path, root: Path) -> None:
+    """Delete a results folder's earlier outputs (``--no-resume``); keep ``config.resolved.yaml`` and the marker.
+
+    Raises:
+        BprlError: refusing, unless ``results`` is a folder strictly inside ``root`` that
+            carries the runner's marker (or is a results folder of an earlier version).
+    """
+    results, root = Path(results).resolve(), Path(root).resolve()
+    if results == root or root not in results.parents or not _is_results_folder(results):
+        raise BprlError(
+            f"refusing to clear {results}: not a bprl results folder inside {root} (no {RESULTS_MARKER})"
+        )
     for name in ("state", "work", "logs", "figures"):
         if (results / name).is_dir():
             shutil.rmtree(results / name)
@@ -1340,31 +1526,42 @@ def run_experiment(
 
     Args:
         path_or_config: experiment file, dict, or loaded :class:`Experiment`.
-        results_dir: results folder (default ``results/<name>/``).
+        results_dir: results folder (default ``results/<name>/``); identified by its resolved
+            path. It must be new, empty, or a results folder of an earlier run.
         backend: ``"local"`` or ``"ray"`` (default: the file's ``backend.name``).
-        workers: processes / Ray CPUs (default: the file's ``backend.workers``).
-        resume: skip finished units.
+        workers: processes / Ray CPUs, 1 to :data:`MAX_WORKERS` (default: the file's ``backend.workers``).
+        resume: skip finished units (temporary leftovers of killed units are removed either way).
         ray_address: Ray cluster address (default: the file's, else a local instance).
         stages: the unit functions (default :func:`default_stages`; tests substitute stubs).
         progress: show tqdm progress bars.
 
+    Returns:
+        The resolved results folder.
+
     Raises:
-        ConfigError: invalid experiment (before any work).
+        ConfigError: invalid experiment, workers or results folder (before any work).
     """
     exp = load_experiment(path_or_config)
     cfg = exp.config
     stages = stages or default_stages()
-    results = Path(results_dir) if results_dir is not None else Path("results") / cfg.name
+    # one folder, one identity: relative, absolute and symlinked spellings resume the same units
+    if results_dir is None:
+        root = Path("results").expanduser().resolve()
+        results = root / cfg.name
+    else:
+        results = Path(results_dir).expanduser().resolve()
+        root = results.parent
     backend_name = backend or cfg.backend.name
     n_workers = workers if workers is not None else cfg.backend.workers
     address = ray_address or cfg.backend.ray_address
     if backend_name not in ("local", "ray"):
         raise ConfigError(f"backend: unknown backend {backend_name!r}; valid: local, ray")
-    if n_workers < 1:
-        raise ConfigError(f"workers: must be >= 1, got {n_workers}")
-    results.mkdir(parents=True, exist_ok=True)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or not 1 <= n_workers <= MAX_WORKERS:
+        raise ConfigError(f"workers: must be an integer from 1 to {MAX_WORKERS}, got {n_workers!r}")
+    _prepare_results(results, root, cfg.name)
     if not resume:
-        _clear_results(results)
+        _clear_results(results, root)
+    remove_temp_leftovers(results)
     work, state_dir = results / "work", results / "state"
     resolved = exp.resolved_dict()
     resolved["backend"] = {"name": backend_name, "workers": n_workers, "ray_address": address}
@@ -1662,23 +1859,47 @@ def write_results(
     return tables
 
 
-def rebuild_report(results_dir: str | os.PathLike[str], stages: Stages | None = None) -> Path:
-    """Recompute metrics and rewrite the report from a results folder's saved episode logs."""
-    results = Path(results_dir)
+def _rollout_status(results: Path, name: str) -> str | None:
+    """Status in the rollout marker ``state/rollouts/<name>.json`` (``None``: no readable marker)."""
+    try:
+        return str(json.loads((results / "state" / "rollouts" / f"{name}.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def current_logs(results: Path, config: dict[str, Any] | None) -> list[Path]:
+    """The episode logs of the experiment's current policies and seeds, in the experiment's order.
+
+    ``logs/`` may still hold logs of policies or seeds removed from the experiment file since
+    (they are kept, not deleted) and of rollouts whose latest attempt was skipped; neither is
+    current. Without policies and seeds in ``config`` every log is used.
+    """
     logs = sorted((results / "logs").glob("*.parquet"))
-    cfg_path = results / "config.resolved.yaml"
-    config = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
     order = [str(p.get("name")) for p in (config or {}).get("policies", []) if isinstance(p, dict)]
     seeds = [int(s) for s in (config or {}).get("seeds", [])]
+    if order and seeds:
+        wanted = {f"{p}__seed{s}": (i, j) for i, p in enumerate(order) for j, s in enumerate(seeds)}
+        logs = [p for p in logs if p.stem in wanted and _rollout_status(results, p.stem) in (None, "done")]
+        return sorted(logs, key=lambda p: wanted[p.stem])
+    return logs
 
-    def rank(path: Path) -> tuple[int, int, str]:
-        policy, _, seed = path.stem.rpartition("__seed")
-        p_rank = order.index(policy) if policy in order else len(order)
-        s_rank = seeds.index(int(seed)) if seed.isdigit() and int(seed) in seeds else len(seeds)
-        return p_rank, s_rank, path.name
 
-    logs.sort(key=rank)
+def rebuild_report(results_dir: str | os.PathLike[str], stages: Stages | None = None) -> Path:
+    """Recompute metrics and rewrite the report from a results folder's saved episode logs.
+
+    Only the logs of the policies and seeds in ``config.resolved.yaml`` are used (see
+    :func:`current_logs`), as in the run that wrote the folder.
+    """
+    results = Path(results_dir)
+    cfg_path = results / "config.resolved.yaml"
+    config = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
+    logs = current_logs(results, config)
     if not logs:
+        if any((results / "logs").glob("*.parquet")):
+            raise BprlError(
+                f"{results}: no episode logs of the experiment's policies and seeds under logs/ "
+                f"(see {cfg_path.name} and failures.csv)"
+            )
         raise BprlError(f"{results}: no episode logs under logs/ (is this a bprl results folder?)")
     problems: list[str] = []
     if (results / "failures.csv").is_file():
@@ -1695,11 +1916,13 @@ __all__ = [
     "RayBackend",
     "Stages",
     "Unit",
+    "current_logs",
     "default_stages",
     "execute_unit",
     "load_experiment",
     "make_backend",
     "rebuild_report",
+    "remove_temp_leftovers",
     "run_experiment",
     "write_results",
 ]

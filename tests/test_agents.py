@@ -364,3 +364,61 @@ def test_rl_zoo3_trains_the_registered_env(replay_dir: Path, tmp_path: Path) -> 
     models = list(log.rglob("*.zip"))
     assert any(m.name == "bprl-BPCalibrationContinuous-v0.zip" for m in models), models
     assert "Loading hyperparameters from" in res.stdout and "agents/ppo.yaml" in res.stdout
+
+
+# ------------------------------------------------------------------ issue 11: seeds, temp folders
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**31, 1.0, True])
+def test_bad_seed_is_a_config_error_before_any_work(seed, replay_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    with pytest.raises(ConfigError, match=r"seed: must be an integer from 0 to 2147483647"):
+        train_agent(env_spec(replay_dir, "continuous"), PPO_SPEC, seed=seed, out_dir=out)
+    assert not out.exists()
+
+
+def test_bad_timesteps_are_a_config_error(replay_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="timesteps"):
+        train_agent(
+            env_spec(replay_dir, "continuous"), PPO_SPEC, seed=0, out_dir=tmp_path / "a", timesteps=10**10
+        )
+    big = {"algo": "ppo", CONT: {**PPO_SPEC[CONT], "n_timesteps": 2e9}}
+    with pytest.raises(ConfigError, match="n_timesteps"):
+        load_agent_spec(big, env_id=CONT)
+
+
+def test_cli_train_rejects_bad_seed(replay_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bprl.cli import app
+
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text(yaml.safe_dump({"replay_set": str(replay_dir), "action_type": "discrete"}))
+    for seed in ("-1", str(2**32)):
+        args = ["train", "--env", str(env_file), "--agent", str(REPO / "agents" / "dqn.yaml"), "--seed", seed]
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+        assert res.exit_code == 2 and "seed: must be an integer from 0" in res.output, res.output
+        assert not (tmp_path / "a").exists()
+
+
+def test_training_leaves_no_sb3_folder_in_the_temp_dir(
+    replay_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    sys_tmp = tmp_path / "system-tmp"
+    sys_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(sys_tmp))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(sys_tmp))
+    spec = {
+        "algo": "ppo",
+        CONT: {**PPO_SPEC[CONT], "n_timesteps": 64, "n_envs": 1, "n_steps": 32, "batch_size": 32},
+    }
+    for verbose in (0, 1):
+        train_agent(
+            env_spec(replay_dir, "continuous"),
+            spec,
+            seed=1,
+            out_dir=tmp_path / f"a{verbose}",
+            verbose=verbose,
+        )
+    assert sorted(p.name for p in sys_tmp.iterdir() if p.name.startswith("SB3-")) == []

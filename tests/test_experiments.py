@@ -501,3 +501,224 @@ def test_end_to_end_tiny_virtual_cohort(tmp_path):
     ran = _units_run(out)
     assert ran == {**ran, "cohort": 0, "features": 0, "estimator": 0, "agents": 0, "rollouts": 1}
     assert (out / "metrics.csv").read_bytes() == before
+
+
+# ----------------------------------------------------------------- issue 11: reliability
+def test_resume_does_not_depend_on_how_the_results_folder_is_spelled(
+    specs, calibrators, tmp_path, monkeypatch
+):
+    """Relative, absolute, ``..``-laden and symlinked spellings of one folder resume the same units."""
+    monkeypatch.chdir(tmp_path)
+    first = ex.run_experiment(
+        stub_config(specs), results_dir="results/x", stages=STUBS, progress=False, workers=1
+    )
+    assert first == (tmp_path / "results" / "x").resolve()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "results")
+    for spelling in (
+        tmp_path / "results" / "x",
+        Path("elsewhere") / ".." / "results" / "x",
+        tmp_path / "link" / "x",
+    ):
+        out = ex.run_experiment(
+            stub_config(specs), results_dir=spelling, stages=STUBS, progress=False, workers=1
+        )
+        assert out == first
+        assert set(_units_run(out).values()) == {0}, (spelling, _units_run(out))
+
+
+def test_resume_removes_temporary_leftovers_of_killed_units(specs, calibrators, tmp_path):
+    out = _run(specs, tmp_path, "a", workers=1)
+    leftovers = [
+        out / "work" / ".estimator.k2j3h4.tmp",
+        out / "work" / ".cohort-view-a8b7c6",
+        out / "work" / "agents" / ".ppo__seed0.x1y2.tmp",
+        out / "logs" / ".none__seed0.q9w8.tmp.parquet",
+        out / ".metrics.csv.z7x6.tmp",
+        out / "state" / "rollouts" / ".none__seed0.json.r5t6.tmp",
+        out / "work" / "features" / ".123.json.u7i8.tmp",
+    ]
+    for path in leftovers:
+        if (path.suffix == ".tmp" and "agents" in path.parts) or path.name.startswith(
+            (".estimator", ".cohort")
+        ):
+            path.mkdir(parents=True)
+            (path / "half-written.bin").write_bytes(b"x")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"half")
+    (out / "work" / ".cohort-view-a8b7c6" / "waves").symlink_to(out / "work" / "cohort")
+    keep = [out / "notes.tmp.txt", out / "work" / "cohort" / "waves" / "s00" / "r0" / "r0.hea"]
+    keep[0].write_text("mine")
+    _run(specs, tmp_path, "a", workers=1)
+    assert set(_units_run(out).values()) == {0}
+    for path in leftovers:
+        assert not path.exists() and not path.is_symlink(), path
+    for path in keep:
+        assert path.is_file(), path  # neither user files nor symlink targets are touched
+
+
+def test_report_uses_only_the_current_policies_and_seeds(specs, calibrators, tmp_path):
+    seen: list[set[tuple[str, int]]] = []
+
+    def evaluate(logs: pd.DataFrame, **boot) -> dict[str, pd.DataFrame]:
+        seen.append(set(zip(logs["policy"], logs["seed"].astype(int), strict=True)))
+        return stub_evaluate(logs, **boot)
+
+    stages = dataclasses.replace(STUBS, evaluate=evaluate)
+    out = ex.run_experiment(
+        stub_config(specs), results_dir=tmp_path / "a", stages=stages, progress=False, workers=1
+    )
+    assert seen[-1] == {(p, s) for p in ("none", "offset", "ppo") for s in (0, 1)}
+    cfg = stub_config(specs, seeds=[1])
+    cfg["policies"] = [p for p in cfg["policies"] if p != "none"]  # remove a policy and a seed
+    ex.run_experiment(cfg, results_dir=out, stages=stages, progress=False, workers=1)
+    assert seen[-1] == {("offset", 1), ("ppo", 1)}
+    assert (out / "logs" / "none__seed0.parquet").is_file()  # old logs stay, but are not reported
+    ex.rebuild_report(out, stages=stages)
+    assert seen[-1] == {("offset", 1), ("ppo", 1)}
+    assert list(pd.read_csv(out / "metrics.csv")["policy"]) == ["offset", "ppo"]
+    assert "none" not in (out / "report.md").read_text()
+    # a rollout whose latest attempt was skipped does not bring back its older log
+    marker = out / "state" / "rollouts" / "ppo__seed1.json"
+    info = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**info, "status": "skipped", "error": "BprlError: gone"}))
+    ex.rebuild_report(out, stages=stages)
+    assert seen[-1] == {("offset", 1)}
+
+
+def test_cli_report_ignores_logs_of_removed_policies(specs, calibrators, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bprl.cli import app
+
+    out = _run(specs, tmp_path, "a", workers=1)
+    cfg = stub_config(specs)
+    cfg["policies"] = cfg["policies"][1:]
+    ex.run_experiment(cfg, results_dir=out, stages=STUBS, progress=False, workers=1)
+    monkeypatch.setattr(ex, "default_stages", lambda: STUBS)
+    res = CliRunner().invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert list(pd.read_csv(out / "metrics.csv")["policy"]) == ["offset", "ppo"]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "...", ".hidden", "-rf", "a/b", ""])
+def test_experiment_name_cannot_leave_the_results_folder(specs, calibrators, tmp_path, name):
+    _assert_config_error(stub_config(specs, name=name), tmp_path, "name")
+
+
+def test_no_resume_never_deletes_a_folder_the_runner_did_not_make(specs, calibrators, tmp_path, monkeypatch):
+    """The old hole: name '..' made results/.. (the current folder) the results folder."""
+    monkeypatch.chdir(tmp_path)
+    precious = [tmp_path / "work" / "thesis.tex", tmp_path / "logs" / "lab.txt", tmp_path / "metrics.csv"]
+    for p in precious:
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("mine")
+    with pytest.raises(ConfigError, match="name"):
+        ex.run_experiment(stub_config(specs, name=".."), stages=STUBS, progress=False, resume=False)
+    # an explicit folder that is not a bprl results folder is refused too, resume or not
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match="not a bprl results folder") as info:
+            ex.run_experiment(
+                stub_config(specs), results_dir=".", stages=STUBS, progress=False, resume=resume
+            )
+        assert "--results" in str(info.value)
+    assert all(p.read_text() == "mine" for p in precious)
+    assert not (tmp_path / "state").exists() and not (tmp_path / "config.resolved.yaml").exists()
+    # and the guard itself refuses anything but a marked folder strictly inside its root
+    with pytest.raises(BprlError, match="refusing"):
+        ex._clear_results(tmp_path, tmp_path.parent)
+    with pytest.raises(BprlError, match="refusing"):
+        ex._clear_results(tmp_path / "results" / "x", tmp_path / "results" / "x")
+    assert all(p.read_text() == "mine" for p in precious)
+
+
+def test_no_resume_clears_its_own_folder(specs, calibrators, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = ex.run_experiment(stub_config(specs), stages=STUBS, progress=False, workers=1)
+    assert out == tmp_path / "results" / "stubexp" and (out / ex.RESULTS_MARKER).is_file()
+    ex.run_experiment(stub_config(specs), stages=STUBS, progress=False, workers=1, resume=False)
+    assert _units_run(out)["features"] == 10
+    # a results folder written before the marker existed is recognised by its state and resolved config
+    (out / ex.RESULTS_MARKER).unlink()
+    ex.run_experiment(stub_config(specs), stages=STUBS, progress=False, workers=1, resume=False)
+    assert _units_run(out)["features"] == 10 and (out / ex.RESULTS_MARKER).is_file()
+
+
+def _set(cfg: dict, dotted: str, value) -> dict:
+    node = cfg
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = (
+            node.setdefault(int(key) if key.isdigit() else key, {})
+            if isinstance(node, dict)
+            else node[int(key)]
+        )
+    node[int(last) if isinstance(node, list) else last] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("cohort.virtual.subjects", 1_000_000_000),
+        ("cohort.virtual.subjects", 2.0),
+        ("cohort.virtual.hours", 1e6),
+        ("cohort.virtual.hours", True),
+        ("cohort.virtual.hours", "1"),
+        ("cohort.virtual.hours", float("inf")),
+        ("cohort.virtual.seed", -1),
+        ("cohort.min_duration_s", True),
+        ("splits.seed", 2**32),
+        ("splits.train", True),
+        ("estimator.seed", -1),
+        ("estimator.train.epochs", 1e9),
+        ("estimator.train.epochs", "1e9"),
+        ("estimator.train.epochs", 1_000_000_000),
+        ("estimator.train.oversample", "yes"),
+        ("estimator.train.lr", True),
+        ("estimator.train.batch_size", 64.0),
+        ("policies.2.timesteps", 10**10),
+        ("policies.2.timesteps", 1e6),
+        ("budgets.timesteps", 2_000_000_000),
+        ("budgets.cuff_budget", True),
+        ("evaluation.n_resamples", 10**9),
+        ("evaluation.confidence", True),
+        ("evaluation.seed", 2**32),
+        ("backend.workers", 1000),
+        ("backend.workers", True),
+        ("seeds", [-1]),
+        ("seeds", [2**32]),
+        ("seeds", [0, True]),
+    ],
+)
+def test_out_of_range_and_loosely_typed_values_are_named(specs, calibrators, tmp_path, field, value):
+    cfg = _set(stub_config(specs), field, value)
+    _assert_config_error(cfg, tmp_path, field.rsplit(".", 1)[0] if field == "seeds" else field)
+
+
+def test_documented_bounds_are_accepted(specs, calibrators, tmp_path):
+    bounds = ex.LIMITS
+    cfg = stub_config(specs, seeds=[0, bounds["seed"]])
+    _set(cfg, "cohort.virtual.hours", float(bounds["hours_per_subject"]))
+    _set(cfg, "backend.workers", bounds["workers"])
+    _set(cfg, "budgets.timesteps", bounds["timesteps"])
+    _set(cfg, "estimator.train.epochs", bounds["epochs"])
+    exp = ex.load_experiment(cfg)
+    assert exp.config.seeds == [0, 2**31 - 1]
+    _set(cfg, "cohort.virtual.subjects", bounds["subjects"])
+    assert ex.ExperimentConfig.model_validate(cfg).cohort.virtual.subjects == 10_000
+
+
+def test_workers_argument_is_bounded(specs, calibrators, tmp_path):
+    from typer.testing import CliRunner
+
+    from bprl.cli import app
+
+    with pytest.raises(ConfigError, match="workers"):
+        _run(specs, tmp_path, "a", workers=100_000)
+    assert not (tmp_path / "a").exists()
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(stub_config(specs)))
+    res = CliRunner().invoke(app, ["run", str(cfg), "--results", str(tmp_path / "r"), "--workers", "100000"])
+    assert res.exit_code == 2 and "workers" in res.output

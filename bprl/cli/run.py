@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
     def run_cmd(
         experiment: Path = typer.Argument(..., help="experiment file, e.g. experiments/quickstart.yaml"),
         results: Path | None = typer.Option(
-            None, "--results", help="results folder (default results/<name>/)"
+            None,
+            "--results",
+            help="results folder (default results/<name>/): new, empty, or one an earlier run wrote",
         ),
         backend: str | None = typer.Option(
             None, "--backend", help="local or ray (default: the file's backend)"
@@ -26,9 +28,13 @@ def register(app: typer.Typer) -> None:
             "--ray-address",
             help="Ray cluster address for ray.init(address=...); default a local instance",
         ),
-        workers: int | None = typer.Option(None, "--workers", min=1, help="processes / Ray CPUs (default 2)"),
+        workers: int | None = typer.Option(
+            None, "--workers", min=1, help="processes / Ray CPUs, 1-256 (default 2)"
+        ),
         resume: bool = typer.Option(
-            True, "--resume/--no-resume", help="skip units finished by an earlier run"
+            True,
+            "--resume/--no-resume",
+            help="skip units finished by an earlier run (--no-resume: delete the folder's earlier outputs)",
         ),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     ) -> None:
