@@ -22,9 +22,9 @@ import numpy as np
 import wfdb
 from wfdb import processing
 
-from bprl import signals
+from bprl.beats import ecg_peaks
 from bprl.features import record_beats, replay_table_from_beats
-from bprl.records import read_record
+from bprl.sources import read_record
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 MITDB = ("100", "103", "105", "106")
@@ -72,7 +72,7 @@ def _xqrs(x: np.ndarray, fs: float) -> np.ndarray:
 
 
 def _bprl_ecg(x: np.ndarray, fs: float) -> np.ndarray:
-    return signals.ecg_peaks(x, fs, return_times=False)
+    return ecg_peaks(x, fs, return_times=False)
 
 
 def mitdb_accuracy(detector, root: Path) -> tuple[float, float, float, float]:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     tm = _timed(
         {
             "full": pipeline,
-            "ecg": lambda: signals.ecg_peaks(ecg.samples, ecg.fs_hz),
+            "ecg": lambda: ecg_peaks(ecg.samples, ecg.fs_hz),
             "nk": lambda: _nk_both(ecg.samples, ecg.fs_hz, ppg.samples, ppg.fs_hz),
         },
         args.repeat,

@@ -1,9 +1,10 @@
-"""Tests of bprl.features: beat table accuracy on the virtual cohort, replay tables on real records, cache, batch, CLI."""
+"""Tests of bprl.features: settings, beat table accuracy on the virtual cohort, replay tables on real records,
+cache, batch, CLI, replay sets; and the bprl.tables re-exports."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +12,23 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import bprl.features.cache
 from bprl.cli import app
-from bprl.errors import FeatureError
+from bprl.config import Spec, load_spec
+from bprl.errors import ConfigError, FeatureError
 from bprl.features import (
     FeatureConfig,
     build_replay_table,
     build_replay_tables,
     cache_path,
+    concat_records,
+    feature_code_version,
     load_replay_table,
     record_beats,
     record_cache_key,
 )
-from bprl.records import Channel, Record, read_record
-from bprl.tables import REPLAY_COLUMNS
+from bprl.schemas import REPLAY_COLUMNS
+from bprl.sources import Channel, Record, read_record
 
 M4 = Path("mimic4wdb-demo/p10020306/83404654")
 
@@ -177,8 +182,9 @@ def test_cache_key_and_atomic_write(cohort, tmp_path):
     cfg = FeatureConfig()
     k1 = record_cache_key(hea, cfg)
     assert k1 == record_cache_key(hea, FeatureConfig())
-    assert record_cache_key(hea, replace(cfg, window_s=20)) != k1
-    assert FeatureConfig().key() == cfg.key() != replace(cfg, hop_s=10).key()
+    assert record_cache_key(hea, FeatureConfig(window_s=20)) != k1
+    assert FeatureConfig().key() == cfg.key() != FeatureConfig(hop_s=10).key()
+    assert FeatureConfig(window_s=30).key() == cfg.key()  # an int in a float field is the same setting
     cache = tmp_path / "cache"
     t1 = load_replay_table(hea, cfg, cache)
     target = cache_path(hea, cfg, cache)
@@ -228,8 +234,6 @@ def test_batch_skips_bad_records_and_cli(cohort, tmp_path):
 
 
 def test_concat_records_shifts_times_and_renumbers_steps() -> None:
-    from bprl.tables import concat_records
-
     a = pd.DataFrame({"step": [0, 1], "t_start_s": [0.0, 30.0], "t_end_s": [30.0, 60.0], "x": [1, 2]})
     empty = a.iloc[:0]
     b = pd.DataFrame(
@@ -241,3 +245,113 @@ def test_concat_records_shifts_times_and_renumbers_steps() -> None:
     assert out["t_end_s"].tolist() == [30.0, 60.0, 95.0, 125.0, 155.0]
     assert out["x"].tolist() == [1, 2, 3, 4, 5]
     assert b["t_start_s"].tolist() == [5.0, 35.0, 65.0]  # inputs untouched
+
+
+# ------------------------------------------------------------------------ settings
+@pytest.mark.parametrize(
+    ("settings", "field", "message"),
+    [
+        ({"window": 30}, "window", "unknown field"),
+        ({"window_s": 0}, "window_s", "greater than 0"),
+        ({"hop_s": "fast"}, "hop_s", "valid number"),
+        ({"sqi_ppg_min": 1.5}, "sqi_ppg_min", "less than or equal to 1"),
+        ({"min_ref_beats": 2.5}, "min_ref_beats", "valid integer"),
+        ({"pat_min_ms": 300, "pat_max_ms": 200}, "pat_max_ms", "greater than pat_min_ms"),
+    ],
+)
+def test_feature_config_rejects_unknown_keys_and_bad_values_naming_the_field(settings, field, message):
+    with pytest.raises(
+        FeatureError, match=rf"^FeatureConfig: invalid feature settings\n  {field}: .*{message}"
+    ):
+        FeatureConfig(**settings)
+    with pytest.raises(ConfigError, match=rf"^features.yaml: invalid FeatureConfig\n  {field}: .*{message}"):
+        load_spec(FeatureConfig, settings, source_name="features.yaml")
+
+
+def test_feature_config_from_kwargs_yaml_and_an_enclosing_spec(tmp_path):
+    from pydantic import Field
+
+    cfg = FeatureConfig(**{"window_s": 60, "hop_s": 15})
+    assert cfg == FeatureConfig(window_s=60.0, hop_s=15.0) and cfg.window_s == 60.0
+    assert hash(cfg) == hash(FeatureConfig(window_s=60.0, hop_s=15.0))  # frozen: usable as a key
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.window_s = 10
+    path = tmp_path / "features.yaml"
+    path.write_text("window_s: 60\nhop_s: 15\n")
+    assert load_spec(FeatureConfig, path) == cfg
+    path.write_text("window_s: 60\nhop: 15\n")
+    with pytest.raises(ConfigError, match=r"features\.yaml: invalid FeatureConfig\n  hop: unknown field"):
+        load_spec(FeatureConfig, path)
+
+    class Experiment(Spec):
+        features: FeatureConfig = Field(default_factory=FeatureConfig, description="feature settings")
+
+    assert load_spec(Experiment, {"features": {"window_s": 60, "hop_s": 15}}).features == cfg
+    with pytest.raises(
+        ConfigError, match=r"exp.yaml: invalid Experiment\n  features\.window_s: .*greater than 0"
+    ):
+        load_spec(Experiment, {"features": {"window_s": -1}}, source_name="exp.yaml")
+
+
+def test_feature_code_version_hashes_the_beat_and_feature_code(tmp_path, monkeypatch):
+    packages = bprl.features.cache._CODE_PACKAGES
+    assert [(p.parent.name, p.name) for p in packages] == [("bprl", "beats"), ("bprl", "features")]
+    version = feature_code_version()
+    assert len(version) == 16 and version == feature_code_version()
+    copies = tuple(tmp_path / p.name for p in packages)
+    for src, dst in zip(packages, copies, strict=True):
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(bprl.features.cache, "_CODE_PACKAGES", copies)
+    assert feature_code_version() == version
+    ecg = copies[0] / "ecg.py"
+    ecg.write_text(ecg.read_text() + "\n# changed\n")
+    assert feature_code_version() != version
+
+
+# ---------------------------------------------------------------------- replay sets
+def test_replay_set_round_trip(tmp_path):
+    import json
+
+    from bprl.features import read_replay_set, write_replay_set
+    from bprl.schemas import REPLAY_ESTIMATE
+
+    def table(sid: str, n: int) -> pd.DataFrame:
+        cols = {c: ([sid] * n if d == "string" else np.arange(n, dtype=d)) for c, d in REPLAY_COLUMNS.items()}
+        cols.update({c: np.full(n, 120.0) for c in REPLAY_ESTIMATE})
+        return pd.DataFrame(cols)
+
+    tables = {"s2": table("s2", 3), "s1": table("s1", 2)}
+    info = {"cohort": "tiny", "when": Path("x")}
+    written = write_replay_set(tmp_path / "set", tables, {"s1": "train", "s2": "test"}, info)
+    assert (tmp_path / "set" / "replay_set.json").read_text() == json.dumps(
+        info, indent=2, sort_keys=True, default=str
+    )
+    rs = read_replay_set(tmp_path / "set")
+    assert rs.subject_ids() == ["s1", "s2"] == written.subject_ids() and rs.subject_ids("test") == ["s2"]
+    assert rs.info == {"cohort": "tiny", "when": "x"}
+    pd.testing.assert_frame_equal(rs.table("s2"), tables["s2"])
+    with pytest.raises(KeyError, match="no subject 's3'"):
+        rs.table("s3")
+    with pytest.raises(ValueError, match="split 'dev'"):
+        write_replay_set(tmp_path / "bad", tables, {"s1": "dev", "s2": "test"})
+    with pytest.raises(ValueError, match="not a replay set"):
+        read_replay_set(tmp_path)
+
+
+def test_tables_reexports_its_old_names_from_the_new_modules():
+    import bprl.features.replay_set
+    import bprl.io
+    import bprl.schemas
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import bprl.tables as tables
+        from bprl.tables import ReplaySet, write_replay_set  # replay-set names come on first access
+
+    assert ReplaySet is bprl.features.ReplaySet and write_replay_set is bprl.features.write_replay_set
+    homes = (bprl.io, bprl.schemas, bprl.features.replay_set)
+    for name in tables.__all__:
+        home = next(m for m in homes if name in m.__all__)
+        assert getattr(tables, name) is getattr(home, name), name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = tables.nothing

@@ -258,6 +258,7 @@ def test_replay_table_cache_is_rebuilt_under_other_major_versions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from bprl import features
+    from bprl.features import cache as feature_cache
 
     builds: list[int] = []
 
@@ -265,8 +266,8 @@ def test_replay_table_cache_is_rebuilt_under_other_major_versions(
         builds.append(1)
         return _fake_table()
 
-    monkeypatch.setattr(features, "read_record", lambda path: object())
-    monkeypatch.setattr(features, "build_replay_table", fake_build)
+    monkeypatch.setattr(feature_cache, "read_record", lambda path: object())
+    monkeypatch.setattr(feature_cache, "build_replay_table", fake_build)
     hea = tmp_path / "rec" / "r1.hea"
     hea.parent.mkdir()
     hea.write_text("r1 2 125 100\n")
