@@ -16,22 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bprl.estimator import (
-    CnnGruEstimator,
-    CnnGruNet,
-    ModelConfig,
-    OnnxEstimator,
-    count_parameters,
-    export_onnx,
-    normalise_windows,
-)
+from bprl.estimator.config import ModelConfig
+from bprl.estimator.estimators import CHECKPOINT_FORMAT, CnnGruEstimator, OnnxEstimator
+from bprl.estimator.export import export_onnx
+from bprl.estimator.model import CnnGruNet, count_parameters
+from bprl.estimator.windows import normalise_windows
 
 
 def _save_checkpoint(model: CnnGruNet, out: Path) -> Path:
     """A minimal checkpoint folder (model.pt + config.json) for export."""
     import json
-
-    from bprl.estimator import CHECKPOINT_FORMAT
 
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "model.pt")

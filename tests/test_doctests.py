@@ -13,6 +13,14 @@ import pytest
 
 #: modules whose docstring examples are part of the test suite
 DOCTEST_MODULES: list[str] = [
+    "bprl.estimator",
+    "bprl.estimator.config",
+    "bprl.estimator.dataset",
+    "bprl.estimator.inference",
+    "bprl.estimator.linear",
+    "bprl.estimator.metrics",
+    "bprl.estimator.model",
+    "bprl.estimator.windows",
     "bprl.evaluation.standards",
     "bprl.evaluation.hypertension",
     "bprl.evaluation.statistics",

@@ -1,7 +1,8 @@
-"""Tests of bprl.estimator: CNN-GRU training and checkpoints, PAT linear model, inference, ONNX export."""
+"""Tests of the bprl.estimator package: configs, CNN-GRU training and checkpoints, PAT linear model, inference, ONNX."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -12,33 +13,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pydantic import ValidationError
 
 from bprl.cache_versions import STAMP_KEY, cache_versions
-from bprl.errors import EstimatorError
-from bprl.estimator import (
-    CnnGruEstimator,
-    CnnGruNet,
-    ModelConfig,
-    OnnxEstimator,
-    PatLinearEstimator,
-    TrainConfig,
+from bprl.errors import ConfigError, EstimatorError
+from bprl.estimator.config import ModelConfig, TrainConfig
+from bprl.estimator.dataset import (
     WindowDataset,
-    add_estimates,
-    count_parameters,
-    error_metrics,
-    estimate_replay_table,
-    export_onnx,
-    load_estimator,
-    normalise_windows,
+    build_window_dataset,
+    cohort_record_path,
     oversampling_weights,
     read_manifest,
-    record_signals,
-    save_state_dict,
-    step_windows,
-    train_estimator,
     windows_from_table,
 )
-from bprl.records import Channel, Record
+from bprl.estimator.estimators import CnnGruEstimator, OnnxEstimator, load_estimator
+from bprl.estimator.export import export_onnx
+from bprl.estimator.inference import add_estimates, estimate_replay_table, estimate_tables
+from bprl.estimator.linear import PatLinearEstimator
+from bprl.estimator.metrics import error_metrics
+from bprl.estimator.model import CnnGruNet, count_parameters
+from bprl.estimator.train import save_state_dict, train_estimator
+from bprl.estimator.windows import normalise_windows, record_signals, step_windows
+from bprl.sources import Channel, Record
 
 torch.set_num_threads(1)
 
@@ -134,6 +130,68 @@ def dataset() -> WindowDataset:
 def checkpoint(dataset: WindowDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = TrainConfig(model=TINY, epochs=EPOCHS, batch_size=16, lr=3e-3, patience=10)
     return train_estimator(dataset, tmp_path_factory.mktemp("ckpt"), cfg, seed=3, progress=False)
+
+
+# ------------------------------------------------------------------ configuration and package layout
+def test_train_config_from_kwargs_and_yaml_is_one_model(tmp_path: Path) -> None:
+    from bprl.config import load_spec
+
+    kw = {"epochs": 3, "batch_size": 16, "model": {"hybrid": True, "conv_channels": [8, 8, 8]}}
+    cfg = TrainConfig(**kw)
+    assert cfg.model == ModelConfig(hybrid=True, conv_channels=(8, 8, 8))
+    (tmp_path / "train.yaml").write_text(
+        "epochs: 3\nbatch_size: 16\nmodel: {hybrid: true, conv_channels: [8, 8, 8]}\n"
+    )
+    assert load_spec(TrainConfig, tmp_path / "train.yaml") == cfg
+    assert TrainConfig(**cfg.to_dict()) == cfg and ModelConfig.from_dict(cfg.model.to_dict()) == cfg.model
+    (tmp_path / "bad.yaml").write_text("epochs: 0\nmodel: {dropuot: 0.2}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid TrainConfig") as err:
+        load_spec(TrainConfig, tmp_path / "bad.yaml")
+    assert "\n  model.dropuot: unknown field" in str(err.value) and "\n  epochs: " in str(err.value)
+    with pytest.raises(ValidationError, match="lr"):
+        TrainConfig(lr=-1.0)
+    for spec in (ModelConfig, TrainConfig):
+        assert all(f.description for f in spec.model_fields.values()), spec.__name__
+    # bprl.experiments lists the accepted keys with dataclasses.fields, as when these were dataclasses
+    assert [f.name for f in dataclasses.fields(TrainConfig)] == list(TrainConfig.model_fields)
+
+
+def test_model_config_from_dict_names_file_and_field() -> None:
+    with pytest.raises(EstimatorError, match=r"ckpt\.json: invalid ModelConfig\n  dropout: "):
+        ModelConfig.from_dict({"dropout": 2.0}, "ckpt.json")
+    with pytest.raises(EstimatorError, match=r"ckpt\.json(.|\n)*same non-zero length"):
+        ModelConfig.from_dict({"conv_channels": [8, 8], "conv_kernels": [5], "pools": [4, 4]}, "ckpt.json")
+    with pytest.raises(EstimatorError, match="shorter than the pooling"):
+        ModelConfig.from_dict({"window_s": 0.1})
+    with pytest.raises(EstimatorError, match="must be a mapping"):
+        ModelConfig.from_dict([1, 2], "ckpt.json")  # type: ignore[arg-type]
+
+
+def test_package_re_exports_the_names_of_the_old_module() -> None:
+    import bprl.estimator as pkg
+    from bprl.estimator import dataset, estimators, inference, linear, train
+
+    for name in pkg.__all__:
+        assert hasattr(pkg, name), name
+    assert pkg.train_estimator is train.train_estimator and pkg.load_estimator is estimators.load_estimator
+    assert pkg.PatLinearEstimator is linear.PatLinearEstimator and pkg.read_manifest is dataset.read_manifest
+    assert pkg.estimate_replay_table is inference.estimate_replay_table
+    assert (pkg.MODEL_FILE, pkg.METRICS_FILE, pkg.CHECKPOINT_FORMAT) == (
+        "model.pt",
+        "metrics.json",
+        "bprl-cnngru-1",
+    )
+
+
+def test_cohort_layout_aliases(tmp_path: Path) -> None:
+    from bprl.cohort import layout
+
+    assert cohort_record_path(tmp_path, "v0001", "v0001_0001") == layout.record_path(
+        tmp_path, "v0001", "v0001_0001"
+    )
+    assert cohort_record_path(tmp_path, "v1", "r1") == tmp_path / "waves" / "v1" / "r1" / "r1.hea"
+    with pytest.raises(EstimatorError, match="manifest"):
+        read_manifest(tmp_path)
 
 
 # ------------------------------------------------------------------ model and windows
@@ -328,7 +386,7 @@ def test_validation_every_n_steps_keeps_best_weights(dataset: WindowDataset, tmp
 
 def test_hybrid_model_trains_with_features(dataset: WindowDataset, tmp_path: Path) -> None:
     cfg = TrainConfig(
-        model=ModelConfig(**{**TINY.__dict__, "hybrid": True}), epochs=2, batch_size=16, oversample=True
+        model=ModelConfig(**{**TINY.model_dump(), "hybrid": True}), epochs=2, batch_size=16, oversample=True
     )
     ckpt = train_estimator(dataset, tmp_path / "hyb", cfg, seed=1, progress=False)
     est = load_estimator(ckpt)
@@ -416,7 +474,7 @@ def test_onnx_export_parity(checkpoint: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------------ real MIMIC-IV record
 @pytest.mark.physionet
 def test_real_mimic4_record_gets_finite_estimates(physionet_dir: Path, checkpoint: Path) -> None:
-    from bprl.records import read_record
+    from bprl.sources import read_record
 
     rec = read_record(physionet_dir / "mimic4wdb-demo/p10020306/83404654/83404654_0006.hea")
     sig, fs = record_signals(rec, 125.0)
@@ -442,8 +500,6 @@ def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cohort_windows_follow_manifest_splits(tiny_cohort_dir: Path, feature_cache: Path) -> None:
-    from bprl.estimator import build_window_dataset
-
     ds = build_window_dataset(tiny_cohort_dir, ModelConfig(), cache_dir=feature_cache)
     man = read_manifest(tiny_cohort_dir)
     expected = dict(zip(man["subject_id"], man["split"], strict=True))
@@ -547,14 +603,12 @@ def test_cli_train_evaluate_export_fit_linear(
 
 
 def test_estimate_replay_table_from_record_path(tiny_cohort_dir: Path, tmp_path: Path) -> None:
-    from bprl.estimator import cohort_record_path, estimate_tables
-
     man = read_manifest(tiny_cohort_dir)
     path = cohort_record_path(tiny_cohort_dir, man["subject_id"].iloc[0], man["record_id"].iloc[0])
     est = _untrained_estimator(ModelConfig())
     out = estimate_replay_table(path, est, tmp_path)
     assert len(out) == 30 and np.isfinite(out["est_sbp_mmhg"]).mean() > 0.9
-    from bprl.tables import REPLAY_COLUMNS, check_columns
+    from bprl.schemas import REPLAY_COLUMNS, check_columns
 
     check_columns(out, REPLAY_COLUMNS, "estimated table")
     assert len(list((tmp_path / "estimates").glob("*.parquet"))) == 1

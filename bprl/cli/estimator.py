@@ -41,7 +41,9 @@ def train_cmd(
     """Train the CNN-GRU estimator on a cohort's train subjects; writes model.pt, config.json, metrics.json."""
     import torch
 
-    from bprl.estimator import ModelConfig, TrainConfig, format_metrics, train_estimator
+    from bprl.estimator.config import ModelConfig, TrainConfig
+    from bprl.estimator.metrics import format_metrics
+    from bprl.estimator.train import train_estimator
 
     torch.set_num_threads(threads)
     cfg = TrainConfig(
@@ -71,7 +73,8 @@ def fit_linear_cmd(
     cache_dir: Path = typer.Option(Path("results/features"), "--cache-dir", help="replay-table cache folder"),
 ) -> None:
     """Fit the PAT linear estimator (SBP/DBP ~ ln PAT_foot + HR) on the cohort's train subjects."""
-    from bprl.estimator import PatLinearEstimator, cohort_record_path, load_table, read_manifest
+    from bprl.estimator.dataset import cohort_record_path, load_table, read_manifest
+    from bprl.estimator.linear import PatLinearEstimator
 
     try:
         man = read_manifest(cohort)
@@ -102,18 +105,11 @@ def evaluate_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="also write the metrics as JSON"),
 ) -> None:
     """Print calibration-free metrics (ME, SD, MAE, BHS %, bias SD, MASE vs the training mean) on one split."""
-    from bprl.estimator import (
-        PatLinearEstimator,
-        build_window_dataset,
-        cohort_record_path,
-        evaluate_estimator,
-        evaluate_table_estimator,
-        format_metrics,
-        load_estimator,
-        load_table,
-        read_manifest,
-    )
-    from bprl.tables import write_text_atomic
+    from bprl.estimator.dataset import build_window_dataset, cohort_record_path, load_table, read_manifest
+    from bprl.estimator.estimators import load_estimator
+    from bprl.estimator.linear import PatLinearEstimator
+    from bprl.estimator.metrics import evaluate_estimator, evaluate_table_estimator, format_metrics
+    from bprl.io import write_text_atomic
 
     skipped: list = []
     try:
@@ -151,7 +147,7 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="ONNX file to write"),
 ) -> None:
     """Export a CNN-GRU checkpoint to ONNX (dynamic batch; config in the ONNX metadata)."""
-    from bprl.estimator import export_onnx
+    from bprl.estimator.export import export_onnx
 
     try:
         path = export_onnx(checkpoint, out)

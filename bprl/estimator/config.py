@@ -1,0 +1,170 @@
+"""Settings of the CNN-GRU estimator: :class:`ModelConfig` (architecture, input) and :class:`TrainConfig`.
+
+Both are :class:`bprl.config.Spec` models: unknown fields are errors, every field is documented
+(with its unit in the name where it has one), and the same model validates Python keyword
+arguments (``TrainConfig(**mapping)``, as the CLI and the experiment runner call it), the
+``estimator.train`` mapping of an experiment file (:func:`bprl.config.load_spec`, which raises
+:class:`~bprl.errors.ConfigError` naming the file and the field) and the ``model`` entry of a
+checkpoint's ``config.json`` (:meth:`ModelConfig.from_dict`, which raises
+:class:`~bprl.errors.EstimatorError` naming the file and the field).
+
+>>> ModelConfig().window_len
+1000
+>>> TrainConfig(epochs=3, model={"hybrid": True}).model.n_features
+2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from pydantic import Field, PositiveInt, ValidationError, model_validator
+
+from bprl.config import Spec, format_validation_error
+from bprl.errors import EstimatorError
+
+__all__ = ["FEATURE_COLUMNS", "ModelConfig", "TrainConfig"]
+
+#: replay-table columns the hybrid model and the linear model read
+FEATURE_COLUMNS: tuple[str, ...] = ("pat_foot_ms", "hr_bpm")
+
+
+def _list_fields_for_dataclasses(cls: type[Spec]) -> None:
+    """Let :func:`dataclasses.fields` list ``cls``'s fields, as it did when the configs were dataclasses.
+
+    :mod:`bprl.experiments` checks ``estimator.train`` keys with ``dataclasses.fields(TrainConfig)``;
+    remove this once it reads ``TrainConfig.model_fields``.
+    """
+    shadow = dataclasses.make_dataclass(f"_{cls.__name__}Fields", [(name, Any) for name in cls.model_fields])
+    cls.__dataclass_fields__ = shadow.__dataclass_fields__  # type: ignore[attr-defined]
+
+
+class ModelConfig(Spec):
+    """Architecture and input layout of the CNN-GRU estimator.
+
+    The three ``conv_*``/``pools`` tuples describe one CNN block per entry (conv, batch norm,
+    ReLU, max-pool) and must have the same non-zero length; the window must be at least as
+    long as the product of the pools.
+
+    >>> cfg = ModelConfig(window_s=4.0, conv_channels=[8, 8], conv_kernels=[5, 3], pools=[4, 4])
+    >>> cfg.window_len, cfg.conv_channels, cfg.n_features
+    (500, (8, 8), 0)
+    >>> ModelConfig.from_dict({"n_layers": 3}, "ckpt/config.json")
+    Traceback (most recent call last):
+    ...
+    bprl.errors.EstimatorError: ckpt/config.json: unknown model config fields ['n_layers']
+    """
+
+    fs_hz: float = Field(
+        125.0, gt=0, description="sampling rate of the model input, Hz (ECG is resampled to it)"
+    )
+    window_s: float = Field(8.0, gt=0, description="window length, s (fs_hz * window_s samples)")
+    conv_channels: tuple[PositiveInt, ...] = Field(
+        (16, 32, 32), description="output channels of each CNN block (conv, batch norm, ReLU, max-pool)"
+    )
+    conv_kernels: tuple[PositiveInt, ...] = Field(
+        (7, 5, 3), description="kernel size of each CNN block, samples"
+    )
+    pools: tuple[PositiveInt, ...] = Field((4, 4, 2), description="max-pool factor of each CNN block")
+    gru_hidden: PositiveInt = Field(32, description="hidden units per direction of the bidirectional GRU")
+    head_hidden: PositiveInt = Field(32, description="hidden units of the regression head")
+    dropout: float = Field(0.1, ge=0, le=1, description="dropout probability before the last layer")
+    hybrid: bool = Field(False, description="also feed the step's pat_foot_ms and hr_bpm to the head")
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> ModelConfig:
+        if (
+            not (len(self.conv_channels) == len(self.conv_kernels) == len(self.pools))
+            or not self.conv_channels
+        ):
+            raise ValueError("conv_channels, conv_kernels and pools must have the same non-zero length")
+        if self.window_len // math.prod(self.pools) < 1:
+            raise ValueError(f"window of {self.window_len} samples is shorter than the pooling {self.pools}")
+        return self
+
+    @property
+    def window_len(self) -> int:
+        """Samples per window: ``round(fs_hz * window_s)``."""
+        return round(self.fs_hz * self.window_s)
+
+    @property
+    def n_features(self) -> int:
+        """Number of tabular features the head receives (0 unless hybrid)."""
+        return len(FEATURE_COLUMNS) if self.hybrid else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (tuples as lists), as stored in a checkpoint's ``config.json``."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "model config") -> ModelConfig:
+        """Build from :meth:`to_dict` output.
+
+        Args:
+            d: the mapping of field: value.
+            where: the file or setting ``d`` came from, named in error messages.
+
+        Returns:
+            the validated config.
+
+        Raises:
+            EstimatorError: ``d`` is not a mapping, has unknown fields, or invalid values
+                (the message names ``where`` and each field).
+        """
+        if not isinstance(d, dict):
+            raise EstimatorError(f"{where}: model config must be a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(cls.model_fields))
+        if unknown:
+            raise EstimatorError(f"{where}: unknown model config fields {unknown}")
+        try:
+            return cls.model_validate(d)
+        except ValidationError as exc:
+            raise EstimatorError(format_validation_error(exc, where, cls.__name__)) from None
+
+
+class TrainConfig(Spec):
+    """Training settings of :func:`bprl.estimator.train.train_estimator`.
+
+    ``model`` accepts a :class:`ModelConfig` or its mapping.
+
+    >>> from bprl.config import load_spec
+    >>> load_spec(TrainConfig, {"epochs": 0}, source_name="exp.yaml")
+    Traceback (most recent call last):
+    ...
+    bprl.errors.ConfigError: exp.yaml: invalid TrainConfig
+      epochs: Input should be greater than or equal to 1
+    """
+
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the architecture")
+    epochs: int = Field(30, ge=1, description="maximum number of epochs")
+    batch_size: int = Field(64, ge=1, description="windows per optimiser step")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay")
+    patience: int = Field(5, ge=0, description="validations without improvement before stopping early")
+    oversample: bool = Field(
+        False,
+        description="draw training windows with weights inverse to their SBP-range frequency "
+        "(bins SBP_BIN_EDGES_MMHG), so rare hypo/hypertensive ranges are seen more",
+    )
+    max_windows_per_step: int | None = Field(
+        None, ge=1, description="keep at most this many sub-windows per replay step (None: all)"
+    )
+    max_steps_per_epoch: int | None = Field(
+        None, ge=1, description="cap on optimiser steps per epoch (None: one pass over the data)"
+    )
+    eval_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="validate every this many optimiser steps (None: after each epoch); "
+        "early stopping and the kept weights follow these validations",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (``model`` as :meth:`ModelConfig.to_dict`), as stored in ``config.json``."""
+        return self.model_dump(mode="json")
+
+
+_list_fields_for_dataclasses(ModelConfig)
+_list_fields_for_dataclasses(TrainConfig)
