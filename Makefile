@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.bprl-installed
-# Exact versions of every dependency of .[dev,onnx,ray,bench] (see `make lock`).
+# Exact versions of every dependency of .[dev,onnx,ray,bench,docs] (see `make lock`).
 LOCK   := requirements/lock.txt
 LOCK_IN := requirements/lock.in
 # torch: always this exact release. The CPU build lies on this machine's disk; a range or a bare
 # `torch` pulls a multi-GB CUDA build.
 TORCH  := torch==2.13.0
-EXTRAS := dev,onnx,ray,bench
+EXTRAS := dev,onnx,ray,bench,docs
 # `make lock`: pip-tools in a venv of its own; LOCK_ARGS=--upgrade takes the newest allowed versions
 # (`make lock LOCK_ARGS=` keeps the current pins and only adds or drops what pyproject.toml changed).
 LOCK_VENV  ?= .venv-lock
@@ -19,7 +19,7 @@ LOCK_ARGS  ?= --upgrade
 LATEST_VENV ?= .venv-latest
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv lock test-latest
+.PHONY: demo test lint bench docs clean venv lock test-latest
 
 venv: $(STAMP)
 
@@ -40,7 +40,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check bprl tests benchmarks
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The docs site (mkdocs.yml): strict, so a broken link, a missing page or a failing generated
+# block (docs/hooks.py, mkdocstrings) is an error. Open site/index.html.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bprl tests benchmarks
@@ -85,4 +91,4 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) .pytest_cache results
+	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) .pytest_cache results site

@@ -1,6 +1,6 @@
 """MkDocs hook: fill generated blocks of the docs from the code, so that they cannot drift.
 
-A page writes a marker comment and the hook replaces it at build time:
+A page writes a marker comment, alone on its line, and the hook replaces it at build time:
 
 * ``<!-- bprl:spec MODULE:CLASS -->`` -> the field table of a pydantic spec
   (:func:`bprl.config.spec_reference_table`);
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-_MARK = re.compile(r"<!--\s*bprl:(?P<kind>spec|cli|include)\s*(?P<arg>[^>]*?)\s*-->")
+# a marker stands alone on its line, so that the docs can quote one in prose or a code span
+_MARK = re.compile(r"^[ \t]*<!--\s*bprl:(?P<kind>spec|cli|include)\s*(?P<arg>[^>]*?)\s*-->[ \t]*$", re.M)
 _LANG = {".py": "python", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".sh": "bash"}
 
 
@@ -29,22 +30,29 @@ def _spec(arg: str) -> str:
 
 
 def _cli(_: str) -> str:
-    import click
     import typer
+    import typer.core
 
     from bprl.cli import app
 
     root = typer.main.get_command(app)
     out: list[str] = []
 
-    def walk(cmd: click.Command, path: list[str]) -> None:
-        ctx = click.Context(cmd, info_name=" ".join(path))
-        out.append(f"### `{' '.join(path)}`\n\n```text\n{cmd.get_help(ctx)}\n```\n")
-        if isinstance(cmd, click.Group):
+    def walk(cmd: Any, path: list[str]) -> None:
+        # Typer vendors its own click: build the context its commands expect; a group is
+        # whatever lists sub-commands
+        ctx = cmd.context_class(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+        out.append(f"### `{' '.join(path)}`\n\n```text\n{cmd.get_help(ctx).rstrip()}\n```\n")
+        if hasattr(cmd, "list_commands"):
             for name in sorted(cmd.list_commands(ctx)):
                 walk(cmd.get_command(ctx, name), [*path, name])
 
-    walk(root, ["bprl"])
+    # plain click help: Typer's rich help prints to the terminal instead of returning the text
+    has_rich, typer.core.HAS_RICH = typer.core.HAS_RICH, False
+    try:
+        walk(root, ["bprl"])
+    finally:
+        typer.core.HAS_RICH = has_rich
     return "\n".join(out)
 
 

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 # (module in bprl.cli, attribute) of each sub-command group; a group whose module is
 # absent is skipped so the CLI works while rooms are being added.
-_GROUPS = ("records", "cohort", "features", "estimator", "train", "run")
+_GROUPS = ("records", "cohort", "features", "estimator", "train", "run", "docs")
 
 
 def _print_version(value: bool) -> None:

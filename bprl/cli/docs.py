@@ -1,0 +1,38 @@
+"""``bprl docs``: pages of the docs site generated from results, so that no result is typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bprl.errors import BprlError
+
+docs_app = typer.Typer(no_args_is_help=True, help="Docs site: pages generated from results folders.")
+
+
+@docs_app.command("results-page")
+def results_page_cmd(
+    results_dir: Path = typer.Argument(..., help="a results folder written by `bprl run`"),
+    page: Path = typer.Argument(..., help="the Markdown page to write, e.g. docs/results/quickstart.md"),
+    command: str | None = typer.Option(
+        None,
+        "--command",
+        help="the command that made the folder, shown on the page "
+        "(default: `bprl run <experiment file>` from config.resolved.yaml)",
+    ),
+) -> None:
+    """Write the results page of RESULTS_DIR (metrics with intervals, standards, provenance) to PAGE."""
+    from bprl.report.docs_page import write_results_page
+
+    try:
+        out = write_results_page(results_dir, page, command)
+    except BprlError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"page: {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``docs`` group to ``app``."""
+    app.add_typer(docs_app, name="docs")
