@@ -21,7 +21,10 @@ import yaml
 
 from bprl import experiments as ex
 from bprl.errors import BprlError, ConfigError
-from bprl.tables import EPISODE_LOG_COLUMNS, write_parquet_atomic, write_text_atomic
+from bprl.experiments import loading, runner
+from bprl.experiments.paths import clear_results
+from bprl.io import write_parquet_atomic, write_text_atomic
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 FAIL_ENV = "BPRL_TEST_FAIL_UNIT"  # "<policy>__seed<k>:<flag file>": that rollout raises once
@@ -162,7 +165,7 @@ def specs(tmp_path: Path) -> dict[str, Path]:
 def calibrators(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Calibrator names the stub experiments may use."""
     names = ["none", "offset", "one_point"]
-    monkeypatch.setattr(ex, "known_calibrators", lambda: names)
+    monkeypatch.setattr(loading, "known_calibrators", lambda: names)
     return names
 
 
@@ -494,13 +497,16 @@ def test_end_to_end_tiny_virtual_cohort(tmp_path):
     mae = metrics.set_index("policy")["sbp_mae_mmhg"]
     assert mae["one_shot"] < mae["none"]
     # lose a log and its marker (as after a kill): the rerun rebuilds only that unit, same metrics
-    before = (out / "metrics.csv").read_bytes()
+    before = {name: (out / name).read_bytes() for name in ("metrics.csv", "metrics.json")}
     (out / "logs" / "ppo__seed0.parquet").unlink()
     (out / "state" / "rollouts" / "ppo__seed0.json").unlink()
     ex.run_experiment(cfg, results_dir=out, workers=1, progress=False)
     ran = _units_run(out)
     assert ran == {**ran, "cohort": 0, "features": 0, "estimator": 0, "agents": 0, "rollouts": 1}
-    assert (out / "metrics.csv").read_bytes() == before
+    assert {name: (out / name).read_bytes() for name in before} == before
+    # the resolved configuration is itself a valid experiment file, equal to the one run
+    again = ex.load_experiment(out / "config.resolved.yaml")
+    assert again.config.estimator.kind == "pat_linear" and again.config.features.window_s == 30.0
 
 
 # ----------------------------------------------------------------- issue 11: reliability
@@ -596,7 +602,7 @@ def test_cli_report_ignores_logs_of_removed_policies(specs, calibrators, tmp_pat
     cfg = stub_config(specs)
     cfg["policies"] = cfg["policies"][1:]
     ex.run_experiment(cfg, results_dir=out, stages=STUBS, progress=False, workers=1)
-    monkeypatch.setattr(ex, "default_stages", lambda: STUBS)
+    monkeypatch.setattr(runner, "default_stages", lambda: STUBS)
     res = CliRunner().invoke(app, ["report", str(out)])
     assert res.exit_code == 0, res.output
     assert list(pd.read_csv(out / "metrics.csv")["policy"]) == ["offset", "ppo"]
@@ -627,9 +633,9 @@ def test_no_resume_never_deletes_a_folder_the_runner_did_not_make(specs, calibra
     assert not (tmp_path / "state").exists() and not (tmp_path / "config.resolved.yaml").exists()
     # and the guard itself refuses anything but a marked folder strictly inside its root
     with pytest.raises(BprlError, match="refusing"):
-        ex._clear_results(tmp_path, tmp_path.parent)
+        clear_results(tmp_path, tmp_path.parent)
     with pytest.raises(BprlError, match="refusing"):
-        ex._clear_results(tmp_path / "results" / "x", tmp_path / "results" / "x")
+        clear_results(tmp_path / "results" / "x", tmp_path / "results" / "x")
     assert all(p.read_text() == "mine" for p in precious)
 
 
@@ -722,3 +728,161 @@ def test_workers_argument_is_bounded(specs, calibrators, tmp_path):
     cfg.write_text(yaml.safe_dump(stub_config(specs)))
     res = CliRunner().invoke(app, ["run", str(cfg), "--results", str(tmp_path / "r"), "--workers", "100000"])
     assert res.exit_code == 2 and "workers" in res.output
+
+
+# ----------------------------------------------------------------- issue 12: one configuration layer
+def test_stage_sections_are_the_stages_own_specs(specs, calibrators):
+    from bprl.cohort import CohortSpec
+    from bprl.estimator import ModelConfig, TrainConfig
+    from bprl.features import FeatureConfig
+
+    cfg = stub_config(specs, features={"window_s": 60, "hop_s": 30})
+    cfg["cohort"]["virtual"]["params"] = {"age_mean_years": 50}
+    cfg["estimator"] = {
+        "train": {"epochs": 3, "model": {"conv_channels": [8, 8], "conv_kernels": [5, 3], "pools": [4, 4]}}
+    }
+    exp = ex.load_experiment(cfg)
+    c = exp.config
+    assert c.features == FeatureConfig(window_s=60, hop_s=30)
+    assert isinstance(c.estimator.train, TrainConfig) and c.estimator.train.epochs == 3
+    assert c.estimator.train.model == ModelConfig(conv_channels=(8, 8), conv_kernels=(5, 3), pools=(4, 4))
+    assert c.cohort.virtual.params == CohortSpec(age_mean_years=50)
+    # a validated configuration and its dump (the resolved file) are the same experiment
+    assert ex.ExperimentConfig.model_validate(c.model_dump(mode="json")) == c
+    assert ex.load_experiment(exp.resolved_dict()).resolved_dict() == exp.resolved_dict()
+    pat = ex.ExperimentConfig.model_validate({**cfg, "estimator": {"kind": "pat_linear"}})
+    assert ex.ExperimentConfig.model_validate(pat.model_dump(mode="json")) == pat
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("features.window_s", -1, "greater than 0"),
+        ("features.colour", 1, "unknown field"),
+        ("features.pat_max_ms", 50.0, "greater than pat_min_ms"),
+        ("estimator.train.model.dropuot", 0.2, "unknown field"),
+        ("estimator.train.model.dropout", 2.0, "less than or equal to 1"),
+        ("cohort.virtual.params.age_mean_years", 5, "greater than or equal to 18"),
+        ("cohort.virtual.params.colour", 1, "unknown field"),
+    ],
+)
+def test_errors_in_nested_stage_specs_name_the_field(specs, calibrators, tmp_path, field, value, needle):
+    _assert_config_error(_set(stub_config(specs), field, value), tmp_path, field, needle)
+
+
+def test_pat_linear_takes_no_training_settings(specs, calibrators, tmp_path):
+    cfg = stub_config(specs, estimator={"kind": "pat_linear", "train": {"epochs": 3}})
+    _assert_config_error(cfg, tmp_path, "estimator", "pat_linear estimator takes no training settings")
+
+
+def test_cohort_parameter_file_checked_before_any_work(specs, calibrators, tmp_path):
+    bad = tmp_path / "cohort.yaml"
+    bad.write_text("age_mean_yeras: 50\n")
+    cfg = stub_config(specs)
+    cfg["cohort"]["virtual"]["spec"] = str(bad)
+    _assert_config_error(cfg, tmp_path, "cohort.virtual.spec", "age_mean_yeras")
+    cfg["cohort"]["virtual"]["params"] = {"age_mean_years": 50}
+    _assert_config_error(cfg, tmp_path, "cohort.virtual", "not both")
+
+
+def test_every_field_of_the_experiment_file_is_described():
+    from bprl.config import Spec
+
+    models = [ex.ExperimentConfig]
+    seen = set()
+    while models:
+        model = models.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, f in model.model_fields.items():
+            assert f.description, f"{model.__name__}.{name}"
+            for arg in (f.annotation, *getattr(f.annotation, "__args__", ())):
+                if isinstance(arg, type) and issubclass(arg, Spec):
+                    models.append(arg)
+    assert {"FeatureConfig", "TrainConfig", "ModelConfig", "CohortSpec", "PolicySpec"} <= {
+        m.__name__ for m in seen
+    }
+
+
+def test_seed_and_timestep_bounds_match_the_agents():
+    from bprl import agents  # TODO(issue 12): bprl.policies.agents once the agents package has landed
+
+    assert ex.MAX_SEED == agents.MAX_SEED and ex.MAX_TIMESTEPS == agents.MAX_TIMESTEPS
+    assert ex.LIMITS["seed"] == agents.MAX_SEED and ex.LIMITS["timesteps"] == agents.MAX_TIMESTEPS
+
+
+def test_calibrator_specs_are_checked_before_any_work(specs, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    cfg = stub_config(specs, policies=["none", "examples.my_calibrator:PatSigmaCalibrator"])
+    assert [p.label for p in ex.load_experiment(cfg).config.policies] == ["none", "PatSigmaCalibrator"]
+    for spec, needle in [
+        ("examples.my_calibrator:NoSuchClass", "no attribute 'NoSuchClass'"),
+        ("bprl_no_such_module:Rule", "not found"),
+        ("examples/no_such_file.py:Rule", "no_such_file.py"),
+        ("no_such_rule", "valid calibrators"),
+    ]:
+        _assert_config_error(stub_config(specs, policies=[spec]), tmp_path, "policies.0.calibrator", needle)
+
+
+@pytest.mark.slow
+def test_user_calibrators_and_plugins_in_an_experiment(tmp_path, monkeypatch):
+    """``module:Class`` specs, ``file.py:Class`` specs and plugin names run like built-in calibrators."""
+    import importlib.metadata
+
+    from bprl.policies import ENTRY_POINT_GROUP
+
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.chdir(tmp_path)  # the file spec is found relative to the repository
+    plugin = importlib.metadata.EntryPoint(
+        name="pat_sigma_plugin", value="examples.my_calibrator:PatSigmaCalibrator", group=ENTRY_POINT_GROUP
+    )
+    real = importlib.metadata.entry_points
+
+    def entry_points(**params):
+        if params.get("group") == ENTRY_POINT_GROUP:
+            return importlib.metadata.EntryPoints([plugin])
+        return real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    params = {"k_sd": 3.0}
+    cfg = {
+        "name": "plugins",
+        "cohort": {"virtual": {"subjects": 4, "hours": 0.1, "seed": 2}},
+        "splits": {"train": 0.5, "val": 0.25, "test": 0.25, "seed": 0},
+        "estimator": {"kind": "pat_linear"},
+        "env": {"spec": "envs/default.yaml"},
+        "policies": [
+            "none",
+            {"calibrator": "examples.my_calibrator:PatSigmaCalibrator", "params": params},
+            {
+                "calibrator": "examples/my_calibrator.py:PatSigmaCalibrator",
+                "params": params,
+                "name": "by_file",
+            },
+            {"calibrator": "pat_sigma_plugin", "params": params},
+        ],
+        "seeds": [0],
+        "evaluation": {"n_resamples": 20},
+    }
+    out = ex.run_experiment(cfg, results_dir=tmp_path / "plugins", workers=1, progress=False)
+    names = ["none", "PatSigmaCalibrator", "by_file", "pat_sigma_plugin"]
+    assert list(pd.read_csv(out / "metrics.csv")["policy"]) == names
+    resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert (
+        resolved["policies"][2]["calibrator"]
+        == f"{REPO / 'examples' / 'my_calibrator.py'}:PatSigmaCalibrator"
+    )
+    logs = {n: pd.read_parquet(out / "logs" / f"{n}__seed0.parquet").drop(columns="policy") for n in names}
+    assert logs["none"]["cuff"].sum() == 0 and logs["PatSigmaCalibrator"]["cuff"].sum() >= 1
+    for name in names[2:]:
+        pd.testing.assert_frame_equal(logs[name], logs["PatSigmaCalibrator"])
+
+
+def test_schema_docstring_examples():
+    import doctest
+
+    from bprl.experiments import schema
+
+    result = doctest.testmod(schema, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0 and result.failed == 0

@@ -25,10 +25,29 @@ from pydantic import Field, PositiveInt, ValidationError, model_validator
 from bprl.config import Spec, format_validation_error
 from bprl.errors import EstimatorError
 
-__all__ = ["FEATURE_COLUMNS", "ModelConfig", "TrainConfig"]
+__all__ = [
+    "FEATURE_COLUMNS",
+    "MAX_BATCH_SIZE",
+    "MAX_EPOCHS",
+    "MAX_OPTIMISER_STEPS",
+    "MAX_WINDOWS_PER_STEP",
+    "ModelConfig",
+    "TrainConfig",
+]
 
 #: replay-table columns the hybrid model and the linear model read
 FEATURE_COLUMNS: tuple[str, ...] = ("pat_foot_ms", "hr_bpm")
+
+# Bounds of TrainConfig (an experiment file's ``estimator.train``): integers are strict (``64.0``,
+# ``"1e9"`` and ``true`` are refused), so that a typo cannot start a run that never ends.
+#: most training epochs: the CNN-GRU stops early after tens of epochs
+MAX_EPOCHS = 10_000
+#: most windows per optimiser step
+MAX_BATCH_SIZE = 65_536
+#: most sub-windows kept per replay step
+MAX_WINDOWS_PER_STEP = 1_000_000
+#: most optimiser steps per epoch / between validations
+MAX_OPTIMISER_STEPS = 1_000_000_000
 
 
 def _list_fields_for_dataclasses(cls: type[Spec]) -> None:
@@ -138,25 +157,46 @@ class TrainConfig(Spec):
     """
 
     model: ModelConfig = Field(default_factory=ModelConfig, description="the architecture")
-    epochs: int = Field(30, ge=1, description="maximum number of epochs")
-    batch_size: int = Field(64, ge=1, description="windows per optimiser step")
-    lr: float = Field(2e-3, gt=0, description="Adam learning rate")
-    weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay")
-    patience: int = Field(5, ge=0, description="validations without improvement before stopping early")
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS, strict=True, description="maximum number of epochs")
+    batch_size: int = Field(
+        64, ge=1, le=MAX_BATCH_SIZE, strict=True, description="windows per optimiser step"
+    )
+    lr: float = Field(2e-3, gt=0, le=10, strict=True, allow_inf_nan=False, description="Adam learning rate")
+    weight_decay: float = Field(
+        1e-4, ge=0, le=10, strict=True, allow_inf_nan=False, description="Adam weight decay"
+    )
+    patience: int = Field(
+        5,
+        ge=0,
+        le=MAX_EPOCHS,
+        strict=True,
+        description="validations without improvement before stopping early",
+    )
     oversample: bool = Field(
         False,
+        strict=True,
         description="draw training windows with weights inverse to their SBP-range frequency "
         "(bins SBP_BIN_EDGES_MMHG), so rare hypo/hypertensive ranges are seen more",
     )
     max_windows_per_step: int | None = Field(
-        None, ge=1, description="keep at most this many sub-windows per replay step (None: all)"
+        None,
+        ge=1,
+        le=MAX_WINDOWS_PER_STEP,
+        strict=True,
+        description="keep at most this many sub-windows per replay step (None: all)",
     )
     max_steps_per_epoch: int | None = Field(
-        None, ge=1, description="cap on optimiser steps per epoch (None: one pass over the data)"
+        None,
+        ge=1,
+        le=MAX_OPTIMISER_STEPS,
+        strict=True,
+        description="cap on optimiser steps per epoch (None: one pass over the data)",
     )
     eval_every_steps: int | None = Field(
         None,
         ge=1,
+        le=MAX_OPTIMISER_STEPS,
+        strict=True,
         description="validate every this many optimiser steps (None: after each epoch); "
         "early stopping and the kept weights follow these validations",
     )

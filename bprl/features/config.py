@@ -10,7 +10,6 @@ pydantic's own error (naming ``features.<field>``) when the model is nested in a
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -93,17 +92,3 @@ class FeatureConfig(Spec):
         """Stable hash (16 hex digits) of the field values (part of the replay-table cache key)."""
         blob = json.dumps(self.model_dump(), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _dataclass_fields(model: type[Spec]) -> dict[str, dataclasses.Field[Any]]:
-    """``__dataclass_fields__`` describing ``model``'s fields, so that ``dataclasses.fields`` reads them."""
-    specs = [
-        (name, f.annotation, dataclasses.field(default=f.default)) for name, f in model.model_fields.items()
-    ]
-    return dataclasses.make_dataclass(model.__name__, specs, frozen=True).__dataclass_fields__
-
-
-# FeatureConfig was a frozen dataclass; bprl.experiments still lists its fields with
-# dataclasses.fields() (and dataclasses.replace/asdict keep working on instances, validated).
-# TODO(issue 12 final pass): remove once bprl.experiments validates ``features`` with the model.
-FeatureConfig.__dataclass_fields__ = _dataclass_fields(FeatureConfig)  # type: ignore[attr-defined]
