@@ -19,8 +19,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from bprl.env import BPCalibrationEnv, build_replay_arrays, synthetic_replay_tables
-from bprl.vector_env import BPCalibrationVectorEnv
+from bprl.envs import BPCalibrationEnv, BPCalibrationVectorEnv, build_replay_arrays, synthetic_replay_tables
 
 
 def _rate(run: Callable[[], int], repeats: int) -> tuple[float, float, float]:

@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 def _register_envs() -> None:
     """Register the Gymnasium ids ``bprl/BPCalibration-v0`` and ``bprl/BPCalibrationContinuous-v0``.
 
-    Entry points are strings (nothing heavy is imported here); see :mod:`bprl.env`.
+    Entry points are strings (nothing heavy is imported here); they are
+    :data:`bprl.envs.registration.ENTRY_POINT` and ``VECTOR_ENTRY_POINT`` (see :mod:`bprl.envs`).
     """
     import gymnasium
 
@@ -20,8 +21,8 @@ def _register_envs() -> None:
         if env_id not in gymnasium.registry:
             gymnasium.register(
                 id=env_id,
-                entry_point="bprl.env:BPCalibrationEnv",
-                vector_entry_point="bprl.vector_env:BPCalibrationVectorEnv",
+                entry_point="bprl.envs.calibration_env:BPCalibrationEnv",
+                vector_entry_point="bprl.envs.vector_env:BPCalibrationVectorEnv",
                 kwargs={"action_type": action_type},
             )
 

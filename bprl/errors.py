@@ -43,3 +43,7 @@ class ConfigError(BprlError):
 
 class EvaluationError(BprlError):
     """An episode log is malformed (missing columns, wrong types, empty) or a metric got bad input."""
+
+
+class InvalidActionError(BprlError, ValueError):
+    """An action outside the environment's action space was passed to ``step``."""

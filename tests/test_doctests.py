@@ -13,6 +13,16 @@ import pytest
 
 #: modules whose docstring examples are part of the test suite
 DOCTEST_MODULES: list[str] = [
+    "bprl.envs",
+    "bprl.envs.actions",
+    "bprl.envs.calibration_env",
+    "bprl.envs.cuff",
+    "bprl.envs.observation",
+    "bprl.envs.params",
+    "bprl.envs.registration",
+    "bprl.envs.rewards",
+    "bprl.envs.specs",
+    "bprl.envs.synthetic",
     "bprl.estimator",
     "bprl.estimator.config",
     "bprl.estimator.dataset",

@@ -1,4 +1,4 @@
-"""Tests of the calibration environments (bprl.env, bprl.vector_env) on small synthetic replay sets."""
+"""Tests of the calibration environments (bprl.envs) on small synthetic replay sets."""
 
 from __future__ import annotations
 
@@ -12,22 +12,23 @@ import pandas as pd
 import pytest
 
 import bprl
-from bprl.env import (
+from bprl.envs import (
     DEFAULT_DATA,
     ENV_ID,
     ENV_ID_CONTINUOUS,
     N_STATE,
     REWARDS,
     BPCalibrationEnv,
+    BPCalibrationVectorEnv,
     InvalidActionError,
     build_replay_arrays,
     decode_obs,
     make_env_from_spec,
     synthetic_replay_tables,
 )
+from bprl.envs.registration import ENTRY_POINT, VECTOR_ENTRY_POINT
 from bprl.errors import BprlError, ConfigError
-from bprl.tables import write_replay_set
-from bprl.vector_env import BPCalibrationVectorEnv
+from bprl.features.replay_set import read_replay_set, write_replay_set
 
 REPO = Path(__file__).resolve().parents[1]
 IDS = (ENV_ID, ENV_ID_CONTINUOUS)
@@ -66,8 +67,47 @@ def test_ids_registered_on_import():
     assert bprl.__version__
     for env_id in IDS:
         spec = gym.spec(env_id)
-        assert spec.entry_point == "bprl.env:BPCalibrationEnv"
-        assert spec.vector_entry_point == "bprl.vector_env:BPCalibrationVectorEnv"
+        assert spec.entry_point == "bprl.envs.calibration_env:BPCalibrationEnv" == ENTRY_POINT
+        assert spec.vector_entry_point == "bprl.envs.vector_env:BPCalibrationVectorEnv" == VECTOR_ENTRY_POINT
+
+
+def test_old_module_paths_warn_and_reexport():
+    """bprl.env and bprl.vector_env are deprecation shims over bprl.envs (same objects)."""
+    import importlib
+    import sys
+
+    import bprl.envs as envs
+
+    for name, names in (
+        (
+            "bprl.env",
+            [
+                "BPCalibrationEnv",
+                "make_env_from_spec",
+                "synthetic_replay_tables",
+                "REWARDS",
+                "InvalidActionError",
+            ],
+        ),
+        ("bprl.vector_env", ["BPCalibrationVectorEnv"]),
+    ):
+        sys.modules.pop(name, None)
+        with pytest.warns(DeprecationWarning, match=f"{name} is deprecated; import from bprl.envs"):
+            old = importlib.import_module(name)
+        for attr in names:
+            assert getattr(old, attr) is getattr(envs, attr)
+        assert set(old.__all__) <= set(dir(old))
+
+
+def test_register_variant_makes_a_new_versioned_id(tables):
+    from bprl.envs import register_envs, register_variant
+
+    register_envs()  # idempotent
+    register_variant("bprl-test/BPCalibrationSquared-v0", action_type="continuous", reward="squared")
+    env = gym.make("bprl-test/BPCalibrationSquared-v0", tables=tables)
+    assert env.unwrapped.params.reward == "squared" and env.unwrapped.params.action_type == "continuous"
+    venv = gym.make_vec("bprl-test/BPCalibrationSquared-v0", num_envs=2, tables=tables)
+    assert isinstance(venv.unwrapped, BPCalibrationVectorEnv)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -138,7 +178,7 @@ def test_observation_layout_and_no_nan(tables):
 
 def test_reference_never_leaks_into_observations(tables):
     """Changing the reference everywhere except where cuff readings were taken leaves every observation unchanged."""
-    from bprl.calibrators import make_calibrator
+    from bprl.policies import make_calibrator
 
     sid = "s001"
     env = BPCalibrationEnv(tables=tables, cuff={"duration_s": 45.0})
@@ -481,12 +521,10 @@ def test_make_vec_uses_the_batched_vector_env(replay_dir):
 @pytest.mark.slow
 def test_default_replay_set_is_built_from_a_virtual_cohort(monkeypatch, tmp_path):
     """With an empty cache, gym.make(id) builds the default set (cohort + features + PatLinearEstimator)."""
-    pytest.importorskip("bprl.cohort")
-    pytest.importorskip("bprl.features")
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    from bprl.env import DEFAULT_DATA as data
+    from bprl.envs import DEFAULT_DATA as data
 
     monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(data, "subjects", 3)
@@ -496,7 +534,7 @@ def test_default_replay_set_is_built_from_a_virtual_cohort(monkeypatch, tmp_path
     assert (root / "subjects.csv").is_file()
     gym_check(env.unwrapped, skip_render_check=True)
     sb3_check(gym.make(ENV_ID_CONTINUOUS).unwrapped)
-    table = bprl.tables.read_replay_set(root).table(env.unwrapped.subject_ids[0])
+    table = read_replay_set(root).table(env.unwrapped.subject_ids[0])
     assert table["est_sbp_mmhg"].notna().mean() > 0.5 and table["ref_sbp_mmhg"].notna().mean() > 0.5
     # a second make reuses the cache (no rebuild: same folder, same modification time)
     mtime = (root / "subjects.csv").stat().st_mtime_ns
@@ -507,7 +545,7 @@ def test_default_replay_set_is_built_from_a_virtual_cohort(monkeypatch, tmp_path
 @pytest.mark.slow
 def test_env_spec_with_a_cohort_builds_and_caches_its_replay_set(tiny_cohort, monkeypatch, tmp_path):
     """``cohort:`` in a spec: features + PatLinearEstimator once, cached; episodes replay the cohort's subjects."""
-    from bprl.calibrators import make_calibrator, rollout
+    from bprl.policies import make_calibrator, rollout
 
     monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path))
     spec = {"id": ENV_ID, "cohort": str(tiny_cohort), "split": "train"}

@@ -334,7 +334,7 @@ def _stub_cohort_build(calls: list[Path]):
 def test_cached_replay_set_of_a_cohort_is_rebuilt_under_other_major_versions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, numpy_major
 ) -> None:
-    from bprl import env
+    from bprl.envs import replay_sets as env
 
     calls: list[Path] = []
     monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path / "cache"))
@@ -363,7 +363,7 @@ def test_default_replay_set_is_rebuilt_under_other_major_versions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, numpy_major
 ) -> None:
     import bprl.cohort
-    from bprl import env
+    from bprl.envs import replay_sets as env
 
     calls: list[Path] = []
     monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path / "cache"))

@@ -1,0 +1,113 @@
+"""The oscillometric cuff: what a requested reading measures, how noisy it is and what it costs.
+
+:class:`CuffModel` holds the settings (a :class:`bprl.config.Spec`, the ``cuff:`` block of an env
+spec); :func:`cuff_reference` computes, once per replay table, the reference a reading taken at each
+step would average (the environments add the seeded reading noise at run time).
+
+>>> CuffModel(budget=6).cost
+0.5
+>>> CuffModel(sd_sbp_mmhg=-1)
+Traceback (most recent call last):
+...
+bprl.errors.ConfigError: cuff.sd_sbp_mmhg: must be a finite number >= 0, got -1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from bprl.envs._validation import SettingsSpec
+from bprl.errors import ConfigError
+
+__all__ = ["CuffModel", "cuff_reference"]
+
+
+class CuffModel(SettingsSpec):
+    """Oscillometric cuff: what a requested reading returns and costs.
+
+    A reading taken at step t averages the reference SBP/DBP over the ``duration_s`` seconds ending
+    at the end of window t (rows weighted by their overlap with that interval) and adds Gaussian
+    error with SD ``sd_sbp_mmhg`` / ``sd_dbp_mmhg`` (defaults 5 / 4 mmHg, typical of validated
+    oscillometric devices against intra-arterial BP; ISO 81060-2 accepts an error SD up to 8 mmHg).
+    The reading fails (NaN) when rows with a valid reference cover less than half of the interval;
+    a failed attempt still counts against the budget and costs ``cost`` (the cuff still inflated).
+    With a ``budget`` (readings per episode), requests beyond it are refused: no reading, no cost.
+
+    Invalid values raise :class:`~bprl.errors.ConfigError` naming the field (``cuff.budget: ...``).
+    """
+
+    error_prefix: ClassVar[str] = "cuff."
+
+    duration_s: float = Field(
+        45.0, gt=0, allow_inf_nan=False, strict=True, description="measurement duration, s"
+    )
+    sd_sbp_mmhg: float = Field(
+        5.0, ge=0, allow_inf_nan=False, strict=True, description="SD of the SBP reading error, mmHg"
+    )
+    sd_dbp_mmhg: float = Field(
+        4.0, ge=0, allow_inf_nan=False, strict=True, description="SD of the DBP reading error, mmHg"
+    )
+    cost: float = Field(
+        0.5, ge=0, allow_inf_nan=False, strict=True, description="reward subtracted per charged request"
+    )
+    budget: int | None = Field(
+        None, ge=0, strict=True, description="hard limit on charged requests per episode; null: unlimited"
+    )
+
+    @classmethod
+    def from_any(cls, value: CuffModel | Mapping[str, Any] | None) -> CuffModel:
+        """A CuffModel from an instance, a mapping of its fields, or None (defaults).
+
+        Raises:
+            ConfigError: not a mapping, an unknown field or an invalid value (naming the field).
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, CuffModel):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"cuff: expected a mapping of cuff settings, got {type(value).__name__}")
+        return cls(**{str(k): v for k, v in value.items()})
+
+
+def cuff_reference(ref: np.ndarray, t0: np.ndarray, t1: np.ndarray, duration_s: float) -> np.ndarray:
+    """Overlap-weighted mean reference over ``[t1[t] - duration_s, t1[t]]`` for every step t of one subject.
+
+    Args:
+        ref: (T, 2) reference SBP/DBP per replay row, mmHg (NaN where none).
+        t0: (T,) window start times, s.
+        t1: (T,) window end times, s.
+        duration_s: the cuff's measurement duration, s.
+
+    Returns:
+        (T, 2) the reference a reading at each step measures, NaN where rows with a valid reference
+        cover less than half of the interval (the reading fails).
+    """
+    n = len(t1)
+    out = np.full((n, 2), np.nan)
+    if n == 0:
+        return out
+    lo = t1 - duration_s
+    cover = np.zeros(n)
+    valid_w = np.zeros(n)
+    acc = np.zeros((n, 2))
+    finite = np.isfinite(ref).all(axis=1)
+    for k in range(n):  # lag k: row t-k against the interval of row t; stops when no row overlaps
+        idx = np.arange(k, n)
+        j = idx - k
+        ov = np.clip(np.minimum(t1[j], t1[idx]) - np.maximum(t0[j], lo[idx]), 0.0, None)
+        if not ov.any():
+            if k > 0:
+                break
+            continue
+        cover[idx] += ov
+        w = np.where(finite[j], ov, 0.0)
+        valid_w[idx] += w
+        acc[idx] += w[:, None] * np.where(finite[j, None], ref[j], 0.0)
+    ok = (cover > 0) & (valid_w >= 0.5 * cover) & (valid_w > 0)
+    out[ok] = acc[ok] / valid_w[ok, None]
+    return out
