@@ -42,7 +42,7 @@ SPLIT_SEED_TAG = 0x5B117
 class SubjectParams:
     """Physiological and signal parameters of one virtual subject (units in the names).
 
-    See ``docs/readme/20-cohort.md`` for each parameter's distribution and source.
+    See ``docs/guide/cohort.md`` for each parameter's distribution and source.
     """
 
     subject_id: str

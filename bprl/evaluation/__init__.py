@@ -4,7 +4,7 @@ Everything here works on episode logs (:data:`bprl.tables.EPISODE_LOG_COLUMNS`),
 never on a live environment. A *pair* is a step with a finite reference and a
 finite corrected estimate (separately for SBP and DBP); the *error* is
 ``corrected - reference`` in mmHg. Exact operational definitions of each standard
-are in :mod:`bprl.evaluation.standards` and ``docs/readme/70-evaluation.md``.
+are in :mod:`bprl.evaluation.standards` and ``docs/guide/evaluation.md``.
 
 Modules:
 

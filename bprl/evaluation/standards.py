@@ -1,7 +1,7 @@
 """Accuracy standards for BP devices, as exact operational definitions on arrays of errors.
 
 An *error* is ``corrected - reference`` in mmHg of one pair (a step with a finite
-reference and a finite corrected estimate). See ``docs/readme/70-evaluation.md``.
+reference and a finite corrected estimate). See ``docs/guide/evaluation.md``.
 
 * ISO 81060-2 / AAMI criterion 1 (:func:`aami_criteria`): ``|mean error| <= 5`` and
   ``SD <= 8`` mmHg over all pairs (sample SD, ``ddof=1``).

@@ -3,7 +3,7 @@
 A record whose header does not describe its signal files (wrong format, wrong gain) can
 decode to numbers that are not a waveform. :func:`channel_problems` applies the rules
 below to one decoded ECG, PPG or ABP channel (thresholds documented in
-``docs/readme/10-records.md``); :func:`with_problems` attaches the findings to the
+``docs/guide/records.md``); :func:`with_problems` attaches the findings to the
 channels of a record (``Channel.problems``), so that
 :func:`bprl.sources.roles.order_channels` demotes them and readers report them.
 """
