@@ -1,6 +1,6 @@
 """RL agent vs the periodic calibrator at the same cuff rate, on held-out (test) subjects.
 
-For each seed: train an agent (``bprl.agents.train_agent``: training subjects, best model on the
+For each seed: train an agent (``bprl.policies.train_agent``: training subjects, best model on the
 validation subjects), roll it out on the test subjects, measure its cuff readings per hour, and
 roll out the periodic calibrator whose period gives the same number of readings per hour
 (``period_min = 60 / agent_cuffs_per_hour``). Also shown for context: no calibration, the
@@ -15,7 +15,7 @@ Usage::
 
 Data: ``--replay-set`` (a replay-set folder), ``--cohort`` (a virtual-cohort folder; its replay set
 is built once with the PAT-linear estimator and cached) or ``--synthetic NxH`` (synthetic replay
-tables of ``bprl.env.synthetic_replay_tables``, 60/20/20 % split, written under ``--work``).
+tables of ``bprl.envs.synthetic_replay_tables``, 60/20/20 % split, written under ``--work``).
 """
 
 from __future__ import annotations
@@ -40,19 +40,19 @@ def _metrics(log: pd.DataFrame) -> dict[str, float]:
 
 
 def _replay_set(args: argparse.Namespace) -> Path:
-    from bprl.tables import write_replay_set
+    from bprl.features import write_replay_set
 
     if args.replay_set:
         return Path(args.replay_set)
     if args.cohort:
-        from bprl.env import replay_set_for_cohort
+        from bprl.envs import replay_set_for_cohort
 
         return replay_set_for_cohort(args.cohort)
     n_txt, _, h_txt = args.synthetic.partition("x")
     n, hours = int(n_txt), float(h_txt or 4)
     root = Path(args.work) / f"synthetic_{n}x{hours:g}h_seed{args.data_seed}"
     if not (root / "subjects.csv").is_file():
-        from bprl.env import synthetic_replay_tables
+        from bprl.envs import synthetic_replay_tables
 
         tables = synthetic_replay_tables(n_subjects=n, n_steps=round(hours * 120), seed=args.data_seed)
         ids = sorted(tables)
@@ -72,9 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     """Train, roll out and print the agent-vs-periodic table."""
     import torch
 
-    from bprl.agents import load_agent, train_agent
-    from bprl.calibrators import make_calibrator, rollout
-    from bprl.env import make_env_from_spec
+    from bprl.envs import make_env_from_spec
+    from bprl.policies import load_agent, make_calibrator, rollout, train_agent
 
     ap = argparse.ArgumentParser(
         prog="python -m benchmarks.agent_vs_periodic", description=__doc__.splitlines()[0]
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     action_type = args.action_type or ("discrete" if algo == "dqn" else "continuous")
     spec: dict = {}
     if args.env:
-        from bprl.env import load_env_spec
+        from bprl.envs import load_env_spec
 
         spec = {
             k: v

@@ -1,4 +1,4 @@
-"""Agents: agent YAML validation, SB3 training/saving/loading, determinism, rl_zoo3 compatibility."""
+"""Agents (bprl.policies.agents): agent YAML validation, SB3 training/saving/loading, determinism, rl_zoo3."""
 
 from __future__ import annotations
 
@@ -13,17 +13,21 @@ import pytest
 import torch
 import yaml
 
-from bprl.agents import (
+from bprl.config import load_spec
+from bprl.envs import make_env_from_spec, synthetic_replay_tables
+from bprl.errors import ConfigError
+from bprl.features import write_replay_set
+from bprl.policies import rollout
+from bprl.policies.agents import (
     AGENT_JSON,
     AgentPolicy,
+    AgentSpec,
+    CycleSubjects,
     load_agent,
     load_agent_spec,
     parse_kwargs_string,
     train_agent,
 )
-from bprl.env import make_env_from_spec, synthetic_replay_tables
-from bprl.errors import ConfigError
-from bprl.tables import write_replay_set
 
 REPO = Path(__file__).resolve().parents[1]
 CONT = "bprl/BPCalibrationContinuous-v0"
@@ -207,6 +211,57 @@ def test_parse_kwargs_string_is_safe_and_complete() -> None:
         parse_kwargs_string("dict(f=open)", "x")
 
 
+# ------------------------------------------------------------------ AgentSpec: one model for YAML and kwargs
+PPO_KWARGS = {
+    "algo": "ppo",
+    "env_key": CONT,
+    "n_timesteps": 256,
+    "policy": "MlpPolicy",
+    "n_envs": 2,
+    "normalize": True,
+    "frame_stack": 2,
+    "policy_kwargs": "dict(net_arch=[32, 32], activation_fn=nn.Tanh)",
+    "hyperparams": {"n_steps": 64, "batch_size": 64, "n_epochs": 2, "learning_rate": "lin_1e-3"},
+}
+
+
+def test_agent_spec_from_kwargs_equals_the_zoo_entry() -> None:
+    from_entry = load_agent_spec(PPO_SPEC, env_id=CONT)
+    from_kwargs = load_spec(AgentSpec, PPO_KWARGS)
+    assert from_kwargs == from_entry  # raw (what agent.json records) included
+    assert from_kwargs.raw == PPO_SPEC[CONT]
+    assert from_kwargs.policy_kwargs["activation_fn"] is torch.nn.Tanh
+    assert AgentSpec(**PPO_KWARGS) == from_entry
+    for name, field in AgentSpec.model_fields.items():
+        assert field.description, name
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_envs": 0}, r"n_envs: .*n_envs must be an integer >= 1, got 0"),
+        ({"n_stepz": 64}, r"n_stepz: unknown field"),
+        ({"hyperparams": {"n_stepz": 64}}, r"unknown hyperparameter\(s\) \['n_stepz'\]"),
+        ({"policy_kwargs": "dict(f=open)"}, r"policy_kwargs: .*name 'open' is not allowed"),
+        ({"hyperparams": {"clip_range": "exp_1"}}, r"clip_range: schedule 'exp_1'"),
+        ({"algo": "a2c"}, r"unknown algorithm 'a2c'"),
+    ],
+)
+def test_agent_spec_kwargs_errors_name_the_field(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_spec(AgentSpec, {**PPO_KWARGS, **change}, source_name="kwargs")
+
+
+def test_importing_policies_does_not_import_sb3_or_torch() -> None:
+    code = (
+        "import sys, bprl.policies, bprl.policies.agents; "
+        "print(sorted(m for m in ('torch', 'stable_baselines3', 'sb3_contrib') if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
 # ------------------------------------------------------------------ training, saving, loading
 def _episode_with_policy(policy: AgentPolicy, spec: dict, subject_id: str, seed: int) -> tuple[list, float]:
     env = make_env_from_spec(spec, split="test")
@@ -227,8 +282,6 @@ def _episode_with_sb3_wrappers(agent_dir: Path, spec: dict, subject_id: str, see
     from sb3_contrib import RecurrentPPO
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
-
-    from bprl.agents import CycleSubjects
 
     meta = json.loads((agent_dir / AGENT_JSON).read_text())
     model = {"ppo": PPO, "dqn": DQN, "recurrent_ppo": RecurrentPPO}[meta["algo"]].load(
@@ -319,14 +372,23 @@ def test_same_seed_same_parameters_and_logs(ppo_dir: Path, replay_dir: Path, tmp
     assert any(not np.array_equal(p1[k], p3[k]) for k in p1)  # the seed matters
     assert (ppo_dir / "vecnormalize.json").read_text() == (again / "vecnormalize.json").read_text()
 
-    calibrators = pytest.importorskip("bprl.calibrators")
     test_ids = make_env_from_spec(spec, split="test").subject_ids
-    log1 = calibrators.rollout(load_agent(ppo_dir), spec, test_ids, 5, "ppo")
-    log2 = calibrators.rollout(load_agent(again), spec, test_ids, 5, "ppo")
+    log1 = rollout(load_agent(ppo_dir), spec, test_ids, 5, "ppo")
+    log2 = rollout(load_agent(again), spec, test_ids, 5, "ppo")
     assert len(log1) == 60
     from pandas.testing import assert_frame_equal
 
     assert_frame_equal(log1, log2)
+
+
+def test_spec_from_kwargs_trains_the_same_agent(ppo_dir: Path, replay_dir: Path, tmp_path: Path) -> None:
+    spec = AgentSpec(**PPO_KWARGS)
+    out = train_agent(env_spec(replay_dir, "continuous"), spec, seed=7, out_dir=tmp_path / "kw")
+    p1, p2 = _params(ppo_dir), _params(out)
+    for k in p1:
+        np.testing.assert_array_equal(p1[k], p2[k], err_msg=k)
+    meta1, meta2 = (json.loads((d / AGENT_JSON).read_text()) for d in (ppo_dir, out))
+    assert meta2["agent_spec"]["hyperparameters"] == meta1["agent_spec"]["hyperparameters"]
 
 
 # ------------------------------------------------------------------ CLI and rl_zoo3

@@ -35,6 +35,8 @@ DOCTEST_MODULES: list[str] = [
     "bprl.evaluation.hypertension",
     "bprl.evaluation.statistics",
     "bprl.policies",
+    "bprl.policies.agents.hyperparameters",
+    "bprl.policies.agents.spec",
     "bprl.policies.calibrators",
     "bprl.policies.registry",
 ]

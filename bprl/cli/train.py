@@ -28,7 +28,7 @@ def train(
     """Train an agent on the training subjects, keep the best model on the validation subjects, save it."""
     import torch
 
-    from bprl.agents import train_agent
+    from bprl.policies.agents import train_agent
 
     torch.set_num_threads(max(int(threads), 1))
     env_arg: str = str(env)
@@ -46,7 +46,7 @@ def train(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(
-        f"model saved to {path / 'best_model.zip'} (agent folder {path}; load with bprl.agents.load_agent)"
+        f"model saved to {path / 'best_model.zip'} (agent folder {path}; load with bprl.policies.load_agent)"
     )
 
 

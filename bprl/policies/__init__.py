@@ -8,7 +8,10 @@ Every policy, classical or learned, satisfies :class:`Policy` (SB3's ``predict``
 * :mod:`bprl.policies.oracle` -- :class:`OracleCalibrator`, an UPPER BOUND that reads the reference;
 * :mod:`bprl.policies.registry` -- :data:`CALIBRATORS`, :func:`make_calibrator`,
   :func:`known_calibrators`, ``module:Class`` specs and the ``bprl.calibrators`` entry-point group;
-* :mod:`bprl.policies.rollout` -- :func:`rollout` to an episode log.
+* :mod:`bprl.policies.rollout` -- :func:`rollout` to an episode log;
+* :mod:`bprl.policies.agents` -- RL agents (PPO, DQN, RecurrentPPO): :class:`AgentSpec`,
+  :func:`train_agent`, :func:`load_agent` and :class:`AgentPolicy` (stable-baselines3 and torch
+  are imported only when an agent is validated, trained or loaded).
 
 >>> from bprl.policies import make_calibrator
 >>> make_calibrator("one_shot", max_attempts=2).max_attempts
@@ -17,6 +20,7 @@ Every policy, classical or learned, satisfies :class:`Policy` (SB3's ``predict``
 
 from __future__ import annotations
 
+from bprl.policies.agents import AgentPolicy, AgentSpec, load_agent, train_agent
 from bprl.policies.base import (
     ACTION_TYPES,
     CUFF,
@@ -57,6 +61,8 @@ __all__ = [
     "HOLD",
     "SBP_DOWN",
     "SBP_UP",
+    "AgentPolicy",
+    "AgentSpec",
     "Calibrator",
     "DriftCalibrator",
     "KalmanCalibrator",
@@ -67,9 +73,11 @@ __all__ = [
     "Policy",
     "episode_seed",
     "known_calibrators",
+    "load_agent",
     "load_class_spec",
     "make_calibrator",
     "plugin_calibrators",
     "resolve_calibrator",
     "rollout",
+    "train_agent",
 ]

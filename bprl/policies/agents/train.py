@@ -1,0 +1,419 @@
+"""Agent training: :func:`train_agent` trains an SB3 agent on the training subjects and writes its folder.
+
+Training runs on the training split of an env spec; the validation split is evaluated during
+training (SB3 ``EvalCallback``: every validation subject once, whole records, in a fixed order)
+and the model with the best validation return is kept. The steps, in order: check the arguments,
+seed everything, probe one env for its id and spaces, choose the agent entry for that id, plan
+the validation, build the vector envs and the model, learn, keep the best model, write
+``agent.json`` (see :mod:`bprl.policies.agents.folder` for the files). The same seed gives the
+same parameters and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from bprl.errors import ConfigError
+from bprl.io import atomic_output, write_text_atomic
+from bprl.policies.agents.envs import (
+    BPRL_ENV_IDS,
+    CycleSubjects,
+    env_builder,
+    env_id_of,
+    env_spec_record,
+    make_vec_env,
+    normalize_to_json,
+    space_to_json,
+)
+from bprl.policies.agents.folder import (
+    AGENT_FORMAT,
+    AGENT_JSON,
+    AGENT_PACKAGES,
+    BEST_MODEL,
+    EVALUATIONS,
+    FINAL_MODEL,
+    VECNORM_BEST,
+    VECNORM_FINAL,
+)
+from bprl.policies.agents.hyperparameters import algorithm_class, jsonable
+from bprl.policies.agents.spec import (
+    EVAL_SEED_OFFSET,
+    AgentSpec,
+    check_seed,
+    check_timesteps,
+    load_agent_spec,
+    read_agent_file,
+)
+from bprl.provenance import git_commit, package_versions
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class _Probe:
+    """What one training env tells before training: its id, spaces, and whether it is a bprl env."""
+
+    env_id: str
+    observation_space: gym.Space
+    action_space: gym.Space
+    is_bprl: bool
+
+
+@dataclass
+class _Run:
+    """Everything one training run needs after its arguments are resolved."""
+
+    env_spec: Any
+    spec: AgentSpec
+    probe: _Probe
+    out: Path
+    seed: int
+    n_timesteps: int
+    eval_freq: int
+    overrides: dict[str, Any]
+    say: Say
+    eval_split: str = "val"
+    val_ids: list[str] = field(default_factory=list)
+    n_eval_episodes: int = 5
+
+
+@dataclass
+class _Outcome:
+    """Which model became ``best_model.zip`` and the validation returns it was chosen on."""
+
+    best_is: str
+    best_mean: float
+    final_mean: float
+
+
+def train_agent(
+    env_spec: str | os.PathLike[str] | Mapping[str, Any],
+    agent_spec: str | os.PathLike[str] | Mapping[str, Any] | AgentSpec,
+    seed: int,
+    out_dir: str | os.PathLike[str],
+    *,
+    timesteps: int | None = None,
+    env_overrides: Mapping[str, Any] | None = None,
+    eval_freq: int | None = None,
+    n_eval_episodes: int | None = None,
+    verbose: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Train an SB3 agent on the training split, evaluating on the validation split; return ``out_dir``.
+
+    Args:
+        env_spec: env YAML file / dict (``bprl.envs.make_env_from_spec``) or a registered env id.
+        agent_spec: agent YAML file (``agents/ppo.yaml``), dict, or :class:`AgentSpec`; the entry is
+            chosen by the env's id (``bprl/BPCalibration-v0`` / ``bprl/BPCalibrationContinuous-v0``).
+        seed: seeds SB3/torch/numpy (``set_random_seed``), the training envs (``seed + i``) and the
+            evaluation env (``seed + 10_000``); an integer from 0 to ``MAX_SEED``.
+        out_dir: the agent folder to write (created; files written atomically).
+        timesteps: overrides ``n_timesteps`` of the entry, in environment steps (1 to ``MAX_TIMESTEPS``).
+        env_overrides: extra keyword overrides for the env builder (merged over ``env_kwargs``).
+        eval_freq: evaluate every this many environment steps (default: a tenth of the budget).
+        n_eval_episodes: validation episodes per evaluation (default: number of validation
+            subjects for bprl envs; else 5).
+        verbose: SB3 verbosity.
+        progress: called with short progress messages (the CLI prints them).
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    SB3 logs through a logger without a folder (stdout only when ``verbose``), so training
+    leaves no ``SB3-*`` folder in the system temporary directory.
+
+    Raises:
+        ConfigError: invalid agent/env spec, seed or timesteps (checked before any work), or an
+            algorithm that cannot act in the env's action space.
+    """
+    seed = check_seed(seed)
+    if timesteps is not None:
+        timesteps = check_timesteps(timesteps)
+    from stable_baselines3.common.utils import set_random_seed
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    set_random_seed(seed)
+    probe = _probe_env(env_spec, env_overrides)
+    spec = _resolve_spec(agent_spec, probe)
+    n_timesteps = timesteps if timesteps is not None else spec.n_timesteps
+    run = _Run(
+        env_spec=env_spec,
+        spec=spec,
+        probe=probe,
+        out=out,
+        seed=seed,
+        n_timesteps=n_timesteps,
+        eval_freq=int(eval_freq) if eval_freq else max(n_timesteps // 10, 1),
+        overrides={**spec.env_kwargs, **dict(env_overrides or {})},
+        say=progress or (lambda _msg: None),
+    )
+    _plan_validation(run, n_eval_episodes)
+    train_env = make_vec_env(
+        env_builder(env_spec, "train", run.overrides), spec.n_envs, seed, spec, training=True
+    )
+    eval_env = make_vec_env(_eval_factory(run), 1, seed + EVAL_SEED_OFFSET, spec, training=False)
+    model = _build_model(spec, train_env, seed, verbose)
+    outcome = _learn_and_keep_best(run, model, train_env, eval_env)
+    record = _agent_record(run, outcome)
+    write_text_atomic(json.dumps(jsonable(record), indent=2, sort_keys=True), out / AGENT_JSON)
+    train_env.close()
+    eval_env.close()
+    run.say(
+        f"saved {spec.algo} agent to {out} (best validation return {outcome.best_mean:.3f}, from {outcome.best_is})"
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- before training
+def _probe_env(env_spec: Any, env_overrides: Mapping[str, Any] | None) -> _Probe:
+    """Build one training env to learn its id and spaces (which agent entry applies), then close it."""
+    env = env_builder(env_spec, "train", env_overrides)()
+    probe = _Probe(
+        env_id=env_id_of(env),
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        is_bprl=hasattr(env.unwrapped, "subject_ids"),
+    )
+    env.close()
+    return probe
+
+
+def _resolve_spec(agent_spec: Any, probe: _Probe) -> AgentSpec:
+    """The agent entry for the env's id; ConfigError when the algorithm cannot act in its action space."""
+    if isinstance(agent_spec, AgentSpec):
+        algo, source = agent_spec.algo, agent_spec.source
+    else:
+        _doc, source, algo = read_agent_file(agent_spec)
+    if algo == "dqn" and not isinstance(probe.action_space, gym.spaces.Discrete):
+        raise ConfigError(
+            f"{source}: DQN needs a discrete action space but env {probe.env_id} has {probe.action_space}; "
+            f"use a discrete env spec ({BPRL_ENV_IDS['discrete']})"
+        )
+    if isinstance(agent_spec, AgentSpec):
+        return agent_spec
+    return load_agent_spec(agent_spec, env_id=probe.env_id)
+
+
+def _plan_validation(run: _Run, n_eval_episodes: int | None) -> None:
+    """Validation: every validation subject once per evaluation, whole records, in a fixed order.
+
+    Without validation subjects (or for non-bprl envs) the training split is evaluated instead.
+    """
+    if run.probe.is_bprl:
+        try:
+            val_env = env_builder(run.env_spec, "val", run.overrides)()
+            run.val_ids = list(val_env.unwrapped.subject_ids)
+            val_env.close()
+        except ConfigError as exc:
+            run.say(f"no validation subjects ({exc}); evaluating on the training split instead")
+            run.eval_split = "train"
+    else:
+        run.eval_split = "train"
+    if n_eval_episodes is None:
+        n_eval_episodes = len(run.val_ids) if run.val_ids else 5
+    run.n_eval_episodes = int(n_eval_episodes)
+
+
+def _eval_factory(run: _Run) -> Callable[[], gym.Env]:
+    """A factory of the evaluation env (cycling through the validation subjects when there are some)."""
+    factory = env_builder(run.env_spec, run.eval_split, run.overrides)
+    if not run.val_ids:
+        return factory
+    val_ids = run.val_ids
+    return lambda: CycleSubjects(factory(), val_ids)
+
+
+def _build_model(spec: AgentSpec, train_env: Any, seed: int, verbose: int) -> Any:
+    """The SB3 model of ``spec`` on ``train_env`` (CPU), with a logger that writes no folder."""
+    cls = algorithm_class(spec.algo, spec.source)
+    try:
+        model = cls(
+            spec.policy, train_env, seed=seed, device="cpu", verbose=verbose, **spec.algorithm_kwargs()
+        )
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"{spec.source}: [{spec.env_key}] cannot build {spec.algo}: {exc}") from exc
+    model.set_logger(_quiet_logger(verbose))
+    return model
+
+
+def _quiet_logger(verbose: int) -> Any:
+    """An SB3 logger with no folder: stdout when ``verbose``, else nothing.
+
+    Without one, ``learn()`` calls ``configure()``, which makes an empty ``SB3-<date>`` folder
+    in the system temporary directory on every training run.
+    """
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose >= 1 else [])
+
+
+# --------------------------------------------------------------------------- training
+def _learn_and_keep_best(run: _Run, model: Any, train_env: Any, eval_env: Any) -> _Outcome:
+    """Learn with periodic validation, save the final model, keep the better of best and final."""
+    spec = run.spec
+    with atomic_output(run.out / EVALUATIONS) as tmp_eval:
+        log_dir = tmp_eval.parent / f".eval-{os.getpid()}"
+        eval_cb = _eval_callback(run, eval_env, log_dir)
+        run.say(
+            f"training {spec.algo} ({spec.policy}, {spec.n_envs} env(s)) on {run.probe.env_id} for "
+            f"{run.n_timesteps} steps, seed {run.seed}, evaluating every {run.eval_freq} steps on "
+            f"{run.n_eval_episodes} '{run.eval_split}' episode(s)"
+        )
+        model.learn(
+            total_timesteps=run.n_timesteps, callback=[eval_cb, progress_callback(run.n_timesteps, run.say)]
+        )
+        final_mean = _final_evaluation(run, model, train_env, eval_env)
+        outcome = _keep_best(run, log_dir, float(eval_cb.best_mean_reward), final_mean)
+        if (log_dir / "evaluations.npz").is_file():
+            shutil.copyfile(log_dir / "evaluations.npz", tmp_eval)
+        else:
+            np.savez(tmp_eval, timesteps=np.zeros(0), results=np.zeros((0, 0)), ep_lengths=np.zeros((0, 0)))
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return outcome
+
+
+def _eval_callback(run: _Run, eval_env: Any, log_dir: Path) -> Any:
+    """SB3's ``EvalCallback`` writing its best model and history to ``log_dir``.
+
+    On each new best it saves the normalisation statistics of that moment as ``vecnormalize.json``.
+    """
+    from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+
+    spec, out, say = run.spec, run.out, run.say
+
+    class SaveNormOnBest(BaseCallback):
+        """Save the VecNormalize statistics that go with a new best model."""
+
+        def _on_step(self) -> bool:
+            if spec.normalize is not None:
+                write_text_atomic(
+                    json.dumps(normalize_to_json(self.model.get_vec_normalize_env())), out / VECNORM_BEST
+                )
+            say(f"new best validation return {self.parent.best_mean_reward:.3f} at step {self.num_timesteps}")
+            return True
+
+    return EvalCallback(
+        eval_env,
+        n_eval_episodes=run.n_eval_episodes,
+        eval_freq=max(run.eval_freq // spec.n_envs, 1),
+        log_path=str(log_dir),
+        best_model_save_path=str(log_dir),
+        deterministic=True,
+        callback_on_new_best=SaveNormOnBest(),
+        verbose=0,
+    )
+
+
+def _final_evaluation(run: _Run, model: Any, train_env: Any, eval_env: Any) -> float:
+    """Mean validation return of the final model; it is saved as ``final_model.zip`` (+ statistics)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    if run.spec.normalize is not None:
+        from stable_baselines3.common.vec_env import sync_envs_normalization
+
+        sync_envs_normalization(train_env, eval_env)
+    final_mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=run.n_eval_episodes, deterministic=True)
+    with atomic_output(run.out / FINAL_MODEL) as tmp:
+        model.save(tmp.with_suffix(".zip"))
+        os.replace(tmp.with_suffix(".zip"), tmp)
+    if run.spec.normalize is not None:
+        write_text_atomic(
+            json.dumps(normalize_to_json(model.get_vec_normalize_env())), run.out / VECNORM_FINAL
+        )
+    return final_mean
+
+
+def _keep_best(run: _Run, log_dir: Path, best_eval_mean: float, final_mean: float) -> _Outcome:
+    """Write ``best_model.zip``: the EvalCallback's best if it beats the final model, else the final model.
+
+    The final model is kept when it is at least as good, or when no evaluation ran.
+    """
+    out = run.out
+    best_from_eval = log_dir / "best_model.zip"
+    if best_from_eval.is_file() and best_eval_mean > final_mean:
+        with atomic_output(out / BEST_MODEL) as tmp:
+            shutil.copyfile(best_from_eval, tmp)
+        return _Outcome("eval_callback", float(best_eval_mean), float(final_mean))
+    with atomic_output(out / BEST_MODEL) as tmp:
+        shutil.copyfile(out / FINAL_MODEL, tmp)
+    if run.spec.normalize is not None:
+        shutil.copyfile(out / VECNORM_FINAL, out / VECNORM_BEST)
+    return _Outcome("final", float(final_mean), float(final_mean))
+
+
+def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
+    """The content of ``agent.json``: what was trained, on what, how, and with which versions."""
+    import torch
+
+    spec = run.spec
+    return {
+        "format": AGENT_FORMAT,
+        "algo": spec.algo,
+        "policy": spec.policy,
+        "env_id": run.probe.env_id,
+        "agent_spec": {"source": spec.source, "entry": spec.env_key, "hyperparameters": spec.raw},
+        "n_timesteps": run.n_timesteps,
+        "n_envs": spec.n_envs,
+        "normalize": spec.normalize,
+        "frame_stack": spec.frame_stack,
+        "env_spec": env_spec_record(run.env_spec),
+        "env_overrides": jsonable(run.overrides),
+        "seed": run.seed,
+        "observation_space": space_to_json(run.probe.observation_space),
+        "action_space": space_to_json(run.probe.action_space),
+        "model": BEST_MODEL,
+        "best": {
+            "chosen": outcome.best_is,
+            "val_mean_return": outcome.best_mean,
+            "final_val_mean_return": outcome.final_mean,
+        },
+        "eval": {"split": run.eval_split, "eval_freq": run.eval_freq, "n_eval_episodes": run.n_eval_episodes},
+        "torch_num_threads": torch.get_num_threads(),
+        "versions": package_versions(AGENT_PACKAGES),
+        "git_commit": git_commit(),
+    }
+
+
+# --------------------------------------------------------------------------- progress
+def _progress_callback_class() -> type:
+    """The SB3 callback class that reports progress (built on first use: SB3 is imported lazily)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class ProgressCallback(BaseCallback):
+        """Report steps done and speed every tenth of the budget."""
+
+        def __init__(self, total: int, say: Say) -> None:
+            super().__init__()
+            self.total, self.say, self.next_at = total, say, max(total // 10, 1)
+
+        def _on_training_start(self) -> None:
+            import time
+
+            self.t0 = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_at:
+                import time
+
+                rate = self.num_timesteps / max(time.perf_counter() - self.t0, 1e-9)
+                self.say(f"{self.num_timesteps}/{self.total} steps ({rate:.0f} steps/s)")
+                self.next_at += max(self.total // 10, 1)
+            return True
+
+    return ProgressCallback
+
+
+def progress_callback(total: int, say: Say) -> Any:
+    """An SB3 callback calling ``say`` with steps done and steps/s every tenth of ``total`` steps."""
+    return _progress_callback_class()(total, say)
