@@ -1,17 +1,17 @@
 """Validation of the environment's settings models with the messages bprl has always given.
 
 :class:`bprl.envs.cuff.CuffModel` and :class:`bprl.envs.params.EnvParams` are pydantic
-:class:`bprl.config.Spec` models; :class:`SettingsSpec`, their base, turns pydantic's errors into one
+:class:`bprl.config.Spec` models; their base :class:`SettingsSpec` turns pydantic's errors into one
 :class:`~bprl.errors.ConfigError` whose lines name the field and say what it must be
 (``cuff.sd_sbp_mmhg: must be a finite number >= 0, got -1``), as the hand-written checks these
-models replaced did.
+models replaced did (:meth:`SettingsSpec.checked`).
 """
 
 from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -65,11 +65,13 @@ def check_known_fields(model: type[BaseModel], data: Mapping[str, Any], prefix: 
 
 
 class SettingsSpec(Spec):
-    """A frozen :class:`~bprl.config.Spec` whose constructor raises ConfigError naming the field.
+    """A frozen :class:`~bprl.config.Spec` with :meth:`checked`, which raises ConfigError naming the field.
 
-    ``Model(**kwargs)`` raises :class:`~bprl.errors.ConfigError` (one line per invalid field, each
-    prefixed with :attr:`error_prefix`) instead of pydantic's ValidationError, so that direct
-    construction, YAML specs and keyword arguments all fail the same way.
+    The environments build their settings with ``Model.checked(**kwargs)``:
+    :class:`~bprl.errors.ConfigError` with one line per invalid field, each prefixed with
+    :attr:`error_prefix`, in the words of the hand-written checks these models replaced. Plain
+    ``Model(**kwargs)`` and :func:`bprl.config.load_spec` validate the same way but report as
+    pydantic does (so that a spec nesting these models names the file and the full field path).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -77,10 +79,15 @@ class SettingsSpec(Spec):
     #: put before field names in error messages (``"cuff."``)
     error_prefix: ClassVar[str] = ""
 
-    def __init__(self, **data: Any) -> None:
-        """Validate ``data``; ConfigError naming every invalid or unknown field."""
-        check_known_fields(type(self), data, self.error_prefix)
+    @classmethod
+    def checked(cls, **data: Any) -> Self:
+        """The model validated from ``data``.
+
+        Raises:
+            ConfigError: naming every unknown or invalid field.
+        """
+        check_known_fields(cls, data, cls.error_prefix)
         try:
-            super().__init__(**data)
+            return cls.model_validate(data)
         except ValidationError as exc:
-            raise settings_error(type(self), exc, self.error_prefix) from None
+            raise settings_error(cls, exc, cls.error_prefix) from None

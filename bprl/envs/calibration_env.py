@@ -208,7 +208,7 @@ class BPCalibrationEnv(gym.Env):
             BprlError: a malformed replay table (naming the subject).
         """
         super().__init__()
-        self.params = EnvParams(
+        self.params = EnvParams.checked(
             action_type=action_type,
             reward=reward,
             reward_scale_mmhg=reward_scale_mmhg,

@@ -6,7 +6,7 @@ step would average (the environments add the seeded reading noise at run time).
 
 >>> CuffModel(budget=6).cost
 0.5
->>> CuffModel(sd_sbp_mmhg=-1)
+>>> CuffModel.from_any({"sd_sbp_mmhg": -1})
 Traceback (most recent call last):
 ...
 bprl.errors.ConfigError: cuff.sd_sbp_mmhg: must be a finite number >= 0, got -1
@@ -37,7 +37,8 @@ class CuffModel(SettingsSpec):
     a failed attempt still counts against the budget and costs ``cost`` (the cuff still inflated).
     With a ``budget`` (readings per episode), requests beyond it are refused: no reading, no cost.
 
-    Invalid values raise :class:`~bprl.errors.ConfigError` naming the field (``cuff.budget: ...``).
+    :meth:`from_any` (what the environments use) raises :class:`~bprl.errors.ConfigError` naming
+    the field (``cuff.budget: ...``) for invalid values.
     """
 
     error_prefix: ClassVar[str] = "cuff."
@@ -71,7 +72,7 @@ class CuffModel(SettingsSpec):
             return value
         if not isinstance(value, Mapping):
             raise ConfigError(f"cuff: expected a mapping of cuff settings, got {type(value).__name__}")
-        return cls(**{str(k): v for k, v in value.items()})
+        return cls.checked(**{str(k): v for k, v in value.items()})
 
 
 def cuff_reference(ref: np.ndarray, t0: np.ndarray, t1: np.ndarray, duration_s: float) -> np.ndarray:

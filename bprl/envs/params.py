@@ -7,7 +7,7 @@ environment's settings for provenance.
 
 >>> EnvParams(recalibration="kalman").kalman_q_mmhg2_per_h
 16.0
->>> EnvParams(max_steps=0)
+>>> EnvParams.checked(max_steps=0)
 Traceback (most recent call last):
 ...
 bprl.errors.ConfigError: max_steps: must be an integer >= 1 or null, got 0
@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from bprl.envs._validation import SettingsSpec
 from bprl.envs.actions import ACTION_TYPES
 from bprl.envs.rewards import check_reward
+from bprl.errors import ConfigError
 
 if TYPE_CHECKING:
     from bprl.envs.calibration_env import BPCalibrationEnv
@@ -43,7 +44,8 @@ def _positive(default: float, description: str) -> Any:
 class EnvParams(SettingsSpec):
     """Numeric settings shared by the single and the vector environment (see BPCalibrationEnv).
 
-    Invalid values raise :class:`~bprl.errors.ConfigError` naming the field.
+    ``EnvParams.checked(**kwargs)`` (what the environments use) raises
+    :class:`~bprl.errors.ConfigError` naming the field for invalid values.
     """
 
     action_type: Literal["discrete", "continuous"] = Field(
@@ -87,8 +89,11 @@ class EnvParams(SettingsSpec):
     @field_validator("reward")
     @classmethod
     def _known_reward(cls, value: str) -> str:
-        """A built-in name, a ``module:function`` spec or a plugin name (ConfigError otherwise)."""
-        return check_reward(value)
+        """A built-in name, a ``module:function`` spec or a plugin name (the reason otherwise)."""
+        try:
+            return check_reward(value)
+        except ConfigError as exc:  # pydantic reports ValueErrors with the field's location
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _gains_bracket_one(self) -> EnvParams:
