@@ -63,7 +63,7 @@ def _replay_set(args: argparse.Namespace) -> Path:
             for k, j in enumerate(order)
         }
         write_replay_set(
-            root, tables, splits, info={"source": "bprl.env.synthetic_replay_tables", "seed": args.data_seed}
+            root, tables, splits, info={"source": "bprl.envs.synthetic_replay_tables", "seed": args.data_seed}
         )
     return root
 

@@ -94,7 +94,7 @@ def write_stamped_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bprl.tables import atomic_output
+    from bprl.io import atomic_output
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})

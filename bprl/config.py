@@ -97,7 +97,9 @@ def load_spec(
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
-        raise ConfigError(f"{name}: expected a mapping, a YAML path or {model.__name__}, got {type(source).__name__}")
+        raise ConfigError(
+            f"{name}: expected a mapping, a YAML path or {model.__name__}, got {type(source).__name__}"
+        )
     data.update(overrides)
     try:
         return model.model_validate(data)
@@ -132,5 +134,7 @@ def spec_reference_table(model: type[BaseModel]) -> str:
                     cons.append(f"{attr} {val}")
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
         type_name = type_name.replace("|", "\\|")
-        rows.append(f"| `{name}` | {type_name} | {default.replace('|', chr(92) + '|')} | {', '.join(cons)} | {desc} |")
+        rows.append(
+            f"| `{name}` | {type_name} | {default.replace('|', chr(92) + '|')} | {', '.join(cons)} | {desc} |"
+        )
     return "\n".join(rows) + "\n"

@@ -9,8 +9,7 @@ Import from :mod:`bprl.beats` instead.
 
 from __future__ import annotations
 
-import sys
-import warnings
+from bprl._deprecation import warn_moved
 
 # the old module's private names stay reachable as bprl.signals._name (hence the noqa)
 from bprl.beats._arrays import (  # noqa: F401
@@ -41,26 +40,4 @@ __all__ = [
     "signal_fill_nan",
 ]
 
-#: bprl modules that still import this shim and switch to bprl.beats in their own step of
-#: issue 12; they import it silently (pytest turns bprl's DeprecationWarnings into errors).
-#: Empty this tuple once they have switched.
-_NOT_YET_MIGRATED: tuple[str, ...] = ("bprl.features",)
-
-
-def _is_import_machinery(filename: str) -> bool:
-    """Whether a frame's file is importlib's bootstrap (the frames ``warnings`` also skips)."""
-    return "importlib" in filename and "_bootstrap" in filename
-
-
-def _importer() -> str:
-    """Name of the module whose code imports this one (import-machinery frames skipped)."""
-    frame = sys._getframe(2)  # 0: here, 1: this module's body
-    while frame is not None and _is_import_machinery(frame.f_code.co_filename):
-        frame = frame.f_back
-    return frame.f_globals.get("__name__", "") if frame is not None else ""
-
-
-_by = _importer()
-if not any(_by == m or _by.startswith(m + ".") for m in _NOT_YET_MIGRATED):
-    warnings.warn("bprl.signals is deprecated; import from bprl.beats", DeprecationWarning, stacklevel=2)
-del _by
+warn_moved("bprl.signals", "bprl.beats")

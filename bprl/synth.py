@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-import warnings
-
+from bprl._deprecation import warn_moved
 from bprl.cohort.artefacts import (
     artefact_segments,
     interval_touched,
@@ -18,11 +17,7 @@ from bprl.cohort.ecg_model import EcgMorphology, ecg_synthesize
 from bprl.cohort.pulse_model import pulse_decay, pulse_synthesize, pulse_tangent_offset_s, tangent_foot_s
 from bprl.cohort.wfdb_writer import CHANNELS, WFDB_INVALID, to_digital, wfdb_write
 
-warnings.warn(
-    "bprl.synth is deprecated; import from bprl.cohort (bprl.cohort.waveforms and its model modules)",
-    DeprecationWarning,
-    stacklevel=2,
-)
+warn_moved("bprl.synth", "bprl.cohort")
 
 __all__ = [
     "CHANNELS",

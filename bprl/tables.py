@@ -10,13 +10,12 @@
 Import from the new modules instead.
 """
 
-# TODO(issue 12 final pass): warn once nothing in bprl imports this
-
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from bprl._deprecation import warn_moved
 from bprl.io import (
     atomic_output,
     current_umask,
@@ -89,3 +88,6 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+warn_moved("bprl.tables", "bprl.schemas, bprl.io and bprl.features.replay_set")

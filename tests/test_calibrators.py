@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bprl.env import BPCalibrationEnv, build_replay_arrays, synthetic_replay_tables
+from bprl.envs import BPCalibrationEnv, build_replay_arrays, synthetic_replay_tables
 from bprl.errors import ConfigError
 from bprl.policies import (
     CALIBRATORS,
@@ -19,7 +19,7 @@ from bprl.policies import (
     make_calibrator,
     rollout,
 )
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_calibrator_for_the_other_action_type_is_a_clear_error(tables):
 
 def test_batched_predict_equals_per_env_predict_and_state_resets(tables):
     """Calibrators work on vector-env batches; recurrent state rows are independent and reset on episode_start."""
-    from bprl.vector_env import BPCalibrationVectorEnv
+    from bprl.envs import BPCalibrationVectorEnv
 
     data = build_replay_arrays(tables)
     n = 3
@@ -217,7 +217,7 @@ def test_sb3_model_satisfies_policy_protocol(tables):
 
 
 def test_rollout_from_spec(tables, tmp_path):
-    from bprl.tables import write_replay_set
+    from bprl.features.replay_set import write_replay_set
 
     write_replay_set(tmp_path, tables, {"s000": "train", "s001": "train", "s002": "val", "s003": "test"})
     spec = {"id": "bprl/BPCalibration-v0", "replay_set": str(tmp_path), "split": "test"}

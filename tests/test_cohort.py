@@ -18,7 +18,7 @@ from bprl import cohort
 from bprl.cli import app
 from bprl.cohort import ecg_model, layout, pulse_model, wfdb_writer
 from bprl.errors import CohortError
-from bprl.records import read_record
+from bprl.sources import read_record
 
 
 def _hashes(root: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from bprl.cli import app
 from bprl.errors import EvaluationError
 from bprl.provenance import provenance
 from bprl.report.docs_page import default_command, results_page, write_results_page
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -13,6 +13,10 @@ import pytest
 
 #: modules whose docstring examples are part of the test suite
 DOCTEST_MODULES: list[str] = [
+    "bprl.provenance",
+    "bprl.splits",
+    "bprl.plugins",
+    "bprl.config",
     "bprl.envs",
     "bprl.envs.actions",
     "bprl.envs.calibration_env",

@@ -137,16 +137,6 @@ def test_make_without_kwargs_uses_cached_default(env_id, replay_dir, monkeypatch
     env.step(env.action_space.sample())
 
 
-def test_default_data_unavailable_is_a_clear_error(monkeypatch, tmp_path):
-    """Without a cached default and without the builders, making the env raises ConfigError (not ImportError)."""
-    import sys
-
-    monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path))
-    monkeypatch.setitem(sys.modules, "bprl.estimator", None)
-    with pytest.raises(ConfigError, match="default replay set"):
-        BPCalibrationEnv()
-
-
 # ----------------------------------------------------------------------- observations
 def test_observation_layout_and_no_nan(tables):
     env = BPCalibrationEnv(tables=tables, features=("pat_foot_ms", "hr_bpm", "sqi_ppg"))

@@ -12,7 +12,7 @@ from scipy import stats
 from bprl import errors
 from bprl import evaluation as ev
 from bprl.errors import BprlError
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 
 def make_log(rows: list[dict]) -> pd.DataFrame:

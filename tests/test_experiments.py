@@ -806,7 +806,7 @@ def test_every_field_of_the_experiment_file_is_described():
 
 
 def test_seed_and_timestep_bounds_match_the_agents():
-    from bprl import agents  # TODO(issue 12): bprl.policies.agents once the agents package has landed
+    from bprl.policies import agents
 
     assert ex.MAX_SEED == agents.MAX_SEED and ex.MAX_TIMESTEPS == agents.MAX_TIMESTEPS
     assert ex.LIMITS["seed"] == agents.MAX_SEED and ex.LIMITS["timesteps"] == agents.MAX_TIMESTEPS

@@ -37,19 +37,17 @@ from bprl.cache_versions import (
     stale_reason,
     write_stamped_parquet,
 )
-from bprl.tables import (
-    REPLAY_COLUMNS,
-    REPLAY_ESTIMATE,
-    REPLAY_SET_INFO,
+from bprl.features.replay_set import REPLAY_SET_INFO, write_replay_set
+from bprl.io import (
     atomic_output,
     current_umask,
     default_dir_mode,
     default_file_mode,
     make_temp_dir,
     write_parquet_atomic,
-    write_replay_set,
     write_text_atomic,
 )
+from bprl.schemas import REPLAY_COLUMNS, REPLAY_ESTIMATE
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements" / "lock.txt"
@@ -309,7 +307,7 @@ def test_estimates_cache_is_rebuilt_under_other_major_versions(
         def fingerprint(self) -> str:
             return "fake"
 
-    monkeypatch.setattr(est, "add_estimates", fake_add)
+    monkeypatch.setattr(est.inference, "add_estimates", fake_add)
     table = _fake_table()
     for _ in range(2):
         est.estimate_replay_table("r1.hea", FakeModel(), tmp_path, table=table, table_key="k")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bprl.env import BPCalibrationEnv, synthetic_replay_tables
+from bprl.envs import BPCalibrationEnv, synthetic_replay_tables
 from bprl.errors import ConfigError
 from bprl.evaluation.logs import check_episode_log
 from bprl.policies import (
@@ -26,7 +26,7 @@ from bprl.policies import (
     rollout,
 )
 from bprl.policies.registry import CALIBRATORS
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = "examples.my_calibrator:PatSigmaCalibrator"

@@ -15,7 +15,7 @@ import pytest
 import bprl.evaluation.pareto
 from bprl import evaluation as ev
 from bprl import provenance, report
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 POLICIES = ("fixed_interval", "ppo", "oracle")
 

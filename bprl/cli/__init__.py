@@ -1,6 +1,7 @@
-"""The ``bprl`` command line: one sub-command group per room.
+"""The ``bprl`` command line: one sub-command group per package.
 
-Each group lives in its own module of this package and is added below.
+Each group lives in its own module of this package (``bprl.cli.records``, ``bprl.cli.cohort``, ...)
+and adds its commands to :data:`app` through its ``register`` function.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="bprl: RL calibration of cuffless BP estimators."
 )
 
-# (module in bprl.cli, attribute) of each sub-command group; a group whose module is
-# absent is skipped so the CLI works while rooms are being added.
+#: modules of bprl.cli with a ``register(app)`` function, in the order of ``bprl --help``
 _GROUPS = ("records", "cohort", "features", "estimator", "train", "run", "docs")
 
 
@@ -41,13 +41,7 @@ def _root(
 
 
 for _name in _GROUPS:
-    try:
-        _mod = importlib.import_module(f"bprl.cli.{_name}")
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while a room is missing
-        if exc.name != f"bprl.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"bprl.cli.{_name}").register(app)
 
 
 def main() -> None:

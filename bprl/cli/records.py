@@ -9,8 +9,8 @@ import numpy as np
 import typer
 
 from bprl.errors import BprlError, RecordWarning
+from bprl.io import atomic_output
 from bprl.sources import ROLES, Record, read_record, scan_records
-from bprl.tables import atomic_output
 
 records_app = typer.Typer(no_args_is_help=True, help="Read WFDB / MIMIC records: inspect one, scan a folder.")
 

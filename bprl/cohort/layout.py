@@ -22,8 +22,8 @@ import pandas as pd
 import yaml
 
 from bprl.errors import CohortError
+from bprl.io import atomic_output, write_parquet_atomic, write_text_atomic
 from bprl.splits import SPLITS
-from bprl.tables import atomic_output, write_parquet_atomic, write_text_atomic
 
 __all__ = [
     "COHORT_FILE",

@@ -41,7 +41,7 @@ from bprl.cohort.spec import CohortSpec, load_spec
 from bprl.cohort.subjects import SubjectParams, assign_splits, params_row, sample_subject, sample_subjects
 from bprl.cohort.waveforms import Waveforms, synthesize_waveforms
 from bprl.errors import CohortError
-from bprl.tables import write_parquet_atomic
+from bprl.io import write_parquet_atomic
 
 __all__ = ["make_cohort", "simulate_subject"]
 

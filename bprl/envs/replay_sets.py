@@ -11,7 +11,6 @@ why) when they were built under other major versions of numpy, pandas or torch
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import shutil
 import tempfile
@@ -56,22 +55,12 @@ def default_replay_set() -> Path:
     Returns:
         The replay-set folder.
 
-    Raises:
-        ConfigError: the cohort, feature or estimator modules are not available.
     """
     root = cache_dir() / str(DEFAULT_DATA["name"])
     if _reusable_replay_set(root):
         return root
-    try:
-        for mod in ("bprl.estimator", "bprl.features"):  # checked before the cohort is generated
-            importlib.import_module(mod)
-        from bprl.cohort import make_cohort
-    except ImportError as exc:
-        raise ConfigError(
-            "no replay data given and the default replay set cannot be built "
-            f"(bprl.cohort / bprl.features / bprl.estimator unavailable: {exc}); "
-            "pass replay_set=... or tables=..."
-        ) from exc
+    from bprl.cohort import make_cohort
+
     base = cache_dir()
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=base, prefix=".default-build-") as tmp:
@@ -166,16 +155,12 @@ def build_cohort_replay_set(
         ``out_dir``.
 
     Raises:
-        ConfigError: the feature or estimator modules are unavailable, or no train subject has a
-            usable record.
+        ConfigError: no train subject has a usable record.
     """
-    try:
-        from bprl.cohort import load_manifest
-        from bprl.estimator import PatLinearEstimator
-        from bprl.features import build_replay_tables
-        from bprl.features.replay_set import concat_records, write_replay_set
-    except ImportError as exc:
-        raise ConfigError(f"cannot build a replay set for cohort {cohort_dir}: {exc}") from exc
+    from bprl.cohort import load_manifest
+    from bprl.estimator import PatLinearEstimator
+    from bprl.features import build_replay_tables
+    from bprl.features.replay_set import concat_records, write_replay_set
 
     cohort, out = Path(cohort_dir), Path(out_dir)
     manifest = load_manifest(cohort)

@@ -49,21 +49,16 @@ bprl.errors.ConfigError: reward: unknown reward 'l1'; valid names: ['aami_band',
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 import warnings
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bprl.errors import ConfigError
+from bprl.plugins import load_object
 
 if TYPE_CHECKING:
     from bprl.envs.params import EnvParams
@@ -186,59 +181,12 @@ def known_rewards() -> list[str]:
 
 
 # ------------------------------------------------------------- module:function specs
-def _import_file(path_text: str, label: str) -> ModuleType:
-    """Import a Python file as a module once (later calls return the same module object)."""
-    path = Path(path_text).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(f"reward {label}: file {path} not found")
-    name = f"_bprl_reward_{path.stem}_{zlib.crc32(str(path).encode()):08x}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"reward {label}: {path} is not an importable Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        del sys.modules[name]
-        if isinstance(exc, ImportError | SyntaxError):
-            raise ConfigError(f"reward {label}: importing {path} failed: {exc}") from exc
-        raise
-    return module
-
-
-def _import_module(module: str, label: str) -> ModuleType:
-    """Import a dotted module; ConfigError saying whether it or one of its imports is missing."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
-            raise ConfigError(
-                f"reward {label}: module {module!r} not found (is its package installed, or its folder "
-                "on PYTHONPATH? a file can be given as 'path/to/file.py:function')"
-            ) from exc
-        raise ConfigError(f"reward {label}: importing module {module!r} failed: {exc}") from exc
-    except (ImportError, SyntaxError) as exc:
-        raise ConfigError(f"reward {label}: importing module {module!r} failed: {exc}") from exc
-
-
 def _load_function(spec: str, label: str) -> RewardFunction:
     """The callable a ``module:function`` or ``path/to/file.py:function`` spec names."""
-    module_part, sep, attr = spec.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise ConfigError(f"reward {label}: expected 'module:function' or 'path/to/file.py:function'")
-    is_path = module_part.endswith(".py") or "/" in module_part or "\\" in module_part
-    module = _import_file(module_part, label) if is_path else _import_module(module_part, label)
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"reward {label}: {module_part!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    obj: Any = load_object(spec, f"reward {label}", "function", prefix="_bprl_reward")
     if not callable(obj):
         raise ConfigError(
-            f"reward {label}: {attr!r} is a {type(obj).__name__}, not a function "
+            f"reward {label}: {spec.rpartition(':')[2]!r} is a {type(obj).__name__}, not a function "
             "(err_sbp_mmhg, err_dbp_mmhg, params) -> float"
         )
     return obj

@@ -16,7 +16,6 @@ checkpoint's ``config.json`` (:meth:`ModelConfig.from_dict`, which raises
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -48,16 +47,6 @@ MAX_BATCH_SIZE = 65_536
 MAX_WINDOWS_PER_STEP = 1_000_000
 #: most optimiser steps per epoch / between validations
 MAX_OPTIMISER_STEPS = 1_000_000_000
-
-
-def _list_fields_for_dataclasses(cls: type[Spec]) -> None:
-    """Let :func:`dataclasses.fields` list ``cls``'s fields, as it did when the configs were dataclasses.
-
-    :mod:`bprl.experiments` checks ``estimator.train`` keys with ``dataclasses.fields(TrainConfig)``;
-    remove this once it reads ``TrainConfig.model_fields``.
-    """
-    shadow = dataclasses.make_dataclass(f"_{cls.__name__}Fields", [(name, Any) for name in cls.model_fields])
-    cls.__dataclass_fields__ = shadow.__dataclass_fields__  # type: ignore[attr-defined]
 
 
 class ModelConfig(Spec):
@@ -204,7 +193,3 @@ class TrainConfig(Spec):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``model`` as :meth:`ModelConfig.to_dict`), as stored in ``config.json``."""
         return self.model_dump(mode="json")
-
-
-_list_fields_for_dataclasses(ModelConfig)
-_list_fields_for_dataclasses(TrainConfig)

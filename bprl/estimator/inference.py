@@ -52,13 +52,6 @@ def add_estimates(table: pd.DataFrame, record: Record | None, estimator: Estimat
     return out
 
 
-def _add_estimates(table: pd.DataFrame, record: Record | None, estimator: Estimator) -> pd.DataFrame:
-    """:func:`add_estimates` as ``bprl.estimator`` exposes it (tests replace it there to count calls)."""
-    import bprl.estimator
-
-    return bprl.estimator.add_estimates(table, record, estimator)
-
-
 def _needs_record(estimator: Estimator) -> bool:
     """Whether the estimator reads waveforms (every estimator but the PAT linear one)."""
     return getattr(estimator, "kind", "") != PatLinearEstimator.kind
@@ -102,7 +95,7 @@ def estimate_replay_table(
     if cached is not None:
         return cached
     record = read_record(record_path) if _needs_record(estimator) else None
-    out = _add_estimates(table, record, estimator)
+    out = add_estimates(table, record, estimator)
     write_stamped_parquet(out, path)
     return out
 
@@ -120,7 +113,7 @@ def estimate_tables(
     for path, table in items:
         try:
             record = read_record(path) if _needs_record(estimator) else None
-            done[str(path)] = _add_estimates(table, record, estimator)
+            done[str(path)] = add_estimates(table, record, estimator)
         except BprlError as exc:
             failed.append({"record": str(path), "error": str(exc)})
     return done, failed

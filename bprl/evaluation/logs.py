@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bprl.errors import EvaluationError
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 #: the two BP quantities evaluated
 BP_KINDS: tuple[str, ...] = ("sbp", "dbp")

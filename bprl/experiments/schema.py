@@ -29,6 +29,7 @@ from bprl.cohort.spec import CohortSpec
 from bprl.config import Spec
 from bprl.estimator.config import MAX_EPOCHS, TrainConfig
 from bprl.features.config import FeatureConfig
+from bprl.policies.agents.spec import MAX_SEED, MAX_TIMESTEPS  # seeds: 0..2**31-1; steps: <= 1e9
 from bprl.splits import SPLITS
 
 __all__ = [
@@ -55,11 +56,6 @@ __all__ = [
     "VirtualCohortSpec",
 ]
 
-#: largest seed (numpy and SB3 take 32-bit seeds); the same bound as ``bprl.agents.MAX_SEED``
-#: (tests/test_experiments.py checks that they agree)
-MAX_SEED = 2**31 - 1
-#: most agent training steps; the same bound as ``bprl.agents.MAX_TIMESTEPS`` (checked by the tests)
-MAX_TIMESTEPS = 1_000_000_000
 #: most virtual subjects: ISO 81060-2 asks for 85, the largest public cuffless data sets hold a few
 #: thousand; a virtual subject is a few MB of WFDB plus its replay table per hour
 MAX_SUBJECTS = 10_000

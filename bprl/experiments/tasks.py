@@ -313,7 +313,7 @@ def stage_agent(
     out: Path, env: dict[str, Any], agent_spec: str, seed: int, timesteps: int, params: dict[str, Any]
 ) -> dict[str, Any]:
     """Train one RL agent with ``train_agent`` (``params`` override its hyperparameters)."""
-    from bprl.agents import train_agent  # TODO(issue 12): bprl.policies.agents once it has landed
+    from bprl.policies.agents import train_agent
 
     train_agent(
         env["spec"],
@@ -340,11 +340,11 @@ def stage_rollout(
     ``policy`` holds ``name``, ``calibrator`` (a name, plugin or ``module:Class`` spec for
     :func:`bprl.policies.make_calibrator`), ``agent`` and ``params``.
     """
-    from bprl.env import make_env_from_spec  # TODO(issue 12): bprl.envs once it has landed
+    from bprl.envs import make_env_from_spec
     from bprl.policies import make_calibrator, rollout
 
     if agent_dir is not None:
-        from bprl.agents import load_agent  # TODO(issue 12): bprl.policies.agents once it has landed
+        from bprl.policies.agents import load_agent
 
         pol = load_agent(agent_dir, name=policy["name"])
     live = make_env_from_spec(env["spec"], split="test", **env["overrides"])

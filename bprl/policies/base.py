@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from bprl.env import CONTINUOUS_ACTIONS, decode_obs
+from bprl.envs import CONTINUOUS_ACTIONS, decode_obs
 from bprl.errors import ConfigError
 
 __all__ = [

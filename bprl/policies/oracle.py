@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from bprl.env import BPCalibrationEnv
+from bprl.envs import BPCalibrationEnv
 from bprl.errors import ConfigError
 from bprl.policies.base import Calibrator
 

@@ -21,18 +21,13 @@ through a complete example.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 import warnings
-import zlib
 from importlib import metadata
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bprl.errors import ConfigError
+from bprl.plugins import load_object
 from bprl.policies.base import Calibrator, Policy
 from bprl.policies.calibrators import (
     DriftCalibrator,
@@ -132,45 +127,6 @@ def known_calibrators() -> list[str]:
 
 
 # ---------------------------------------------------------------- module:Class specs
-def _import_file(path_text: str, label: str) -> ModuleType:
-    """Import a Python file as a module once (later calls return the same module object)."""
-    path = Path(path_text).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(f"calibrator {label}: file {path} not found")
-    name = f"_bprl_calibrator_{path.stem}_{zlib.crc32(str(path).encode()):08x}"
-    if name in sys.modules:
-        return sys.modules[name]
-    file_spec = importlib.util.spec_from_file_location(name, path)
-    if file_spec is None or file_spec.loader is None:
-        raise ConfigError(f"calibrator {label}: {path} is not an importable Python file")
-    module = importlib.util.module_from_spec(file_spec)
-    sys.modules[name] = module  # before running it, as the import system does (dataclasses need it)
-    try:
-        file_spec.loader.exec_module(module)
-    except (ImportError, SyntaxError) as exc:
-        del sys.modules[name]
-        raise ConfigError(f"calibrator {label}: importing {path} failed: {exc}") from exc
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def _import_module(module: str, label: str) -> ModuleType:
-    """Import a dotted module; ConfigError saying whether it or one of its imports is missing."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
-            raise ConfigError(
-                f"calibrator {label}: module {module!r} not found (is its package installed, or its "
-                "folder on PYTHONPATH? a file can be given as 'path/to/file.py:Class')"
-            ) from exc
-        raise ConfigError(f"calibrator {label}: importing module {module!r} failed: {exc}") from exc
-    except (ImportError, SyntaxError) as exc:
-        raise ConfigError(f"calibrator {label}: importing module {module!r} failed: {exc}") from exc
-
-
 def load_class_spec(spec: str, label: str | None = None) -> Any:
     """The object a ``module:attr`` or ``path/to/file.py:attr`` spec names (not yet checked).
 
@@ -187,23 +143,7 @@ def load_class_spec(spec: str, label: str | None = None) -> Any:
             attribute missing (with the classes the module does define).
     """
     label = repr(spec) if label is None else label
-    module_part, sep, attr = spec.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise ConfigError(f"calibrator {label}: expected 'module:Class' or 'path/to/file.py:Class'")
-    is_path = module_part.endswith(".py") or "/" in module_part or "\\" in module_part
-    module = _import_file(module_part, label) if is_path else _import_module(module_part, label)
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            defined = sorted(
-                k for k, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__
-            )
-            raise ConfigError(
-                f"calibrator {label}: {module_part!r} has no attribute {attr!r} "
-                f"(classes defined there: {', '.join(defined) or 'none'})"
-            )
-        obj = getattr(obj, part)
-    return obj
+    return load_object(spec, f"calibrator {label}", "Class", prefix="_bprl_calibrator")
 
 
 def _check_policy_class(obj: Any, label: str) -> type:

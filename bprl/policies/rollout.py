@@ -18,10 +18,10 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from bprl.env import BPCalibrationEnv, make_env_from_spec
+from bprl.envs import BPCalibrationEnv, make_env_from_spec
 from bprl.errors import ConfigError
 from bprl.policies.base import Calibrator, Policy
-from bprl.tables import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS
 
 __all__ = ["episode_seed", "rollout"]
 

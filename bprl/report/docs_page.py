@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from bprl.errors import EvaluationError
+from bprl.io import write_text_atomic
 from bprl.report.tables import (
     accuracy_table,
     detail_table,
@@ -34,7 +35,6 @@ from bprl.report.tables import (
     standards_table,
 )
 from bprl.report.write import report_notes
-from bprl.tables import write_text_atomic
 
 __all__ = ["default_command", "results_page", "write_results_page"]
 

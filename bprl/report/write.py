@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from bprl import evaluation as ev
+from bprl.io import atomic_output, write_text_atomic
 from bprl.provenance import git_commit, package_versions
 from bprl.report.figures import (
     ReportFigure,
@@ -43,7 +44,6 @@ from bprl.report.tables import (
     markdown_table,
     standards_table,
 )
-from bprl.tables import atomic_output, write_text_atomic
 
 #: packages whose versions go into the provenance section (when the report collects it itself)
 PROVENANCE_PACKAGES: tuple[str, ...] = (
