@@ -39,7 +39,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bprl run experiments/quickstart.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check bprl tests benchmarks
+	$(VENV)/bin/ruff check bprl tests benchmarks examples
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -49,8 +49,8 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bprl tests benchmarks
-	$(VENV)/bin/ruff format --check bprl tests benchmarks
+	$(VENV)/bin/ruff check bprl tests benchmarks examples
+	$(VENV)/bin/ruff format --check bprl tests benchmarks examples
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
