@@ -5,7 +5,8 @@ virtual cohort: bprl's whole pipeline (R peaks, PPG fiducials, ABP beats, qualit
 features, replay table) against NeuroKit2's ``ecg_peaks`` + ``ppg_peaks`` alone and against
 ``wfdb.processing.xqrs_detect`` alone. Accuracy: R-peak sensitivity / positive predictivity
 (150 ms matching window, beat annotations only) pooled over MIT-BIH 100, 103, 105, 106 (first
-lead, 360 Hz), plus the time error of matched peaks against the annotations.
+lead, 360 Hz), plus the time error of matched peaks against the annotations, and the same
+Se/PPV on the records resampled (``scipy.signal.resample_poly``) to 250 and 125 Hz.
 
 Usage: ``python -m benchmarks features`` (options: ``--hours H``, ``--repeat N``).
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import wfdb
+from scipy.signal import resample_poly
 from wfdb import processing
 
 from bprl.beats import ecg_peaks
@@ -28,6 +30,7 @@ from bprl.sources import read_record
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
 MITDB = ("100", "103", "105", "106")
+RATES = (250, 125)  # resampled rates of the extra Se/PPV columns
 
 
 def _physionet() -> Path:
@@ -75,16 +78,21 @@ def _bprl_ecg(x: np.ndarray, fs: float) -> np.ndarray:
     return ecg_peaks(x, fs, return_times=False)
 
 
-def mitdb_accuracy(detector, root: Path) -> tuple[float, float, float, float]:
-    """Pooled (Se, PPV, mean and 95th percentile of |time error| in ms) of ``detector(x, fs) -> sample indices`` on MIT-BIH."""
+def mitdb_accuracy(detector, root: Path, fs_new: int | None = None) -> tuple[float, float, float, float]:
+    """Pooled (Se, PPV, mean and 95th percentile of |time error| in ms) of ``detector(x, fs) -> sample
+    indices`` on MIT-BIH, at the native 360 Hz or resampled to ``fs_new`` Hz."""
     tp = fn = fp = 0
     errs = []
     for name in MITDB:
         rec = wfdb.rdrecord(str(root / "mitdb" / name), channels=[0])
         ann = wfdb.rdann(str(root / "mitdb" / name), "atr")
         ref = np.array([s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym in BEAT_SYMBOLS])
-        fs = float(rec.fs)
-        det = np.sort(detector(rec.p_signal[:, 0], fs))
+        fs, x = float(rec.fs), rec.p_signal[:, 0]
+        if fs_new is not None and fs_new != round(fs):
+            x = resample_poly(x, fs_new, round(fs))
+            ref = np.round(ref * fs_new / fs).astype(np.int64)
+            fs = float(fs_new)
+        det = np.sort(detector(x, fs))
         c = processing.compare_annotations(ref, det, int(0.15 * fs))
         tp, fn, fp = tp + c.tp, fn + c.fn, fp + c.fp
         errs.append(
@@ -131,25 +139,30 @@ def main(argv: list[str] | None = None) -> None:
     tm.update(_timed({"xqrs": lambda: _xqrs(ecg.samples, ecg.fs_hz)}, 1))
     t_bprl = tm["full"]
     root = _physionet()
-    acc = {}
+    acc, acc_rate = {}, {}
     if (root / "mitdb").is_dir():
-        acc["bprl"] = mitdb_accuracy(_bprl_ecg, root)
-        acc["nk"] = mitdb_accuracy(_nk_ecg, root)
-        acc["xqrs"] = mitdb_accuracy(_xqrs, root)
+        for key, det in (("bprl", _bprl_ecg), ("nk", _nk_ecg), ("xqrs", _xqrs)):
+            acc[key] = mitdb_accuracy(det, root)
+            acc_rate[key] = [mitdb_accuracy(det, root, r)[:2] for r in RATES]
     rows = [
         ("bprl full pipeline (R, PPG, ABP, SQI, features, table)", tm["full"], "bprl"),
         ("bprl ecg_peaks only", tm["ecg"], "bprl"),
         ("neurokit2 ecg_peaks + ppg_peaks", tm["nk"], "nk"),
         ("wfdb xqrs_detect (ECG only)", tm["xqrs"], "xqrs"),
     ]
+    rate_cols = " ".join(f"{f'Se/PPV {r} Hz':>14s}" for r in RATES)
     print(
-        f"{'method':58s} {'CPU s / 1 h':>12s} {'x bprl full':>11s} {'Se':>8s} {'PPV':>8s} {'|dt| ms':>8s} {'p95 ms':>7s}"
+        f"{'method':58s} {'CPU s / 1 h':>12s} {'x bprl full':>11s} {'Se':>8s} {'PPV':>8s} {'|dt| ms':>8s} {'p95 ms':>7s} "
+        + rate_cols
     )
     for label, t, key in rows:
         se, ppv, dt, dt95 = acc.get(key, (np.nan,) * 4)
-        print(f"{label:58s} {t:12.3f} {t / t_bprl:11.2f} {se:8.4f} {ppv:8.4f} {dt:8.1f} {dt95:7.1f}")
+        at_rates = acc_rate.get(key, [(np.nan, np.nan)] * len(RATES))
+        cols = " ".join(f"{f'{100 * a:.2f}/{100 * b:.2f}':>14s}" for a, b in at_rates)
+        print(f"{label:58s} {t:12.3f} {t / t_bprl:11.2f} {se:8.4f} {ppv:8.4f} {dt:8.1f} {dt95:7.1f} {cols}")
     print(f"CPU s: best of {args.repeat} interleaved rounds (xqrs: 1 round), this process only.")
-    print("Se/PPV: MIT-BIH 100, 103, 105, 106 pooled, 150 ms window (neurokit2: ecg_peaks on the raw lead).")
+    print("Se/PPV: MIT-BIH 100, 103, 105, 106 pooled, 150 ms window (neurokit2: ecg_peaks on the raw lead);")
+    print(f"Se/PPV at {', '.join(map(str, RATES))} Hz (%): the same records resampled with resample_poly.")
     print("|dt|: mean and 95th percentile of |detected - annotated| R time over matched beats.")
 
 

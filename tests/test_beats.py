@@ -117,6 +117,22 @@ def test_ecg_fiducial_polarity_once_per_record(mitdb, name):
         assert np.max(np.abs(t_pos - t_neg)) < 1e-6
 
 
+@pytest.mark.parametrize("k0", [40, 80])
+def test_ecg_search_back_recovers_every_beat_of_a_gap(mitdb, k0):
+    """Two consecutive beats shrunk to 30 % (QRS energy between half and the full threshold):
+    search-back finds both (one pass per gap used to recover only one)."""
+    x, fs, _ = mitdb["100"]
+    x = x[: int(120 * fs)].astype(np.float64)
+    t = ecg_peaks(x, fs)
+    a, b = int((t[k0 - 1] + t[k0]) / 2 * fs), int((t[k0 + 1] + t[k0 + 2]) / 2 * fs)
+    y = x.copy()
+    base = np.median(y[a:b])
+    y[a:b] = base + 0.3 * (y[a:b] - base)
+    ty = ecg_peaks(y, fs)
+    assert len(ty) == len(t)
+    assert np.all(np.abs(ty[k0 : k0 + 2] - t[k0 : k0 + 2]) < 0.02)
+
+
 def test_ecg_peaks_nan_gap_and_polarity(mitdb):
     x, fs, ref = mitdb["100"]
     n = int(120 * fs)

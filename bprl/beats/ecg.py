@@ -66,7 +66,8 @@ def ecg_peaks(ecg: np.ndarray, fs_hz: float, return_times: bool = True) -> np.nd
     T-wave rejection (a candidate < 360 ms after a beat with < 40 % of its energy); noise
     pruning (a detection that splits a normal RR interval into two short ones and is weaker
     than its neighbours; a premature ectopic beat is kept because a long pause follows it);
-    search-back with half the threshold in RR gaps > 1.6 x the local median RR.
+    search-back with half the threshold in RR gaps > 1.6 x the local median RR (one beat per
+    gap and pass, up to three passes: a gap that lost several beats gets them all back).
 
     R fiducial (one definition at every rate and either lead polarity): the record polarity is
     chosen once, from the band-passed ECG (5-25 Hz, 2nd-order Butterworth, zero-phase): the
@@ -178,23 +179,25 @@ def _prune_noise(beats: np.ndarray, hb: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _search_back(
-    beats: np.ndarray, cand: np.ndarray, h: np.ndarray, thr: np.ndarray, fs_hz: float
+    beats: np.ndarray, cand: np.ndarray, h: np.ndarray, thr: np.ndarray, fs_hz: float, passes: int = 3
 ) -> np.ndarray:
     """Search-back over long RR gaps (> 1.6 x the local median of 9): the strongest candidate above
-    half the threshold, at least 250 ms from both neighbours, is added to each gap."""
-    if len(beats) > 3:
+    half the threshold, at least 250 ms from both neighbours, is added to each gap; repeated on
+    the new RR series (up to ``passes`` times) so a gap that lost two or three beats gets them all."""
+    for _ in range(passes):
+        if len(beats) <= 3:
+            break
         rr = np.diff(beats)
         med = ndimage.median_filter(rr.astype(np.float64), size=9, mode="nearest")
-        gaps = np.flatnonzero(rr > 1.6 * med)
         extra = []
-        for g in gaps:
+        for g in np.flatnonzero(rr > 1.6 * med):
             lo, hi = beats[g] + round(0.25 * fs_hz), beats[g + 1] - round(0.25 * fs_hz)
             sel = (cand > lo) & (cand < hi) & (h >= 0.5 * thr)
             if sel.any():
-                c = cand[sel]
-                extra.append(c[np.argmax(h[sel])])
-        if extra:
-            beats = np.unique(np.concatenate([beats, np.asarray(extra)]))
+                extra.append(cand[sel][np.argmax(h[sel])])
+        if not extra:
+            break
+        beats = np.unique(np.concatenate([beats, np.asarray(extra)]))
     return beats
 
 
