@@ -13,8 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
-from bprl.beats._arrays import _parabolic, _segment_count, _segment_reduce, _Windows
+from bprl.beats._arrays import _parabolic, _ranges, _segment_count, _segment_reduce, _Windows
 from bprl.beats.filters import _deriv, signal_bandpass, signal_fill_nan
 
 __all__ = ["ABP_REJECT_REASONS", "abp_beats"]
@@ -23,9 +24,13 @@ __all__ = ["ABP_REJECT_REASONS", "abp_beats"]
 ABP_REJECT_REASONS: tuple[str, ...] = (
     "nan",
     "flat",
+    "zeroed",
     "saturated",
     "flush",
+    "no_pulse",
     "damped",
+    "unstable",
+    "isolated",
     "low_sbp",
     "low_dbp",
     "wide_pulse_pressure",
@@ -43,6 +48,8 @@ def abp_beats(
     dbp_min_mmhg: float = 20.0,
     pp_min_mmhg: float = 10.0,
     pp_max_mmhg: float = 150.0,
+    dbp_max_mmhg: float = 140.0,
+    zero_max_mmhg: float = 10.0,
 ) -> pd.DataFrame:
     """Arterial-pressure beats (SBP, DBP, MAP) for each R peak, with a validity flag.
 
@@ -51,12 +58,17 @@ def abp_beats(
     the upstroke to the next beat's trough (at most 600 ms); MAP = mean pressure from this trough
     to the next. Values are read on the unfiltered pressure (parabolic vertex for SBP and DBP).
 
-    A beat is rejected (``valid`` False, ``reject_reason`` set) when it is not trustworthy
-    arterial pressure: NaN samples (``nan``), no pulse (``flat``: pressure range < 2 mmHg),
-    values stuck at the record's extreme for >= 3 samples (``saturated``), SBP > ``sbp_max_mmhg``
-    (``flush``), pulse pressure < ``pp_min_mmhg`` (``damped``), SBP < ``sbp_min_mmhg``
-    (``low_sbp``), DBP < ``dbp_min_mmhg`` (``low_dbp``), pulse pressure > ``pp_max_mmhg``
-    (``wide_pulse_pressure``), DBP >= SBP (``dbp_ge_sbp``) or no upstroke found (``no_upstroke``).
+    A beat is rejected (``valid`` False, ``reject_reason`` set, first match in this order) when it
+    is not trustworthy arterial pressure. Artefacts are caught by shape and context, not by global
+    thresholds: no upstroke (``no_upstroke``); NaN samples (``nan``); no pulse (``flat``: range
+    < 2 mmHg); a line near 0 (``zeroed``); a clipped run at a local extreme (``saturated``, see
+    :func:`_clipped`); a flush square wave or plateau and its edges (``flush``, see :func:`_flush`);
+    DBP >= SBP (``dbp_ge_sbp``); a beat without ejection (``no_pulse``: pulse pressure
+    < ``pp_min_mmhg`` / 4); a damped line (``damped``: a low or falling local pulse pressure with a
+    stable mean, see :func:`_damped`); a moving baseline (``unstable``); a remnant inside an
+    artefact stretch (``isolated``); SBP < ``sbp_min_mmhg`` (``low_sbp``), DBP < ``dbp_min_mmhg``
+    (``low_dbp``), pulse pressure > ``pp_max_mmhg`` (``wide_pulse_pressure``). Beat-to-beat pulse
+    pressure variability in AF or ectopy (one small beat among normal neighbours) is kept.
     A rejected beat keeps its measured values but must never be used as a reference.
 
     Args:
@@ -64,9 +76,12 @@ def abp_beats(
         fs_hz: sampling rate of ``abp`` in Hz.
         r_times_s: R-peak times in s from the start of the signal (e.g. :func:`bprl.beats.ecg_peaks`).
         sbp_max_mmhg: SBP above this is a flush or artefact (``flush``).
+        dbp_max_mmhg: DBP above this is a flush plateau (``flush``).
+        zero_max_mmhg: |MAP| below this with SBP below twice it is a zeroed line (``zeroed``).
         sbp_min_mmhg: SBP below this is not arterial (``low_sbp``).
         dbp_min_mmhg: DBP below this is not arterial (``low_dbp``).
-        pp_min_mmhg: pulse pressure below this is a damped line (``damped``).
+        pp_min_mmhg: a local pulse pressure (or >= 4 consecutive beats) below this is a damped
+            line (``damped``); a single beat below a quarter of it has no pulse (``no_pulse``).
         pp_max_mmhg: pulse pressure above this is implausible (``wide_pulse_pressure``).
 
     Returns:
@@ -90,21 +105,32 @@ def abp_beats(
     i_up, anyu = _upstrokes(win_d1, r, fs_hz, w)
     i_tr, dbp = _troughs(filled, win_x, i_up, w)
     seg_end, sbp = _systoles(filled, win_x, i_up, i_tr, w, fs_hz)
-    mapv, nan_in, rng, stuck = _segment_checks(x, filled, nan_mask, i_tr, seg_end)
+    mapv, nan_in, rng, stuck, top = _segment_checks(x, filled, nan_mask, i_tr, seg_end, fs_hz)
+    t_tr = i_tr / fs_hz
     pp = sbp - dbp
+    hard = (~anyu) | nan_in | (rng < 2.0) | stuck | (dbp >= sbp) | (pp < 0.25 * pp_min_mmhg)
+    hard |= (sbp > sbp_max_mmhg) | (dbp > dbp_max_mmhg) | (sbp < sbp_min_mmhg) | (dbp < dbp_min_mmhg)
+    bad = hard | (pp > pp_max_mmhg)
+    flush = _flush(t_tr, sbp, dbp, mapv, top, _context(sbp, dbp, mapv, bad), sbp_max_mmhg, dbp_max_mmhg)
+    ctx = _context(sbp, dbp, mapv, bad | flush)  # damping and stability judged without the flushes
     reasons = [
         ("no_upstroke", ~anyu),
         ("nan", nan_in),
         ("flat", rng < 2.0),
-        ("saturated", stuck & (rng >= 2.0)),
-        ("flush", sbp > sbp_max_mmhg),
+        ("zeroed", (np.abs(mapv) < zero_max_mmhg) & (sbp < 2 * zero_max_mmhg)),
+        ("saturated", stuck),
+        ("flush", flush),
         ("dbp_ge_sbp", dbp >= sbp),
-        ("damped", pp < pp_min_mmhg),
+        ("no_pulse", pp < 0.25 * pp_min_mmhg),
+        ("damped", _damped(pp, mapv, ctx, pp_min_mmhg)),
+        ("unstable", _unstable(pp, ctx)),
         ("low_sbp", sbp < sbp_min_mmhg),
         ("low_dbp", dbp < dbp_min_mmhg),
         ("wide_pulse_pressure", pp > pp_max_mmhg),
     ]
     reason = _first_reason(reasons, nr)
+    for half in (5, 15):  # remnants between rejected beats, then in a longer artefact stretch
+        reason[(reason == "") & _isolated(reason != "", half)] = "isolated"
     res["t_upstroke_s"] = np.where(anyu, (i_up + _parabolic(d1, i_up)[0]) / fs_hz, np.nan)
     res["sbp_mmhg"] = np.where(anyu, sbp, np.nan)  # beats without an upstroke have no values
     res["dbp_mmhg"] = np.where(anyu, dbp, np.nan)
@@ -120,6 +146,16 @@ def _first_reason(reasons: list[tuple[str, np.ndarray]], nr: int) -> np.ndarray:
     for name, mask in reversed(reasons):  # the first matching reason wins
         reason[mask] = name
     return reason
+
+
+def _isolated(rejected: np.ndarray, half: int = 5) -> np.ndarray:
+    """Beats whose +-``half`` neighbours (itself left out) are >= 60 % rejected: remnants inside an
+    artefact stretch (line manipulation, sampling, recovery after a flush) are not trusted."""
+    k = np.ones(2 * half + 1)
+    k[half] = 0.0
+    n_rej = ndimage.convolve1d(rejected.astype(float), k, mode="constant")
+    n_all = ndimage.convolve1d(np.ones(len(rejected)), k, mode="constant")
+    return n_rej >= 0.6 * np.maximum(n_all, 1.0)
 
 
 def _abp_frame(nr: int) -> pd.DataFrame:
@@ -207,24 +243,120 @@ def _systoles(
 
 
 def _segment_checks(
-    x: np.ndarray, filled: np.ndarray, nan_mask: np.ndarray, i_tr: np.ndarray, seg_end: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per beat, over trough -> beat end: ``(map_mmhg, has_nan, range_mmhg, stuck)``.
+    x: np.ndarray,
+    filled: np.ndarray,
+    nan_mask: np.ndarray,
+    i_tr: np.ndarray,
+    seg_end: np.ndarray,
+    fs_hz: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per beat, over trough -> beat end: ``(map_mmhg, has_nan, range_mmhg, stuck, flat_top)``.
 
-    MAP is the mean of ``[i_tr, seg_end)``; NaN samples, the pressure range and the samples stuck
-    at the record's extreme (``stuck``: >= 3 such samples in a record that is not constant) are
-    counted over ``[i_tr, seg_end]`` (``reduceat``, no loop over beats).
+    MAP is the mean of ``[i_tr, seg_end)``; NaN samples, the pressure range, ``stuck`` (a run of
+    >= 40 ms of identical samples at the extreme of the surrounding 10 s: clipping) and
+    ``flat_top`` (a plateau: >= 150 ms and >= 30 % of the beat within 5 % of the beat's range
+    below its maximum) are counted over ``[i_tr, seg_end]`` (``reduceat``, no loop over beats).
     """
     nr = len(i_tr)
     seg_len = np.maximum(seg_end - i_tr, 1)
     mapv = _segment_reduce(np.add, filled, i_tr, i_tr + seg_len) / seg_len
     nan_in = _segment_count(nan_mask, i_tr, seg_end + 1) > 0 if nan_mask.any() else np.zeros(nr, dtype=bool)
-    rng = _segment_reduce(np.maximum, filled, i_tr, seg_end + 1) - _segment_reduce(
-        np.minimum, filled, i_tr, seg_end + 1
+    hi = _segment_reduce(np.maximum, filled, i_tr, seg_end + 1)
+    rng = hi - _segment_reduce(np.minimum, filled, i_tr, seg_end + 1)
+    stuck = _segment_count(_clipped(filled, nan_mask, fs_hz), i_tr, seg_end + 1) > 0
+    idx = _ranges(i_tr, seg_end + 1)
+    ln = np.maximum(seg_end + 1 - i_tr, 0)
+    near_top = filled[idx] >= np.repeat(hi - np.maximum(0.05 * rng, 0.5), ln)
+    n_top = np.zeros(nr)
+    if len(idx):
+        n_top = np.bincount(np.repeat(np.arange(nr), ln), weights=near_top, minlength=nr)
+    flat_top = (n_top >= 0.15 * fs_hz) & (n_top >= 0.3 * ln)
+    return mapv, nan_in, rng, stuck, flat_top
+
+
+def _clipped(filled: np.ndarray, nan_mask: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Samples in a run of >= 40 ms (>= 3 samples) of identical values at the maximum of the
+    surrounding 10 s, or at its minimum below 10 mmHg (a saturated or clipped transducer; a local,
+    not a record-wide, extreme; a flat diastolic run at normal pressure is not a clip)."""
+    k = max(3, round(0.04 * fs_hz))
+    size = max(3, round(10.0 * fs_hz))
+    low = (filled <= ndimage.minimum_filter1d(filled, size)) & (filled < 10.0)  # a flat diastole is no clip
+    at_ext = (filled >= ndimage.maximum_filter1d(filled, size)) | low
+    run_id = np.cumsum(np.concatenate([[1], np.diff(filled) != 0]))  # runs of identical samples
+    run = np.bincount(run_id)[run_id] >= k
+    return run & at_ext & ~nan_mask
+
+
+class _Context(NamedTuple):
+    """Running medians over the neighbouring beats (rejected beats left out), one value per beat."""
+
+    pp: np.ndarray  # pulse pressure, 75th percentile of +-5 beats
+    map: np.ndarray  # MAP, +-4 beats
+    dbp: np.ndarray  # DBP, +-4 beats
+    map_ref: np.ndarray  # MAP, +-30 beats
+    dbp_ref: np.ndarray  # DBP, +-30 beats
+    pp_ref: np.ndarray  # 75th percentile of ``pp``, +-150 beats
+    map_long: np.ndarray  # MAP, +-150 beats
+    map_span: np.ndarray  # max - min of MAP, +-3 beats
+
+
+def _context(sbp: np.ndarray, dbp: np.ndarray, mapv: np.ndarray, bad: np.ndarray) -> _Context:
+    """Local and reference running medians of each beat's neighbours (``bad`` beats left out)."""
+
+    def roll(v: np.ndarray, half: int, q: float = 0.5) -> np.ndarray:
+        s = pd.Series(np.where(bad, np.nan, v)).rolling(2 * half + 1, center=True, min_periods=1)
+        return s.quantile(q).to_numpy()
+
+    pp_loc = roll(sbp - dbp, 5, 0.75)
+    span = roll(mapv, 3, 1.0) - roll(mapv, 3, 0.0)
+    pp_ref = pd.Series(pp_loc).rolling(301, center=True, min_periods=1).quantile(0.75).to_numpy()
+    return _Context(
+        pp_loc, roll(mapv, 4), roll(dbp, 4), roll(mapv, 30), roll(dbp, 30), pp_ref, roll(mapv, 150), span
     )
-    hi_val = np.nanmax(x)
-    lo_val = np.nanmin(x)
-    at_ext = ((filled == hi_val) | (filled == lo_val)) & ~nan_mask
-    stuck = _segment_count(at_ext, i_tr, seg_end + 1) >= 3
-    stuck &= (hi_val - lo_val) > 0
-    return mapv, nan_in, rng, stuck
+
+
+def _flush(
+    t: np.ndarray,
+    sbp: np.ndarray,
+    dbp: np.ndarray,
+    mapv: np.ndarray,
+    top: np.ndarray,
+    ctx: _Context,
+    sbp_max: float,
+    dbp_max: float,
+) -> np.ndarray:
+    """Flush / fast-flush square wave: SBP above ``sbp_max`` or DBP above ``dbp_max`` (a plateau at
+    high pressure), or a beat whose MAP jumps > 30 mmHg above the median of the surrounding 30 beats
+    with a flat top (square wave) or a DBP raised as much (a pulse riding on the plateau); and
+    every beat from 0.5 s before to 2 s after such a beat (edges, ringing and recovery of the line).
+    ``t``: beat times (s, increasing)."""
+    jump = np.nan_to_num(mapv - ctx.map_ref, nan=0.0) > 30.0
+    raised = np.nan_to_num(dbp - ctx.dbp_ref, nan=0.0) > 30.0
+    core = (sbp > sbp_max) | (dbp > dbp_max) | (jump & (top | raised))
+    tf = t[core]
+    if len(tf) == 0:
+        return core
+    j = np.clip(np.searchsorted(tf, t - 2.0), 0, len(tf) - 1)  # first flush beat >= t - 2 s
+    return core | ((tf[j] >= t - 2.0) & (tf[j] <= t + 0.5))
+
+
+def _damped(pp: np.ndarray, mapv: np.ndarray, ctx: _Context, pp_min: float) -> np.ndarray:
+    """Damped line: the local pulse pressure (75th percentile of +-5 beats) below ``pp_min``, or
+    below 45 % of its reference (75th percentile over +-150 beats) while the local mean stays
+    within 20 % of its long median (a falling pulse pressure with a stable mean), or a run of >= 4
+    consecutive beats below ``pp_min``. One small beat among normal neighbours (a short RR interval
+    in AF, an ectopic beat) is kept."""
+    loc = np.nan_to_num(ctx.pp, nan=pp)
+    falling = loc < 0.45 * ctx.pp_ref
+    stable = np.abs(np.nan_to_num(ctx.map, nan=mapv) - ctx.map_long) < 0.2 * np.abs(ctx.map_long)
+    small = pp < pp_min
+    run_id = np.cumsum(np.concatenate([[1], small[1:] != small[:-1]])) if len(pp) else np.zeros(0, int)
+    sustained = small & (np.bincount(run_id)[run_id] >= 4)
+    return (loc < pp_min) | (falling & stable) | sustained
+
+
+def _unstable(pp: np.ndarray, ctx: _Context) -> np.ndarray:
+    """A moving baseline (line manipulation, transducer moved, sampling): the beats' MAP spans more
+    than 20 mmHg and more than the local pulse pressure within +-3 beats. Beat-to-beat changes of
+    real pressure in AF or ectopy stay within one pulse pressure."""
+    return np.nan_to_num(ctx.map_span, nan=0.0) > np.maximum(20.0, np.nan_to_num(ctx.pp, nan=pp))
