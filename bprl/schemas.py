@@ -6,7 +6,8 @@ dtype; units are in the names.
 
 Replay table (one Parquet file per record, built by :mod:`bprl.features`, with estimator
 columns filled by :mod:`bprl.estimator`): one row per environment step, with
-:data:`REPLAY_COLUMNS` (:data:`REPLAY_INDEX` + :data:`REPLAY_FEATURES` + :data:`REPLAY_REFERENCE`)
+:data:`REPLAY_COLUMNS` (:data:`REPLAY_INDEX` + :data:`REPLAY_FEATURES` + :data:`REPLAY_REFERENCE`
++ :data:`REPLAY_TIMING`)
 and, once estimated, :data:`REPLAY_ESTIMATE`. The folder of replay tables the environments
 read is a replay set (:mod:`bprl.features.replay_set`).
 
@@ -29,6 +30,8 @@ __all__ = [
     "REPLAY_FEATURES",
     "REPLAY_INDEX",
     "REPLAY_REFERENCE",
+    "REPLAY_REQUIRED",
+    "REPLAY_TIMING",
     "SPLITS",
     "check_columns",
 ]
@@ -68,14 +71,26 @@ REPLAY_REFERENCE: dict[str, str] = {
     "ref_valid_share": "float64",  # share of ABP beats in the window accepted as arterial, 0..1
 }
 
+#: timing diagnostics (issue 16), not observation features; optional: tables written before them
+#: lack both (replay sets require only :data:`REPLAY_REQUIRED`; ``concat_records`` adds them)
+REPLAY_TIMING: dict[str, str] = {
+    "r_abp_delay_ms": "float64",  # R peak -> ABP upstroke (max dP/dt), median of valid ABP beats; NaN without ABP
+    # PPG timing offset (ms) estimated on the first step after a PAT step that neither HR nor the
+    # R->ABP delay explains (bprl.features.pat_offsets); NaN on every other step
+    "pat_offset_ms": "float64",
+}
+
 #: calibration-free estimator output, filled by bprl.estimator (NaN when the window has no usable signal)
 REPLAY_ESTIMATE: dict[str, str] = {
     "est_sbp_mmhg": "float64",
     "est_dbp_mmhg": "float64",
 }
 
+#: columns every replay table must have (replay sets check these; :data:`REPLAY_TIMING` is optional)
+REPLAY_REQUIRED: dict[str, str] = {**REPLAY_INDEX, **REPLAY_FEATURES, **REPLAY_REFERENCE}
+
 #: every column :mod:`bprl.features` writes, in order
-REPLAY_COLUMNS: dict[str, str] = {**REPLAY_INDEX, **REPLAY_FEATURES, **REPLAY_REFERENCE}
+REPLAY_COLUMNS: dict[str, str] = {**REPLAY_REQUIRED, **REPLAY_TIMING}
 
 # ----------------------------------------------------------------- episode log
 #: one row per environment step

@@ -8,6 +8,8 @@ The feature stage of the data flow: a :class:`bprl.sources.Record` in, replay ta
 - :mod:`~bprl.features.replay_table`: :func:`replay_table_from_beats` aggregates the beats into
   windows with exactly the columns of :data:`bprl.schemas.REPLAY_COLUMNS`;
   :func:`build_replay_table` does one record;
+- :mod:`~bprl.features.pat_offsets`: :func:`~bprl.features.pat_offsets.pat_offset_steps` flags
+  PPG timing offsets (PAT steps that neither HR nor the R->ABP delay explain), ``pat_offset_ms``;
 - :mod:`~bprl.features.cache`: :func:`load_replay_table` caches a table under a key that changes
   with the record bytes, the :class:`FeatureConfig` and the feature code
   (:func:`record_cache_key`, :func:`cache_path`, :func:`feature_code_version`);

@@ -45,6 +45,7 @@ BEAT_COLUMNS: tuple[str, ...] = (
     "map_mmhg",
     "abp_valid",
     "abp_reject_reason",
+    "r_abp_delay_ms",
 )
 
 #: PPG columns of the beat table (all NaN without a PPG channel)
@@ -72,6 +73,7 @@ def record_beats(record: Record, config: FeatureConfig | None = None) -> pd.Data
     1 / (t_diastolic_peak - t_systolic_peak) in 1/s, i.e. the stiffness index SI = height / dT
     for a height of 1 m (multiply by the subject's height in m), NaN without a diastolic peak;
     ``ectopic`` = RR differs from the local median (9 beats) by more than ``rr_tolerance``;
+    ``r_abp_delay_ms`` = ABP upstroke (max dP/dt) minus R time;
     ``valid`` = PPG upstroke found in the PAT window with a foot at 0 < ``pat_foot_ms`` <=
     ``pat_max_ms``, both SQIs above threshold, not ectopic.
 
@@ -177,6 +179,7 @@ def _abp_columns(record: Record, r: np.ndarray, cfg: FeatureConfig) -> BeatColum
         "map_mmhg": b["map_mmhg"].to_numpy(),
         "abp_valid": b["valid"].to_numpy(),
         "abp_reject_reason": b["reject_reason"].to_numpy(),
+        "r_abp_delay_ms": (b["t_upstroke_s"].to_numpy(np.float64) - r) * 1000.0,
     }
 
 
@@ -189,4 +192,5 @@ def _no_abp_columns(n_beats: int) -> BeatColumns:
         "map_mmhg": nan,
         "abp_valid": np.zeros(n_beats, dtype=bool),
         "abp_reject_reason": "no_abp",
+        "r_abp_delay_ms": nan,
     }

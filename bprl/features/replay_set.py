@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bprl.features.pat_offsets import pat_offset_steps
 from bprl.io import atomic_output, write_json_atomic, write_parquet_atomic
-from bprl.schemas import REPLAY_COLUMNS, REPLAY_ESTIMATE, SPLITS, check_columns
+from bprl.schemas import REPLAY_ESTIMATE, REPLAY_REQUIRED, SPLITS, check_columns
 
 __all__ = [
     "REPLAY_SET_INDEX",
@@ -81,6 +82,10 @@ def concat_records(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
     Times are shifted so each record starts where the previous one ended (``t_end_s`` of its last
     window) and ``step`` is renumbered 0, 1, ...; gaps between records are not kept.
+    ``pat_offset_ms`` is recomputed over the joined table, so PPG timing offsets at record
+    boundaries are flagged on the first step of the later record
+    (:func:`bprl.features.pat_offsets.pat_offset_steps`); tables written before the timing
+    columns (:data:`bprl.schemas.REPLAY_TIMING`) existed get them, ``r_abp_delay_ms`` all NaN.
 
     Args:
         parts: replay tables of the subject's records, in record order (left untouched).
@@ -98,6 +103,10 @@ def concat_records(parts: list[pd.DataFrame]) -> pd.DataFrame:
         pieces.append(t)
     table = pd.concat(pieces, ignore_index=True)
     table["step"] = np.arange(len(table), dtype=np.int64)
+    if {"pat_foot_ms", "hr_bpm"} <= set(table.columns):  # a replay table
+        if "r_abp_delay_ms" not in table:
+            table["r_abp_delay_ms"] = np.nan
+        table["pat_offset_ms"] = pat_offset_steps(table)
     return table
 
 
@@ -111,7 +120,8 @@ def write_replay_set(
 
     Args:
         out_dir: destination folder (created).
-        tables: subject id -> replay table with :data:`REPLAY_COLUMNS` and :data:`REPLAY_ESTIMATE`.
+        tables: subject id -> replay table with :data:`REPLAY_REQUIRED` and :data:`REPLAY_ESTIMATE`
+            (the optional :data:`REPLAY_TIMING` columns are kept when present).
         splits: subject id -> ``"train"``, ``"val"`` or ``"test"``.
         info: provenance written to ``replay_set.json``.
 
@@ -127,7 +137,7 @@ def write_replay_set(
         split = splits.get(sid)
         if split not in SPLITS:
             raise ValueError(f"subject {sid!r}: split {split!r} is not one of {SPLITS}")
-        check_columns(tables[sid], {**REPLAY_COLUMNS, **REPLAY_ESTIMATE}, f"replay table of {sid}")
+        check_columns(tables[sid], {**REPLAY_REQUIRED, **REPLAY_ESTIMATE}, f"replay table of {sid}")
         rel = f"tables/{sid}.parquet"
         write_parquet_atomic(tables[sid], out / rel)
         rows.append({"subject_id": sid, "split": split, "table": rel})

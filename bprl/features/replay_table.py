@@ -18,6 +18,7 @@ import pandas as pd
 from bprl.errors import FeatureError
 from bprl.features.beats import record_beats
 from bprl.features.config import FeatureConfig
+from bprl.features.pat_offsets import pat_offset_steps
 from bprl.schemas import REPLAY_COLUMNS
 from bprl.sources import Record
 
@@ -57,7 +58,9 @@ def replay_table_from_beats(
     PPG/PAT features = median over valid beats; ``rr_ms``/``hr_bpm`` = median over beats with
     good ECG quality that are not ectopic; SQIs = mean over all beats; features are NaN when
     fewer than ``min_feature_beats`` beats qualify. Reference = median of valid ABP beats, NaN
-    when fewer than ``min_ref_beats`` or a share below ``min_ref_share`` (never imputed).
+    when fewer than ``min_ref_beats`` or a share below ``min_ref_share`` (never imputed); the
+    R->ABP delay likewise. ``pat_offset_ms`` = PPG timing offsets inside the record
+    (:func:`bprl.features.pat_offsets.pat_offset_steps`).
 
     Args:
         beats: the beat table of the record (:data:`bprl.features.beats.BEAT_COLUMNS`), in time order.
@@ -90,6 +93,9 @@ def replay_table_from_beats(
     }
     out.update(_feature_columns(beats, win, cfg))
     out.update(_reference_columns(beats, win, cfg))
+    out["pat_offset_ms"] = pat_offset_steps(
+        pd.DataFrame({c: out[c] for c in ("pat_foot_ms", "hr_bpm", "r_abp_delay_ms")})
+    )
     return _schema_frame(out)
 
 
@@ -166,7 +172,7 @@ def _feature_columns(beats: pd.DataFrame, win: _BeatWindows, cfg: FeatureConfig)
 
 
 def _reference_columns(beats: pd.DataFrame, win: _BeatWindows, cfg: FeatureConfig) -> Columns:
-    """Reference SBP / DBP / MAP (medians of valid ABP beats, NaN when too few) and the valid ABP share."""
+    """Reference SBP / DBP / MAP and R->ABP delay (medians of valid ABP beats, NaN when too few), valid ABP share."""
     abp_ok = beats["abp_valid"].to_numpy(bool)
     n_abp = win.count(abp_ok)
     counts = win.counts
@@ -176,6 +182,8 @@ def _reference_columns(beats: pd.DataFrame, win: _BeatWindows, cfg: FeatureConfi
     has_ref = (n_abp >= cfg.min_ref_beats) & (share >= cfg.min_ref_share)
     for c, src in _REFERENCE_COLS:
         out[c] = np.where(has_ref, win.aggregate(beats[src], abp_ok, 1), np.nan)
+    delay = beats["r_abp_delay_ms"] if "r_abp_delay_ms" in beats else pd.Series(np.full(len(beats), np.nan))
+    out["r_abp_delay_ms"] = np.where(has_ref, win.aggregate(delay, abp_ok, 1), np.nan)
     return out
 
 

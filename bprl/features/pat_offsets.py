@@ -1,0 +1,133 @@
+"""PPG timing offsets: steps of PAT that no physiological change explains (issue 16, item 5).
+
+PAT = R peak -> PPG foot mixes the pre-ejection period, the arterial transit time and any timing
+offset between the ECG and PPG channels of the monitor. A real change of blood pressure moves PAT
+together with heart rate or with the R peak -> ABP upstroke delay (``r_abp_delay_ms``: the ABP
+upstroke sits on the same arterial tree, the pre-ejection period is in both); a device or
+segment timing offset moves PAT alone, in one step. :func:`pat_offset_steps` looks for such steps
+at every step of a replay table, including the boundaries between records that
+:func:`bprl.features.replay_set.concat_records` joined, and returns the estimated offset on the
+first step after the break (NaN elsewhere): the ``pat_offset_ms`` column of
+:data:`bprl.schemas.REPLAY_TIMING`.
+
+Rule (thresholds below, each with its reasoning): at step ``i``, ``dPAT`` = median PAT of the
+``HALF_WINDOW_STEPS`` steps from ``i`` minus the median of the ``HALF_WINDOW_STEPS`` steps before
+``i`` (never reaching past the neighbouring record boundaries); the same for HR and the R->ABP
+delay. A step is an offset when ``|dPAT| > PAT_STEP_MIN_MS`` and ``|dPAT|`` exceeds
+``NOISE_FACTOR`` x the robust spread of PAT around the two medians, while ``|dHR| <
+HR_STEP_MAX_BPM`` and ``|d delay| < DELAY_STEP_MAX_MS`` (the delay test is skipped where either
+side has no ABP). Of adjacent qualifying steps only the one with the largest ``|dPAT|`` is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DELAY_STEP_MAX_MS",
+    "HALF_WINDOW_STEPS",
+    "HR_STEP_MAX_BPM",
+    "NOISE_FACTOR",
+    "PAT_STEP_MIN_MS",
+    "pat_offset_steps",
+]
+
+#: smallest PAT step called an offset (ms): the step-to-step spread of window medians on real
+#: ICU records is ~10-20 ms, and 30 ms of PAT is ~15-30 mmHg of SBP, a change that is never silent
+PAT_STEP_MIN_MS: float = 30.0
+#: largest change of the R->ABP upstroke delay (ms) still counted as "unchanged": that delay
+#: shares the pre-ejection period with PAT, so a real PAT change of >= 30 ms moves it by tens of
+#: ms; 10 ms is about its window-to-window noise
+DELAY_STEP_MAX_MS: float = 10.0
+#: largest heart-rate change (bpm) still counted as "unchanged": PAT falls with HR (shorter
+#: pre-ejection period), so a PAT step next to a large HR change is physiology, not an offset
+HR_STEP_MAX_BPM: float = 10.0
+#: steps compared on each side (5 windows = 2.5 min at the default 30 s hop): medians of 5 are
+#: robust to 2 outlying windows while a change-point is still located to the window
+HALF_WINDOW_STEPS: int = 5
+#: fewest windows with a finite value needed on each side
+MIN_SIDE_STEPS: int = 2
+#: a step must also exceed this multiple of PAT's robust spread (1.4826 x MAD) about the two medians
+NOISE_FACTOR: float = 3.0
+
+
+def pat_offset_steps(table: pd.DataFrame, pat_col: str = "pat_foot_ms") -> np.ndarray:
+    """Estimated PAT timing offset (ms) on the first step after each detected break, NaN elsewhere.
+
+    Args:
+        table: a replay table in step order (``pat_col``, ``hr_bpm``; ``r_abp_delay_ms`` and
+            ``record_id`` when present: records are the segments the windows never cross).
+        pat_col: the PAT column tested.
+
+    Returns:
+        float64 array, one value per row: ``dPAT`` (ms, positive = PAT longer after the break)
+        where a step qualifies, NaN elsewhere.
+    """
+    n = len(table)
+    out = np.full(n, np.nan)
+    if n < 2 * MIN_SIDE_STEPS:
+        return out
+    pat = table[pat_col].to_numpy(np.float64)
+    hr = table["hr_bpm"].to_numpy(np.float64)
+    nan = np.full(n, np.nan)
+    delay = table["r_abp_delay_ms"].to_numpy(np.float64) if "r_abp_delay_ms" in table else nan
+    starts = _segment_starts(table)
+    d_pat = np.full(n, np.nan)
+    for i in range(1, n):
+        left, right = _sides(i, starts, n)
+        d = _side_change(pat, left, right)
+        if d is None or abs(d) <= PAT_STEP_MIN_MS or abs(d) <= NOISE_FACTOR * _spread(pat, left, right):
+            continue
+        d_hr = _side_change(hr, left, right)
+        if d_hr is None or abs(d_hr) >= HR_STEP_MAX_BPM:
+            continue
+        d_delay = _side_change(delay, left, right)
+        if d_delay is not None and abs(d_delay) >= DELAY_STEP_MAX_MS:
+            continue
+        d_pat[i] = d
+    for i in np.flatnonzero(np.isfinite(d_pat)):
+        before = np.abs(d_pat[max(0, i - HALF_WINDOW_STEPS) : i])
+        after = np.abs(d_pat[i + 1 : i + HALF_WINDOW_STEPS + 1])
+        if not (np.abs(d_pat[i]) <= before).any() and not (np.abs(d_pat[i]) < after).any():
+            out[i] = d_pat[i]  # the largest step of its neighbourhood (the first one on ties)
+    return out
+
+
+def _segment_starts(table: pd.DataFrame) -> np.ndarray:
+    """Row indices where a record starts (0 and every change of ``record_id``)."""
+    if "record_id" not in table or not len(table):
+        return np.array([0])
+    rid = table["record_id"].astype(str).to_numpy()
+    return np.concatenate([[0], np.flatnonzero(rid[1:] != rid[:-1]) + 1])
+
+
+def _sides(i: int, starts: np.ndarray, n: int) -> tuple[slice, slice]:
+    """The steps before and from ``i`` compared at ``i``, not reaching past neighbouring boundaries.
+
+    At a record boundary the left side is the end of the previous record; inside a record both
+    sides stay in the record.
+    """
+    k = int(np.searchsorted(starts, i, side="right")) - 1  # record containing i
+    seg_start = int(starts[k])
+    seg_end = int(starts[k + 1]) if k + 1 < len(starts) else n
+    left_floor = int(starts[k - 1]) if i == seg_start and k > 0 else seg_start
+    return slice(max(left_floor, i - HALF_WINDOW_STEPS), i), slice(i, min(seg_end, i + HALF_WINDOW_STEPS))
+
+
+def _side_change(x: np.ndarray, left: slice, right: slice) -> float | None:
+    """Median of ``x[right]`` minus median of ``x[left]`` (finite values), None when a side has too few."""
+    a, b = x[left], x[right]
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < MIN_SIDE_STEPS or len(b) < MIN_SIDE_STEPS:
+        return None
+    return float(np.median(b) - np.median(a))
+
+
+def _spread(x: np.ndarray, left: slice, right: slice) -> float:
+    """Robust spread (1.4826 x MAD) of ``x`` about the median of its own side, both sides pooled."""
+    dev = []
+    for s in (left, right):
+        v = x[s][np.isfinite(x[s])]
+        dev.append(v - np.median(v))
+    return float(1.4826 * np.median(np.abs(np.concatenate(dev))))

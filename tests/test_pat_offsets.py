@@ -1,0 +1,95 @@
+"""PPG timing offsets (issue 16, item 5): PAT steps that neither HR nor the R->ABP delay explains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bprl.features import build_replay_table, concat_records
+from bprl.features.pat_offsets import HR_STEP_MAX_BPM, PAT_STEP_MIN_MS, pat_offset_steps
+from bprl.schemas import REPLAY_TIMING
+from bprl.sources import read_record
+
+
+def _table(n: int = 40, record_id: str = "r1", seed: int = 0) -> pd.DataFrame:
+    """A replay table's timing columns: steady PAT, HR and R->ABP delay with window-median noise."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "record_id": [record_id] * n,
+            "step": np.arange(n),
+            "t_start_s": np.arange(n) * 30.0,
+            "t_end_s": np.arange(n) * 30.0 + 30.0,
+            "pat_foot_ms": 400.0 + rng.normal(0, 5, n),
+            "hr_bpm": 80.0 + rng.normal(0, 2, n),
+            "r_abp_delay_ms": 250.0 + rng.normal(0, 2, n),
+        }
+    )
+
+
+def test_a_step_of_pat_alone_is_flagged_with_its_size() -> None:
+    t = _table()
+    t.loc[20:, "pat_foot_ms"] += 80.0
+    off = pat_offset_steps(t)
+    assert np.flatnonzero(np.isfinite(off)).tolist() == [20]
+    assert off[20] == pytest.approx(80.0, abs=8.0)
+
+
+def test_a_blood_pressure_change_moving_the_abp_delay_or_hr_is_not_flagged() -> None:
+    bp = _table()
+    bp.loc[20:, "pat_foot_ms"] -= 40.0  # BP rise: PAT shorter ...
+    bp.loc[20:, "r_abp_delay_ms"] -= 35.0  # ... and so is the R->ABP upstroke delay
+    assert not np.isfinite(pat_offset_steps(bp)).any()
+    hr = _table()
+    hr.loc[20:, "pat_foot_ms"] -= 40.0
+    hr.loc[20:, "hr_bpm"] += 25.0
+    hr["r_abp_delay_ms"] = np.nan  # no ABP: HR alone explains the step
+    assert not np.isfinite(pat_offset_steps(hr)).any()
+    steady = _table(seed=3)
+    assert not np.isfinite(pat_offset_steps(steady)).any()
+
+
+def test_a_step_at_a_record_boundary_is_flagged_on_the_first_step_of_the_later_record() -> None:
+    a, b = _table(12, "seg_0006", seed=1), _table(4, "seg_0012", seed=2)
+    b["pat_foot_ms"] += 80.0
+    old = b.drop(columns=["r_abp_delay_ms"])  # a table cached before the timing columns existed
+    joined = concat_records([a, old])
+    off = joined["pat_offset_ms"].to_numpy()
+    assert np.flatnonzero(np.isfinite(off)).tolist() == [12]
+    assert off[12] == pytest.approx(80.0, abs=8.0)
+    assert set(REPLAY_TIMING) <= set(joined.columns)
+    # windows never reach across a boundary inside a record: the same step 4 steps into a record is found there
+    inside = _table(20, "one")
+    inside.loc[4:, "pat_foot_ms"] += 80.0
+    assert np.flatnonzero(np.isfinite(pat_offset_steps(inside))).tolist() == [4]
+
+
+def test_real_boundary_p10020306_0006_0012(physionet_dir: Path) -> None:
+    """The boundary of issue 16: detector decision against the side medians it measured (printed)."""
+    folder = physionet_dir / "mimic4wdb-demo" / "p10020306" / "83404654"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found: the mimic4wdb-demo records are absent")
+    parts = [build_replay_table(read_record(folder / f"83404654_{s}.hea")) for s in ("0006", "0012")]
+    assert set(REPLAY_TIMING) <= set(parts[0].columns)
+    delay = parts[0]["r_abp_delay_ms"].to_numpy()
+    assert np.isfinite(delay).mean() > 0.5 and 100 < np.nanmedian(delay) < 400
+    joined = concat_records(parts)
+    i = len(parts[0])
+    before, after = joined.iloc[i - 5 : i], joined.iloc[i : i + 5]
+    d = {c: after[c].median() - before[c].median() for c in ("pat_foot_ms", "hr_bpm", "r_abp_delay_ms")}
+    flag = joined["pat_offset_ms"].iloc[i]
+    print(
+        f"p10020306 0006->0012: dPAT {d['pat_foot_ms']:+.1f} ms, dHR {d['hr_bpm']:+.1f} bpm, "
+        f"d delay {d['r_abp_delay_ms']:+.1f} ms, pat_offset_ms {flag}"
+    )
+    if np.isfinite(flag):
+        assert flag == pytest.approx(d["pat_foot_ms"]) and abs(d["hr_bpm"]) < HR_STEP_MAX_BPM
+    else:
+        assert (
+            abs(d["pat_foot_ms"]) <= PAT_STEP_MIN_MS
+            or not abs(d["hr_bpm"]) < HR_STEP_MAX_BPM
+            or (abs(d["r_abp_delay_ms"]) >= 10.0)
+        )
