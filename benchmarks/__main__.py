@@ -1,6 +1,7 @@
 """Run every ``benchmarks/bench_*.py`` (or the ones named) and print their tables.
 
-Usage: ``python -m benchmarks [cohort features estimator env ...]``
+Usage: ``python -m benchmarks [cohort features noise estimator env ...]`` (every ``bench_*.py``
+module is found automatically; ``noise`` is the R-peak noise stress test).
 """
 
 from __future__ import annotations
