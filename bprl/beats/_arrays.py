@@ -152,3 +152,15 @@ def _segment_count(mask: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.
     s1 = np.clip(np.maximum(stop, s0 + 1), 1, n)
     pos = np.flatnonzero(mask)
     return np.searchsorted(pos, s1, side="left") - np.searchsorted(pos, s0, side="left")
+
+
+def _window_extreme_at(ufunc: np.ufunc, y: np.ndarray, idx: np.ndarray, size: int) -> np.ndarray:
+    """``ndimage.maximum_filter1d(y, size)[idx]`` (``ufunc`` ``np.maximum``; ``np.minimum`` for the
+    minimum filter) at the samples ``idx`` only: ``ufunc`` over ``y[i - size // 2 : i - size // 2 + size]``
+    clipped to the signal (the filters' default ``reflect`` edges add no other values), by one
+    ``reduceat``; the whole-signal filter when the windows would cover more than twice the signal."""
+    if len(idx) * size > 2 * len(y):
+        filt = ndimage.maximum_filter1d if ufunc is np.maximum else ndimage.minimum_filter1d
+        return filt(y, size)[idx]
+    lo = idx - size // 2
+    return _segment_reduce(ufunc, y, lo, lo + size)

@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from bprl.beats._arrays import _parabolic, _ranges, _segment_count, _segment_reduce, _Windows
+from bprl.beats._arrays import (
+    _nan_runs,
+    _parabolic,
+    _ranges,
+    _segment_count,
+    _segment_reduce,
+    _window_extreme_at,
+    _Windows,
+)
 from bprl.beats.filters import _deriv, signal_bandpass, signal_fill_nan
 
 __all__ = ["ABP_REJECT_REASONS", "abp_beats"]
@@ -111,7 +119,7 @@ def abp_beats(
     hard = (~anyu) | nan_in | (rng < 2.0) | stuck | (dbp >= sbp) | (pp < 0.25 * pp_min_mmhg)
     hard |= (sbp > sbp_max_mmhg) | (dbp > dbp_max_mmhg) | (sbp < sbp_min_mmhg) | (dbp < dbp_min_mmhg)
     bad = hard | (pp > pp_max_mmhg)
-    flush = _flush(t_tr, sbp, dbp, mapv, top, _context(sbp, dbp, mapv, bad), sbp_max_mmhg, dbp_max_mmhg)
+    flush = _flush(t_tr, sbp, dbp, mapv, top, _refs(dbp, mapv, bad), sbp_max_mmhg, dbp_max_mmhg)
     ctx = _context(sbp, dbp, mapv, bad | flush)  # damping and stability judged without the flushes
     reasons = [
         ("no_upstroke", ~anyu),
@@ -257,34 +265,47 @@ def _segment_checks(
     ``flat_top`` (a plateau: >= 150 ms and >= 30 % of the beat within 5 % of the beat's range
     below its maximum) are counted over ``[i_tr, seg_end]`` (``reduceat``, no loop over beats).
     """
-    nr = len(i_tr)
+    nr, n = len(i_tr), len(filled)
     seg_len = np.maximum(seg_end - i_tr, 1)
     mapv = _segment_reduce(np.add, filled, i_tr, i_tr + seg_len) / seg_len
     nan_in = _segment_count(nan_mask, i_tr, seg_end + 1) > 0 if nan_mask.any() else np.zeros(nr, dtype=bool)
     hi = _segment_reduce(np.maximum, filled, i_tr, seg_end + 1)
     rng = hi - _segment_reduce(np.minimum, filled, i_tr, seg_end + 1)
-    stuck = _segment_count(_clipped(filled, nan_mask, fs_hz), i_tr, seg_end + 1) > 0
-    idx = _ranges(i_tr, seg_end + 1)
+    clip = _clipped(filled, nan_mask, fs_hz)  # sorted sample indices
+    s0 = np.clip(i_tr, 0, n - 1)
+    s1 = np.clip(np.maximum(seg_end + 1, s0 + 1), 1, n)  # bounds as in _segment_count
+    stuck = np.searchsorted(clip, s1) > np.searchsorted(clip, s0)
     ln = np.maximum(seg_end + 1 - i_tr, 0)
-    near_top = filled[idx] >= np.repeat(hi - np.maximum(0.05 * rng, 0.5), ln)
-    n_top = np.zeros(nr)
-    if len(idx):
-        n_top = np.bincount(np.repeat(np.arange(nr), ln), weights=near_top, minlength=nr)
+    near_top = filled[_ranges(i_tr, seg_end + 1)] >= np.repeat(hi - np.maximum(0.05 * rng, 0.5), ln)
+    n_top = np.zeros(nr, dtype=np.int64)
+    some = ln > 0
+    if some.any():
+        n_top[some] = np.add.reduceat(near_top, (np.cumsum(ln) - ln)[some], dtype=np.int64)
     flat_top = (n_top >= 0.15 * fs_hz) & (n_top >= 0.3 * ln)
     return mapv, nan_in, rng, stuck, flat_top
 
 
 def _clipped(filled: np.ndarray, nan_mask: np.ndarray, fs_hz: float) -> np.ndarray:
-    """Samples in a run of >= 40 ms (>= 3 samples) of identical values at the maximum of the
-    surrounding 10 s, or at its minimum below 10 mmHg (a saturated or clipped transducer; a local,
-    not a record-wide, extreme; a flat diastolic run at normal pressure is not a clip)."""
+    """Indices (sorted) of the samples in a run of >= 40 ms (>= 3 samples) of identical values at the
+    maximum of the surrounding 10 s, or at its minimum below 10 mmHg (a saturated or clipped
+    transducer; a local, not a record-wide, extreme; a flat diastolic run at normal pressure is not
+    a clip). The 10 s extremes are taken only at the samples of such runs."""
     k = max(3, round(0.04 * fs_hz))
     size = max(3, round(10.0 * fs_hz))
-    low = (filled <= ndimage.minimum_filter1d(filled, size)) & (filled < 10.0)  # a flat diastole is no clip
-    at_ext = (filled >= ndimage.maximum_filter1d(filled, size)) | low
-    run_id = np.cumsum(np.concatenate([[1], np.diff(filled) != 0]))  # runs of identical samples
-    run = np.bincount(run_id)[run_id] >= k
-    return run & at_ext & ~nan_mask
+    same = np.diff(filled) == 0
+    if np.count_nonzero(same) > 0.25 * len(filled):  # mostly flat runs (a held or upsampled signal)
+        low = (filled <= ndimage.minimum_filter1d(filled, size)) & (filled < 10.0)  # a flat diastole: no clip
+        at_ext = (filled >= ndimage.maximum_filter1d(filled, size)) | low
+        run_id = np.cumsum(np.concatenate([[1], ~same]))  # runs of identical samples
+        return np.flatnonzero((np.bincount(run_id)[run_id] >= k) & at_ext & ~nan_mask)
+    first, last = _nan_runs(same)  # runs of identical samples: [first, last + 1]
+    long = last + 2 - first >= k
+    cand = _ranges(first[long], last[long] + 2)
+    cand = cand[~nan_mask[cand]]  # few: the local extremes are looked for only here
+    at_ext = filled[cand] >= _window_extreme_at(np.maximum, filled, cand, size)
+    low = ~at_ext & (filled[cand] < 10.0)  # a flat diastole is no clip
+    at_ext[low] = filled[cand[low]] <= _window_extreme_at(np.minimum, filled, cand[low], size)
+    return cand[at_ext]
 
 
 class _Context(NamedTuple):
@@ -292,27 +313,30 @@ class _Context(NamedTuple):
 
     pp: np.ndarray  # pulse pressure, 75th percentile of +-5 beats
     map: np.ndarray  # MAP, +-4 beats
-    dbp: np.ndarray  # DBP, +-4 beats
-    map_ref: np.ndarray  # MAP, +-30 beats
-    dbp_ref: np.ndarray  # DBP, +-30 beats
     pp_ref: np.ndarray  # 75th percentile of ``pp``, +-150 beats
     map_long: np.ndarray  # MAP, +-150 beats
     map_span: np.ndarray  # max - min of MAP, +-3 beats
 
 
+def _roll(v: np.ndarray, bad: np.ndarray, half: int, q: float = 0.5) -> np.ndarray:
+    """Running ``q`` quantile of ``v`` over +-``half`` beats, ``bad`` beats left out (NaN where all are)."""
+    s = pd.Series(np.where(bad, np.nan, v)).rolling(2 * half + 1, center=True, min_periods=1)
+    if q == 1.0 or q == 0.0:  # the extreme order statistics, exactly as quantile(1.0) / quantile(0.0)
+        return (s.max() if q == 1.0 else s.min()).to_numpy()
+    return s.quantile(q).to_numpy()
+
+
+def _refs(dbp: np.ndarray, mapv: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference MAP and DBP of each beat: medians of +-30 neighbouring beats (``bad`` left out)."""
+    return _roll(mapv, bad, 30), _roll(dbp, bad, 30)
+
+
 def _context(sbp: np.ndarray, dbp: np.ndarray, mapv: np.ndarray, bad: np.ndarray) -> _Context:
     """Local and reference running medians of each beat's neighbours (``bad`` beats left out)."""
-
-    def roll(v: np.ndarray, half: int, q: float = 0.5) -> np.ndarray:
-        s = pd.Series(np.where(bad, np.nan, v)).rolling(2 * half + 1, center=True, min_periods=1)
-        return s.quantile(q).to_numpy()
-
-    pp_loc = roll(sbp - dbp, 5, 0.75)
-    span = roll(mapv, 3, 1.0) - roll(mapv, 3, 0.0)
+    pp_loc = _roll(sbp - dbp, bad, 5, 0.75)
+    span = _roll(mapv, bad, 3, 1.0) - _roll(mapv, bad, 3, 0.0)
     pp_ref = pd.Series(pp_loc).rolling(301, center=True, min_periods=1).quantile(0.75).to_numpy()
-    return _Context(
-        pp_loc, roll(mapv, 4), roll(dbp, 4), roll(mapv, 30), roll(dbp, 30), pp_ref, roll(mapv, 150), span
-    )
+    return _Context(pp_loc, _roll(mapv, bad, 4), pp_ref, _roll(mapv, bad, 150), span)
 
 
 def _flush(
@@ -321,7 +345,7 @@ def _flush(
     dbp: np.ndarray,
     mapv: np.ndarray,
     top: np.ndarray,
-    ctx: _Context,
+    refs: tuple[np.ndarray, np.ndarray],
     sbp_max: float,
     dbp_max: float,
 ) -> np.ndarray:
@@ -330,8 +354,9 @@ def _flush(
     with a flat top (square wave) or a DBP raised as much (a pulse riding on the plateau); and
     every beat from 0.5 s before to 2 s after such a beat (edges, ringing and recovery of the line).
     ``t``: beat times (s, increasing)."""
-    jump = np.nan_to_num(mapv - ctx.map_ref, nan=0.0) > 30.0
-    raised = np.nan_to_num(dbp - ctx.dbp_ref, nan=0.0) > 30.0
+    map_ref, dbp_ref = refs  # medians of the surrounding 30 beats (see :func:`_refs`)
+    jump = np.nan_to_num(mapv - map_ref, nan=0.0) > 30.0
+    raised = np.nan_to_num(dbp - dbp_ref, nan=0.0) > 30.0
     core = (sbp > sbp_max) | (dbp > dbp_max) | (jump & (top | raised))
     tf = t[core]
     if len(tf) == 0:
