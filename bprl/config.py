@@ -43,16 +43,24 @@ SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
 def format_validation_error(exc: ValidationError, source: str, what: str) -> str:
-    """One line per invalid field: ``source: invalid what`` then ``  field.path: message``."""
+    """One line per invalid field: ``source: invalid what`` then ``  field.path: problem (got value)``.
+
+    A model validator's own message is shown as it is; a scalar input that failed a type or bound
+    check is shown after the problem.
+    """
     lines = [f"{source}: invalid {what}"]
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif err["type"] == "missing":
             msg = "required field missing"
-        lines.append(f"  {loc}: {msg}")
+        elif isinstance(err.get("input"), bool | int | float | str) and not err["type"].startswith(
+            "value_error"
+        ):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  {loc.rstrip('.')}: {msg}")
     return "\n".join(lines)
 
 

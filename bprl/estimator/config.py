@@ -142,7 +142,7 @@ class TrainConfig(Spec):
     Traceback (most recent call last):
     ...
     bprl.errors.ConfigError: exp.yaml: invalid TrainConfig
-      epochs: Input should be greater than or equal to 1
+      epochs: Input should be greater than or equal to 1 (got 0)
     """
 
     model: ModelConfig = Field(default_factory=ModelConfig, description="the architecture")

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bprl.cohort.spec import load_spec as load_cohort_spec
-from bprl.config import read_yaml
+from bprl.config import format_validation_error, read_yaml
 from bprl.errors import CohortError, ConfigError
 from bprl.experiments.schema import ExperimentConfig, PolicySpec
 from bprl.experiments.subject_splits import check_split_sizes
@@ -67,20 +67,7 @@ def expand_path(text: str, base_dirs: Iterable[Path] = ()) -> Path:
 
 def format_experiment_error(exc: ValidationError, source: str) -> str:
     """``source: invalid experiment file`` then one ``  field.path: problem (got value)`` line per error."""
-    lines = [f"{source}: invalid experiment file"]
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "missing":
-            msg = "required field missing"
-        elif isinstance(err.get("input"), bool | int | float | str) and not err["type"].startswith(
-            "value_error"
-        ):
-            msg = f"{msg} (got {err['input']!r})"
-        lines.append(f"  {loc.rstrip('.')}: {msg}")
-    return "\n".join(lines)
+    return format_validation_error(exc, source, "experiment file")
 
 
 @dataclass

@@ -48,8 +48,8 @@ BEAT_COLUMNS: tuple[str, ...] = (
     "r_abp_delay_ms",
 )
 
-#: PPG columns of the beat table (all NaN without a PPG channel)
-_PPG_BEAT_COLUMNS: tuple[str, ...] = (
+#: per-beat PAT and PPG pulse-morphology columns (the replay table takes their window medians)
+PPG_MORPHOLOGY_COLUMNS: tuple[str, ...] = (
     "pat_foot_ms",
     "pat_maxslope_ms",
     "pat_peak_ms",
@@ -57,8 +57,10 @@ _PPG_BEAT_COLUMNS: tuple[str, ...] = (
     "ppg_rise_time_ms",
     "ppg_width_ms",
     "ppg_stiffness_index",
-    "sqi_ppg",
 )
+
+#: PPG columns of the beat table (all NaN without a PPG channel)
+_PPG_BEAT_COLUMNS: tuple[str, ...] = (*PPG_MORPHOLOGY_COLUMNS, "sqi_ppg")
 
 BeatColumns = dict[str, np.ndarray | str]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bprl.errors import FeatureError
-from bprl.features.beats import record_beats
+from bprl.features.beats import PPG_MORPHOLOGY_COLUMNS, record_beats
 from bprl.features.config import FeatureConfig
 from bprl.features.pat_offsets import pat_offset_steps
 from bprl.schemas import REPLAY_COLUMNS
@@ -29,15 +29,7 @@ __all__ = ["HR_PLAUSIBLE_BPM", "build_replay_table", "replay_table_from_beats"]
 HR_PLAUSIBLE_BPM: tuple[float, float] = (20.0, 250.0)
 
 #: beat columns aggregated as the median over the beats valid for features
-_MEDIAN_COLS = (
-    "pat_foot_ms",
-    "pat_maxslope_ms",
-    "pat_peak_ms",
-    "ppg_amp",
-    "ppg_rise_time_ms",
-    "ppg_width_ms",
-    "ppg_stiffness_index",
-)
+_MEDIAN_COLS = PPG_MORPHOLOGY_COLUMNS
 
 #: replay-table reference column -> beat column it is the median of
 _REFERENCE_COLS = (("ref_sbp_mmhg", "sbp_mmhg"), ("ref_dbp_mmhg", "dbp_mmhg"), ("ref_map_mmhg", "map_mmhg"))
