@@ -28,7 +28,7 @@ from bprl.estimator.dataset import (
 from bprl.estimator.estimators import CnnGruEstimator, OnnxEstimator, load_estimator
 from bprl.estimator.export import export_onnx
 from bprl.estimator.inference import add_estimates, estimate_replay_table, estimate_tables
-from bprl.estimator.linear import PatLinearEstimator
+from bprl.estimator.linear import DeltaLinearEstimator, PatLinearEstimator
 from bprl.estimator.metrics import error_metrics
 from bprl.estimator.model import CnnGruNet, count_parameters
 from bprl.estimator.train import save_state_dict, train_estimator
@@ -39,8 +39,16 @@ torch.set_num_threads(1)
 
 #: a small model so tests train in seconds
 TINY = ModelConfig(
-    window_s=4.0, conv_channels=(8, 8), conv_kernels=(5, 3), pools=(4, 4), gru_hidden=8, head_hidden=8
+    window_s=4.0,
+    conv_channels=(8, 8),
+    conv_kernels=(5, 3),
+    pools=(4, 4),
+    gru_hidden=8,
+    head_hidden=8,
+    hybrid=False,
 )
+#: TINY with the features the synthetic tables have
+TINY_HYBRID = TINY.model_copy(update={"hybrid": True, "feature_columns": ("pat_foot_ms", "hr_bpm")})
 STEP_S = 12.0
 EPOCHS = 6
 
@@ -176,7 +184,7 @@ def test_package_re_exports_the_names_of_the_old_module() -> None:
     assert (pkg.MODEL_FILE, pkg.METRICS_FILE, pkg.CHECKPOINT_FORMAT) == (
         "model.pt",
         "metrics.json",
-        "bprl-cnngru-1",
+        "bprl-cnngru-2",
     )
 
 
@@ -195,7 +203,7 @@ def test_cohort_layout_aliases(tmp_path: Path) -> None:
 def test_default_model_size_fits_cpu_budget() -> None:
     n = count_parameters(CnnGruNet(ModelConfig()))
     assert 20_000 <= n <= 60_000
-    y = CnnGruNet(ModelConfig(hybrid=True))(torch.randn(3, 2, 1000), torch.randn(3, 2))
+    y = CnnGruNet(ModelConfig(hybrid=True))(torch.randn(3, 2, 1000), torch.randn(3, 5))
     assert y.shape == (3, 2)
 
 
@@ -266,6 +274,12 @@ def test_manifest_with_shared_subject_is_rejected(tmp_path: Path) -> None:
     ).to_parquet(tmp_path / "manifest.parquet")
     with pytest.raises(EstimatorError, match=r"\['a'\].*more than one split"):
         read_manifest(tmp_path)
+
+
+def test_output_is_recentred_on_the_training_windows(dataset: WindowDataset, checkpoint: Path) -> None:
+    train = dataset.subset("train")
+    pred = load_estimator(checkpoint).predict_windows(train.x)
+    np.testing.assert_allclose((pred - train.y).mean(axis=0), 0.0, atol=1e-3)
 
 
 def test_loss_falls_and_checkpoint_is_complete(checkpoint: Path) -> None:
@@ -377,15 +391,21 @@ def test_validation_every_n_steps_keeps_best_weights(dataset: WindowDataset, tmp
     assert info["best_step"] == log["step"][best]
     est = CnnGruEstimator.load(ckpt)
     val = dataset.subset("val")
-    mse = np.mean(((est.predict_windows(val.x) - val.y) / est.model.label_sd.numpy()) ** 2)
-    assert mse == pytest.approx(log["val_loss"][best], rel=1e-4)
+    # the output was re-centred on the training windows after the last validation
+    shift = np.array(info["normalisation"]["recentred_by_mmhg"])
+    err = (est.predict_windows(val.x) - shift - val.y) / est.model.label_sd.numpy()
+    within = err - pd.DataFrame(err).groupby(val.subject_id).transform("mean").to_numpy()
+    # the logged loss: absolute MSE and twice the within-subject error variance (the paired term)
+    loss = cfg.absolute_weight * np.mean(err**2) + cfg.pair_weight * 2 * np.mean(within**2)
+    assert loss == pytest.approx(log["val_loss"][best], rel=1e-4)
 
 
 def test_hybrid_model_trains_with_features(dataset: WindowDataset, tmp_path: Path) -> None:
-    cfg = TrainConfig(
-        model=ModelConfig(**{**TINY.model_dump(), "hybrid": True}), epochs=2, batch_size=16, oversample=True
-    )
-    ckpt = train_estimator(dataset, tmp_path / "hyb", cfg, seed=1, progress=False)
+    cfg = TrainConfig(model=TINY_HYBRID, epochs=2, batch_size=16, oversample=True)
+    with pytest.raises(EstimatorError, match="the model reads"):  # cut for the default feature list
+        train_estimator(dataset, tmp_path / "hyb", cfg, seed=1, progress=False)
+    ds = _dataset(TINY_HYBRID, {"train": 6, "val": 2, "test": 2}, n_steps=20)
+    ckpt = train_estimator(ds, tmp_path / "hyb", cfg, seed=1, progress=False)
     est = load_estimator(ckpt)
     assert est.config.hybrid
     rec, table = _synthetic_record("v9", 9, 3)
@@ -597,6 +617,24 @@ def test_cli_train_evaluate_export_fit_linear(
         ["estimator", "evaluate", "--checkpoint", str(tmp_path / "nope"), "--cohort", str(tiny_cohort_dir)],
     )
     assert res.exit_code == 1 and "nope" in res.output
+    delta = tmp_path / "delta.json"
+    args = ["--cohort", str(tiny_cohort_dir), "--cache-dir", cache]
+    res = run.invoke(app, ["estimator", "fit-linear", *args, "--out", str(delta), "--within-subject"])
+    assert res.exit_code == 0 and "dSBP = " in res.output, res.output
+    assert isinstance(load_estimator(delta), DeltaLinearEstimator)
+    # tracking beside the within-subject linear model, on a cohort split and on a folder of records
+    for where in (args, ["--records", str(tiny_cohort_dir / "waves"), "--cache-dir", cache]):
+        out = tmp_path / "tracking.json"
+        cmd = ["estimator", "evaluate", "--checkpoint", str(ckpt), "--linear", str(delta), "--json", str(out)]
+        res = run.invoke(app, [*cmd, *where])
+        assert res.exit_code == 0, res.output
+        assert "| SBP | r | " in res.output and "| model | linear | hold |" in res.output
+        tracking = json.loads(out.read_text())["tracking"]
+        assert set(tracking) >= {"model", "linear", "paired_vs_linear", "per_subject"}
+        n_subjects = tracking["model"]["sbp"]["n_subjects"]
+        assert n_subjects == (len(man) if where[0] == "--records" else (man["split"] == "test").sum())
+    res = run.invoke(app, ["estimator", "evaluate", "--checkpoint", str(ckpt)])
+    assert res.exit_code == 1 and "--cohort or --records" in res.output
 
 
 def test_estimate_replay_table_from_record_path(tiny_cohort_dir: Path, tmp_path: Path) -> None:

@@ -20,7 +20,17 @@ import bprl
 PKG = Path(bprl.__file__).resolve().parent
 
 #: Stage packages in data-flow order (DESIGN.md); shared foundations come first.
-FOUNDATIONS = ("errors", "config", "provenance", "io", "schemas", "splits", "cache_versions", "plugins")
+FOUNDATIONS = (
+    "errors",
+    "config",
+    "provenance",
+    "io",
+    "schemas",
+    "splits",
+    "cache_versions",
+    "plugins",
+    "tracking",
+)
 STAGES = (
     "sources",
     "cohort",

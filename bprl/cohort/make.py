@@ -23,6 +23,14 @@ import pandas as pd
 
 from bprl.cohort import wfdb_writer
 from bprl.cohort.beats import simulate_beats
+from bprl.cohort.domain import (
+    DOMAIN_FIELDS,
+    RecordDomain,
+    apply_domain,
+    domain_params,
+    domain_spec,
+    draw_domain,
+)
 from bprl.cohort.dynamics import simulate_dynamics
 from bprl.cohort.layout import (
     COHORT_FILE,
@@ -38,7 +46,7 @@ from bprl.cohort.layout import (
     write_manifest,
 )
 from bprl.cohort.spec import CohortSpec, load_spec
-from bprl.cohort.subjects import SubjectParams, assign_splits, params_row, sample_subject, sample_subjects
+from bprl.cohort.subjects import SubjectParams, assign_splits, params_row, sample_subject
 from bprl.cohort.waveforms import Waveforms, synthesize_waveforms
 from bprl.errors import CohortError
 from bprl.io import write_parquet_atomic
@@ -103,16 +111,25 @@ def _write_record(out: Path, i: int, params: SubjectParams, waves: Waveforms, se
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _subject(spec: CohortSpec, seed: int, i: int) -> tuple[SubjectParams, RecordDomain]:
+    """Subject ``i``'s parameters (noise scaled by its domain) and its record's domain draws."""
+    domain = draw_domain(spec, seed, i)
+    return domain_params(sample_subject(spec, i, np.random.default_rng([seed, i, 0])), domain), domain
+
+
 def _generate_subject(out_dir: str, i: int, hours: float, seed: int, spec_dict: dict) -> str:
     """Generate and write subject ``i`` (worker entry point): record via temp folder + rename, truth last."""
     out = Path(out_dir)
     spec = CohortSpec(**spec_dict)
-    params = sample_subject(spec, i, np.random.default_rng([seed, i, 0]))
+    params, domain = _subject(spec, seed, i)
     subj_dir = subject_folder(out, params.subject_id)
     subj_dir.mkdir(parents=True, exist_ok=True)
     for stale in subj_dir.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    waves, truth = simulate_subject(params, hours, np.random.default_rng([seed, i, 1]), spec)
+    rng = np.random.default_rng([seed, i, 1])
+    waves, truth = simulate_subject(params, hours, rng, domain_spec(spec, domain))
+    if not domain.is_identity:
+        waves = Waveforms(apply_domain(waves.waves, domain), waves.clean)
     _write_record(out, i, params, waves, seed)
     write_parquet_atomic(truth, truth_path(out, params.subject_id))
     return params.subject_id
@@ -148,12 +165,22 @@ def _check_out_dir(out: Path) -> None:
         raise CohortError(f"{out}: output folder is not writable: {exc}") from exc
 
 
+def _same(key: str, old: Any, new: Any) -> bool:
+    """Whether a ``cohort.yaml`` entry matches; specs compare as validated specs (new fields at defaults)."""
+    if key != "spec":
+        return bool(old == new)
+    try:
+        return CohortSpec(**old) == CohortSpec(**new)
+    except (TypeError, ValueError):
+        return False
+
+
 def _claim_folder(out: Path, meta: dict[str, Any]) -> None:
     """Write ``cohort.yaml``; CohortError when the folder holds a cohort of another seed, spec or duration."""
     old = read_cohort_meta(out)
     if old is not None:
         for key in ("seed", "hours", "spec"):
-            if old.get(key) != meta[key]:
+            if not _same(key, old.get(key), meta[key]):
                 raise CohortError(
                     f"{out / COHORT_FILE}: folder holds a cohort with a different {key} ({old.get(key)!r}); use a new folder"
                 )
@@ -191,19 +218,18 @@ def _generate_all(
 
 def _manifest(n_subjects: int, hours: float, seed: int, spec: CohortSpec) -> pd.DataFrame:
     """One row per subject: subject_id, record_id, split, hours and every parameter."""
-    params = sample_subjects(spec, n_subjects, seed)
     splits = assign_splits(n_subjects, seed, spec)
-    rows = [
-        {
-            "subject_id": p.subject_id,
-            "record_id": record_id_for(i),
-            "split": splits[i],
-            "hours": hours,
-            **params_row(p),
-        }
-        for i, p in enumerate(params)
-    ]
+    rows = []
+    for i in range(n_subjects):
+        p, domain = _subject(spec, seed, i)
+        row = {"subject_id": p.subject_id, "record_id": record_id_for(i), "split": splits[i], "hours": hours}
+        rows.append(row | params_row(p) | (domain.row() if _randomised(spec) else {}))
     return pd.DataFrame(rows)
+
+
+def _randomised(spec: CohortSpec) -> bool:
+    """Whether the spec randomises any record's domain (then the manifest lists the draws)."""
+    return any(CohortSpec.model_fields[k].get_default() != getattr(spec, k) for k in DOMAIN_FIELDS)
 
 
 def make_cohort(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -70,6 +70,21 @@ class CohortSpec(Spec):
     fs_ecg_hz: int = Field(250, ge=50, le=2000, description="ECG sampling rate")
     fs_ppg_hz: int = Field(125, ge=50, le=2000, description="PPG sampling rate")
     fs_abp_hz: int = Field(125, ge=50, le=2000, description="ABP sampling rate")
+    # --- domain randomisation per record (bprl.cohort.domain; all off by default)
+    ppg_delay_sd_ms: float = Field(
+        0.0, ge=0, le=200, description="SD of a per-record constant PPG delay against ECG/ABP, ms"
+    )
+    fs_choices_hz: tuple[Annotated[int, Field(ge=50, le=2000)], ...] = Field(
+        (), description="per record, one rate for all channels drawn from these (empty: fs_*_hz)"
+    )
+    ecg_invert_share: float = Field(0.0, ge=0, le=1, description="share of records with inverted ECG")
+    amplitude_log_sd: float = Field(
+        0.0, ge=0, le=2, description="SD of the log of per-record ECG and PPG amplitude gains"
+    )
+    noise_scale_range: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="per record, a uniform multiplier in this range of noise levels and ECG/PPG artefact rates",
+    )
     split_train: float = Field(0.6, ge=0, le=1, description="share of subjects in the train split")
     split_val: float = Field(0.2, ge=0, le=1, description="share in the val split")
     split_test: float = Field(0.2, ge=0, le=1, description="share in the test split")
@@ -80,6 +95,9 @@ class CohortSpec(Spec):
             raise ValueError("hypertensive_share + hypotensive_share must be <= 1")
         if self.gamma_min_per_mmhg > self.gamma_max_per_mmhg:
             raise ValueError("gamma_min_per_mmhg must be <= gamma_max_per_mmhg")
+        lo, hi = self.noise_scale_range
+        if not 0 <= lo <= hi <= 10:
+            raise ValueError("noise_scale_range must be (lo, hi) with 0 <= lo <= hi <= 10")
         if abs(self.split_train + self.split_val + self.split_test - 1.0) > 1e-6:
             raise ValueError("split_train + split_val + split_test must be 1")
         return self

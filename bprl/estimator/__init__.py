@@ -8,13 +8,18 @@ for caching.
   20(8):2338): a 1-D CNN over an 8-s window of ECG and PPG at 125 Hz (2 channels,
   each z-normalised per window), a bidirectional GRU, attention pooling over time
   and a regression head for SBP and DBP. The hybrid variant also receives the
-  step's PAT (foot) and heart rate. A step's estimate is the median over its
+  step's replay-table features (PAT, HR, PPG shape) through a linear path plus the
+  network's residual, and is trained with a paired within-subject loss so that it tracks
+  BP within a subject. A step's estimate is the median over its
   non-overlapping sub-windows. Trained by :func:`train_estimator` into a checkpoint
   folder (``model.pt``, ``config.json``, ``metrics.json``, ``train_log.csv``,
   ``MODEL_CARD.md``).
 - :class:`PatLinearEstimator`: least squares SBP/DBP = a + b·ln(PAT_foot) + c·HR
   on training subjects' replay tables; saved as JSON. Cheap default for tests and
   environments.
+- :class:`DeltaLinearEstimator`: slopes on PAT and HR fit within training subjects, the
+  baseline of the tracking metrics.
+- :func:`pretrained_path`: the shipped default CNN-GRU (``estimator.checkpoint: pretrained``).
 - :class:`OnnxEstimator`: the CNN-GRU exported by :func:`export_onnx`, run with
   onnxruntime.
 
@@ -31,7 +36,9 @@ Modules:
 * :mod:`bprl.estimator.metrics` -- ME/SD/MAE/BHS/bias SD/MASE, evaluation on a split;
 * :mod:`bprl.estimator.estimators` -- :class:`Estimator`, :class:`CnnGruEstimator`,
   :class:`OnnxEstimator`, :func:`load_estimator`, checkpoint file names;
-* :mod:`bprl.estimator.linear` -- :class:`PatLinearEstimator`;
+* :mod:`bprl.tracking` -- within-subject tracking metrics (r, slope, SD ratio, trend error vs hold);
+* :mod:`bprl.estimator.linear` -- :class:`PatLinearEstimator`, :class:`DeltaLinearEstimator`;
+* :mod:`bprl.estimator.pretrained` -- :func:`pretrained_path`, :func:`train_pretrained`;
 * :mod:`bprl.estimator.train` -- :func:`train_estimator`, :func:`save_state_dict`;
 * :mod:`bprl.estimator.card` -- :func:`model_card`;
 * :mod:`bprl.estimator.inference` -- :func:`add_estimates`, :func:`estimate_replay_table`, :func:`estimate_tables`;
@@ -71,17 +78,19 @@ from bprl.estimator.estimators import (
 )
 from bprl.estimator.export import export_onnx
 from bprl.estimator.inference import add_estimates, estimate_replay_table, estimate_tables, table_hash
-from bprl.estimator.linear import LINEAR_FORMAT, PatLinearEstimator
+from bprl.estimator.linear import DELTA_LINEAR_FORMAT, LINEAR_FORMAT, DeltaLinearEstimator, PatLinearEstimator
 from bprl.estimator.metrics import (
     BHS_THRESHOLDS_MMHG,
     error_metrics,
     evaluate_estimator,
     evaluate_predictions,
     evaluate_table_estimator,
+    evaluate_tracking,
     format_metrics,
     step_predictions,
 )
 from bprl.estimator.model import CnnGruNet, count_parameters
+from bprl.estimator.pretrained import PretrainRecipe, pretrained_path, train_pretrained
 from bprl.estimator.train import save_state_dict, train_estimator
 from bprl.estimator.windows import (
     StepWindows,
@@ -90,12 +99,20 @@ from bprl.estimator.windows import (
     step_windows,
     window_is_valid,
 )
+from bprl.tracking import (
+    compare_tracking,
+    estimator_tracking,
+    format_tracking,
+    pooled_tracking,
+    subject_tracking,
+)
 
 __all__ = [
     "BHS_THRESHOLDS_MMHG",
     "CARD_FILE",
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
+    "DELTA_LINEAR_FORMAT",
     "FEATURE_COLUMNS",
     "LINEAR_FORMAT",
     "LOG_FILE",
@@ -104,38 +121,48 @@ __all__ = [
     "SBP_BIN_EDGES_MMHG",
     "CnnGruEstimator",
     "CnnGruNet",
+    "DeltaLinearEstimator",
     "Estimator",
     "EstimatorError",
     "ModelConfig",
     "OnnxEstimator",
     "PatLinearEstimator",
+    "PretrainRecipe",
     "StepWindows",
     "TrainConfig",
     "WindowDataset",
     "add_estimates",
     "build_window_dataset",
     "cohort_record_path",
+    "compare_tracking",
     "count_parameters",
     "error_metrics",
     "estimate_replay_table",
     "estimate_tables",
+    "estimator_tracking",
     "evaluate_estimator",
     "evaluate_predictions",
     "evaluate_table_estimator",
+    "evaluate_tracking",
     "export_onnx",
     "format_metrics",
+    "format_tracking",
     "load_estimator",
     "load_table",
     "model_card",
     "normalise_windows",
     "oversampling_weights",
+    "pooled_tracking",
+    "pretrained_path",
     "read_manifest",
     "record_signals",
     "save_state_dict",
     "step_predictions",
     "step_windows",
+    "subject_tracking",
     "table_hash",
     "train_estimator",
+    "train_pretrained",
     "window_is_valid",
     "windows_from_table",
 ]

@@ -9,12 +9,51 @@ from bprl.estimator.metrics import format_metrics
 __all__ = ["model_card"]
 
 
-def model_card(info: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _tracking_section(metrics: dict[str, Any], evaluation: dict[str, Any] | None) -> str:
+    """The within-subject tracking part of the card: test split, and the held-out cohort when given."""
+    from bprl.tracking import format_paired, format_tracking
+
+    parts = ["## Within-subject tracking (one-point calibration at each subject's first step)"]
+    test = metrics.get("test_tracking")
+    if test:
+        parts += ["", "Test subjects of the training cohort:", "", format_tracking(test["model"])]
+    for spec, ev in (evaluation or {}).get("heldout", {}).items():
+        tr = ev["tracking"]
+        others = {"linear (within-subject)": tr["linear"]} if tr.get("linear") else None
+        parts += [
+            "",
+            f"Held-out cohort, spec `{spec}` (`{ev['cohort']}`, {ev['n_records']} subjects, a seed never "
+            "used in training), next to the within-subject linear model fitted on the training subjects:",
+            "",
+            format_tracking(tr["model"], "CNN-GRU", others),
+        ]
+        if tr.get("paired_vs_linear"):
+            parts += [
+                "",
+                "Paired per-subject differences:",
+                "",
+                format_paired(tr["paired_vs_linear"], "CNN-GRU"),
+            ]
+        parts += ["", "Calibration-free:", "", format_metrics(ev["calibration_free"])]
+    if evaluation:
+        if "timing_s" in evaluation:
+            t = evaluation["timing_s"]
+            parts += ["", f"Time on this machine: cohorts {t['cohorts']} s, training {t['training']} s."]
+    if len(parts) == 1:
+        parts.append("(not evaluated)")
+    return "\n".join(parts)
+
+
+def model_card(
+    info: dict[str, Any], metrics: dict[str, Any], evaluation: dict[str, Any] | None = None
+) -> str:
     """MODEL_CARD.md text of a checkpoint: data, architecture, metrics, intended use, limitations.
 
     Args:
         info: the checkpoint's ``config.json`` contents.
-        metrics: its ``metrics.json`` contents (``test``: :func:`~bprl.estimator.metrics.evaluate_predictions` output).
+        metrics: its ``metrics.json`` contents (``test``: :func:`~bprl.estimator.metrics.evaluate_predictions`
+            output, ``test_tracking``: :func:`~bprl.tracking.estimator_tracking`-style output).
+        evaluation: a held-out evaluation (``evaluation.json`` of :func:`~bprl.estimator.pretrained.train_pretrained`).
 
     Returns:
         the Markdown text.
@@ -33,7 +72,9 @@ def model_card(info: dict[str, Any], metrics: dict[str, Any]) -> str:
 pools {m["pools"]}) -> bidirectional GRU ({m["gru_hidden"]} units per direction) -> attention pooling
 -> head ({m["head_hidden"]} hidden) -> SBP, DBP. After Eom et al., Sensors 2020, 20(8):2338.
 Input: {m["window_s"]} s of ECG and PPG at {m["fs_hz"]} Hz, each z-normalised per window.
-Hybrid (PAT/HR features): {m["hybrid"]}. Parameters: {info["n_parameters"]}. Seed: {info["seed"]}.
+Hybrid (step features {m.get("feature_columns")} to the head, linear feature path: {m.get("feature_skip")}):
+{m["hybrid"]}. Loss: {info["train"].get("absolute_weight")} x absolute MSE + {info["train"].get("pair_weight")} x
+within-subject paired MSE (label-normalised). Parameters: {info["n_parameters"]}. Seed: {info["seed"]}.
 Kept the weights of epoch {info["best_epoch"]} (optimiser step {info["best_step"]}) of {info["epochs_run"]} epochs run
 (early stopping on {info["early_stopping_on"]} subjects).
 
@@ -45,13 +86,17 @@ Subject-disjoint splits:
 | --- | --- | --- |
 {split_lines}
 
-Label normalisation: mean {info["normalisation"]["label_mean_mmhg"]}, SD {info["normalisation"]["label_sd_mmhg"]} mmHg.
+Label normalisation: mean {info["normalisation"]["label_mean_mmhg"]}, SD {info["normalisation"]["label_sd_mmhg"]} mmHg;
+after training the output was shifted by {info["normalisation"].get("recentred_by_mmhg")} mmHg (SBP, DBP) so that its
+mean error on the training windows is zero.
 
 ## Calibration-free metrics on test subjects (step level: median over sub-windows)
 {test_txt}
 
 MASE = MAE of the model / MAE of a predictor that always outputs the training mean.
 `bias_sd` is the SD of per-subject mean errors: what per-subject calibration removes.
+
+{_tracking_section(metrics, evaluation)}
 
 ## Intended use
 A population estimator whose per-subject bias and drift are corrected by bprl's calibration

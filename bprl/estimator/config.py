@@ -11,7 +11,7 @@ checkpoint's ``config.json`` (:meth:`ModelConfig.from_dict`, which raises
 >>> ModelConfig().window_len
 1000
 >>> TrainConfig(epochs=3, model={"hybrid": True}).model.n_features
-2
+5
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bprl.errors import EstimatorError
 
 __all__ = [
     "FEATURE_COLUMNS",
+    "HYBRID_FEATURE_COLUMNS",
     "MAX_BATCH_SIZE",
     "MAX_EPOCHS",
     "MAX_OPTIMISER_STEPS",
@@ -34,8 +35,19 @@ __all__ = [
     "TrainConfig",
 ]
 
-#: replay-table columns the hybrid model and the linear model read
+#: replay-table columns the PAT linear model reads
 FEATURE_COLUMNS: tuple[str, ...] = ("pat_foot_ms", "hr_bpm")
+
+#: replay-table columns the hybrid CNN-GRU reads by default: PAT at the foot and the peak, heart
+#: rate, PPG rise time and width (step medians; present wherever a step has PAT; the stiffness
+#: index is left out: it is missing on ~60 % of virtual steps, where no diastolic peak is found)
+HYBRID_FEATURE_COLUMNS: tuple[str, ...] = (
+    "pat_foot_ms",
+    "pat_peak_ms",
+    "hr_bpm",
+    "ppg_rise_time_ms",
+    "ppg_width_ms",
+)
 
 # Bounds of TrainConfig (an experiment file's ``estimator.train``): integers are strict (``64.0``,
 # ``"1e9"`` and ``true`` are refused), so that a typo cannot start a run that never ends.
@@ -58,7 +70,7 @@ class ModelConfig(Spec):
 
     >>> cfg = ModelConfig(window_s=4.0, conv_channels=[8, 8], conv_kernels=[5, 3], pools=[4, 4])
     >>> cfg.window_len, cfg.conv_channels, cfg.n_features
-    (500, (8, 8), 0)
+    (500, (8, 8), 5)
     >>> ModelConfig.from_dict({"n_layers": 3}, "ckpt/config.json")
     Traceback (most recent call last):
     ...
@@ -79,7 +91,17 @@ class ModelConfig(Spec):
     gru_hidden: PositiveInt = Field(32, description="hidden units per direction of the bidirectional GRU")
     head_hidden: PositiveInt = Field(32, description="hidden units of the regression head")
     dropout: float = Field(0.1, ge=0, le=1, description="dropout probability before the last layer")
-    hybrid: bool = Field(False, description="also feed the step's pat_foot_ms and hr_bpm to the head")
+    hybrid: bool = Field(True, description="also feed the step's replay-table features to the head")
+    feature_columns: tuple[str, ...] = Field(
+        HYBRID_FEATURE_COLUMNS,
+        min_length=1,
+        description="replay-table columns the hybrid head reads (the step's medians: PAT, HR, PPG shape)",
+    )
+    feature_skip: bool = Field(
+        True,
+        description="hybrid only: a linear path from the normalised features to the output, the "
+        "CNN-GRU head (last layer zero at start) adding a residual to it",
+    )
 
     @model_validator(mode="after")
     def _check_layout(self) -> ModelConfig:
@@ -100,7 +122,7 @@ class ModelConfig(Spec):
     @property
     def n_features(self) -> int:
         """Number of tabular features the head receives (0 unless hybrid)."""
-        return len(FEATURE_COLUMNS) if self.hybrid else 0
+        return len(self.feature_columns) if self.hybrid else 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (tuples as lists), as stored in a checkpoint's ``config.json``."""
@@ -161,6 +183,22 @@ class TrainConfig(Spec):
         strict=True,
         description="validations without improvement before stopping early",
     )
+    absolute_weight: float = Field(
+        0.02,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="weight of the absolute error (label-normalised MSE) in the loss",
+    )
+    pair_weight: float = Field(
+        1.0,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="weight of the within-subject error: each window is paired with a random "
+        "window of the same subject and the MSE of (est_a - est_b) - (ref_a - ref_b) is added "
+        "(0: absolute error only, the original training)",
+    )
     oversample: bool = Field(
         False,
         strict=True,
@@ -189,6 +227,12 @@ class TrainConfig(Spec):
         description="validate every this many optimiser steps (None: after each epoch); "
         "early stopping and the kept weights follow these validations",
     )
+
+    @model_validator(mode="after")
+    def _check_loss(self) -> TrainConfig:
+        if self.absolute_weight == 0 and self.pair_weight == 0:
+            raise ValueError("absolute_weight and pair_weight are both 0: nothing to train on")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``model`` as :meth:`ModelConfig.to_dict`), as stored in ``config.json``."""

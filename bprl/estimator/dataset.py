@@ -32,6 +32,8 @@ __all__ = [
     "WindowDataset",
     "build_window_dataset",
     "cohort_record_path",
+    "cohort_tables",
+    "folder_tables",
     "load_table",
     "oversampling_weights",
     "read_manifest",
@@ -176,7 +178,7 @@ def windows_from_table(
     ref = table[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy(dtype=np.float64)[sw.row]
     keep = np.isfinite(ref).all(axis=1)
     if config.hybrid:
-        keep &= np.isfinite(sw.feats).all(axis=1) & (sw.feats[:, 0] > 0)
+        keep &= np.isfinite(sw.feats).all(axis=1)
     sw = StepWindows(sw.x[keep], sw.feats[keep], sw.row[keep], sw.n_candidates)
     return sw, ref[keep].astype(np.float32)
 
@@ -254,3 +256,69 @@ def oversampling_weights(sbp_mmhg: np.ndarray, edges: Sequence[float] = SBP_BIN_
     counts = np.bincount(bins, minlength=len(edges) + 1).astype(np.float64)
     w = 1.0 / counts[bins]
     return w / w.mean()
+
+
+TableItems = list[tuple[pd.DataFrame, Record]]
+
+
+def cohort_tables(
+    cohort_dir: str | os.PathLike[str],
+    splits: Sequence[str] = SPLITS,
+    feature_config: Any = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[TableItems, list[dict[str, str]]]:
+    """(replay table, record) of every record of a cohort's ``splits``, and the records skipped.
+
+    Raises:
+        EstimatorError: unusable manifest.
+    """
+    cohort_dir = Path(cohort_dir)
+    man = read_manifest(cohort_dir)
+    man = man[man["split"].isin(list(splits))].sort_values(["subject_id", "record_id"])
+    return _read_tables(
+        [cohort_record_path(cohort_dir, r.subject_id, r.record_id) for r in man.itertuples(index=False)],
+        feature_config,
+        cache_dir,
+    )
+
+
+def folder_tables(
+    records_dir: str | os.PathLike[str],
+    feature_config: Any = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[TableItems, list[dict[str, str]]]:
+    """(replay table, record) of every record under a folder (e.g. real MIMIC-IV segments), sorted by path.
+
+    Records that cannot be read, lack ECG or PPG, or have no step with a reference BP are skipped
+    and listed with the reason; a subject's segments keep their path (time) order.
+
+    Raises:
+        EstimatorError: the folder does not exist.
+    """
+    from bprl.sources import find_record_headers
+
+    if not Path(records_dir).is_dir():
+        raise EstimatorError(f"{records_dir}: folder does not exist")
+    return _read_tables(find_record_headers(records_dir), feature_config, cache_dir)
+
+
+def _read_tables(
+    paths: Sequence[Path], feature_config: Any, cache_dir: str | os.PathLike[str] | None
+) -> tuple[TableItems, list[dict[str, str]]]:
+    """Read each record and its replay table; skip (and list) those without ECG, PPG or a reference."""
+    items: TableItems = []
+    skipped: list[dict[str, str]] = []
+    for path in paths:
+        try:
+            record = read_record(path)
+            for role in ("ecg", "ppg"):
+                record.channel(role)
+            table = load_table(path, feature_config, cache_dir, record)
+        except BprlError as exc:
+            skipped.append({"record": str(path), "error": str(exc)})
+            continue
+        if "ref_sbp_mmhg" not in table or not np.isfinite(table["ref_sbp_mmhg"].to_numpy(np.float64)).any():
+            skipped.append({"record": str(path), "error": "no step with a reference BP (no arterial line)"})
+            continue
+        items.append((table, record))
+    return items, skipped

@@ -16,6 +16,7 @@ sha256 of ``model.pt`` and ``config.json``, which are written byte-reproducibly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -31,8 +32,8 @@ import torch
 from bprl.cache_versions import STAMP_KEY, stale_reason
 from bprl.cache_versions import logger as cache_logger
 from bprl.errors import EstimatorError
-from bprl.estimator.config import FEATURE_COLUMNS, ModelConfig
-from bprl.estimator.linear import PatLinearEstimator
+from bprl.estimator.config import ModelConfig
+from bprl.estimator.linear import DELTA_LINEAR_FORMAT, DeltaLinearEstimator, PatLinearEstimator
 from bprl.estimator.model import CnnGruNet
 from bprl.estimator.windows import step_windows
 from bprl.sources import Record
@@ -55,7 +56,9 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train_log.csv"
 CARD_FILE = "MODEL_CARD.md"
-CHECKPOINT_FORMAT = "bprl-cnngru-1"
+CHECKPOINT_FORMAT = "bprl-cnngru-2"
+#: earlier checkpoint formats, refused with a request to retrain
+_OLD_FORMATS = {"bprl-cnngru-1": "an earlier bprl (two hybrid features, no feature skip, absolute loss only)"}
 
 
 class Estimator(Protocol):
@@ -106,7 +109,7 @@ class _WindowEstimator:
         dbp = np.full(len(table), np.nan)
         keep = np.ones(len(sw.row), dtype=bool)
         if self.config.hybrid:
-            keep = np.isfinite(sw.feats).all(axis=1) & (sw.feats[:, 0] > 0)
+            keep = np.isfinite(sw.feats).all(axis=1)
         if keep.any():
             pred = self.predict_windows(sw.x[keep], sw.feats[keep])
             df = pd.DataFrame({"row": sw.row[keep], "sbp": pred[:, 0], "dbp": pred[:, 1]})
@@ -158,6 +161,12 @@ class CnnGruEstimator(_WindowEstimator):
             info = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise EstimatorError(f"{cfg_path}: not valid JSON: {exc}") from exc
+        if isinstance(info, dict) and info.get("format") in _OLD_FORMATS:
+            raise EstimatorError(
+                f"{cfg_path}: checkpoint format {info['format']!r} was written by "
+                f"{_OLD_FORMATS[info['format']]}; retrain it (bprl estimator train) or use the "
+                "pretrained default (estimator.checkpoint: pretrained)"
+            )
         if not isinstance(info, dict) or info.get("format") != CHECKPOINT_FORMAT:
             raise EstimatorError(
                 f"{cfg_path}: not a bprl CNN-GRU checkpoint (format != {CHECKPOINT_FORMAT!r})"
@@ -198,7 +207,7 @@ class CnnGruEstimator(_WindowEstimator):
         if not np.isfinite(x).all():
             raise EstimatorError("windows contain NaN or inf; drop invalid windows before inference")
         f = (
-            np.zeros((len(x), len(FEATURE_COLUMNS)), np.float32)
+            np.zeros((len(x), len(self.config.feature_columns)), np.float32)
             if feats is None
             else np.asarray(feats, np.float32)
         )
@@ -271,8 +280,13 @@ class OnnxEstimator(_WindowEstimator):
         return _sha256_files([self.path])
 
 
-def load_estimator(path: str | os.PathLike[str]) -> CnnGruEstimator | PatLinearEstimator | OnnxEstimator:
-    """Open an estimator: a checkpoint folder (CNN-GRU), a ``.onnx`` file, or a PAT-linear ``.json`` file.
+def load_estimator(
+    path: str | os.PathLike[str],
+) -> CnnGruEstimator | PatLinearEstimator | DeltaLinearEstimator | OnnxEstimator:
+    """Open an estimator: a checkpoint folder (CNN-GRU), a ``.onnx`` file, or a linear model's ``.json``.
+
+    A ``.json`` file is a :class:`~bprl.estimator.linear.DeltaLinearEstimator` when its format says
+    so, else a :class:`~bprl.estimator.linear.PatLinearEstimator`.
 
     Raises:
         EstimatorError: ``path`` is none of these, or its content is unusable.
@@ -283,5 +297,8 @@ def load_estimator(path: str | os.PathLike[str]) -> CnnGruEstimator | PatLinearE
     if path.suffix == ".onnx":
         return OnnxEstimator(path)
     if path.suffix == ".json" and path.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError, json.JSONDecodeError):
+            if json.loads(path.read_text(encoding="utf-8")).get("format") == DELTA_LINEAR_FORMAT:
+                return DeltaLinearEstimator.load(path)
         return PatLinearEstimator.load(path)
     raise EstimatorError(f"{path}: not an estimator (expected a checkpoint folder, a .onnx or a .json file)")

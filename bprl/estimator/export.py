@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from bprl.estimator.config import FEATURE_COLUMNS
 from bprl.estimator.estimators import CnnGruEstimator
 from bprl.io import atomic_output
 
@@ -41,7 +40,7 @@ def export_onnx(checkpoint_dir: str | os.PathLike[str], out_path: str | os.PathL
     args: tuple[torch.Tensor, ...] = (x,)
     names = ["x"]
     if cfg.hybrid:
-        args = (x, torch.zeros(2, len(FEATURE_COLUMNS)))
+        args = (x, torch.zeros(2, len(cfg.feature_columns)))
         names.append("feats")
     out_path = Path(out_path)
     with atomic_output(out_path) as tmp, warnings.catch_warnings():

@@ -32,6 +32,7 @@ __all__ = [
     "evaluate_estimator",
     "evaluate_predictions",
     "evaluate_table_estimator",
+    "evaluate_tracking",
     "format_metrics",
     "step_predictions",
 ]
@@ -150,6 +151,27 @@ def evaluate_estimator(
     out["n_steps"] = len(steps)
     out["n_windows"] = len(ds)
     return out
+
+
+def evaluate_tracking(
+    estimator: CnnGruEstimator | OnnxEstimator, data: WindowDataset, split: str = "test", seed: int = 0
+) -> dict[str, Any]:
+    """Within-subject tracking of a window estimator on one split (step level), pooled over subjects.
+
+    Returns:
+        ``model``: :func:`~bprl.tracking.pooled_tracking` output; ``per_subject``: the
+        rows of :func:`~bprl.tracking.subject_tracking`.
+
+    Raises:
+        EstimatorError: the split holds no windows.
+    """
+    from bprl.tracking import pooled_tracking, subject_tracking
+
+    ds = data.subset(split)
+    if len(ds) == 0:
+        raise EstimatorError(f"{data.source}: no windows in split {split!r}")
+    per = subject_tracking(step_predictions(ds, estimator.predict_windows(ds.x, ds.feats)))
+    return {"model": pooled_tracking(per, seed=seed), "per_subject": per.to_dict("records")}
 
 
 def evaluate_table_estimator(

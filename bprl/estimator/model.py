@@ -2,7 +2,8 @@
 
 >>> import torch
 >>> from bprl.estimator.config import ModelConfig
->>> net = CnnGruNet(ModelConfig(window_s=4.0, conv_channels=[8, 8], conv_kernels=[5, 3], pools=[4, 4]))
+>>> cfg = ModelConfig(window_s=4.0, conv_channels=[8, 8], conv_kernels=[5, 3], pools=[4, 4], hybrid=False)
+>>> net = CnnGruNet(cfg)
 >>> net(torch.zeros(3, 2, 500)).shape
 torch.Size([3, 2])
 """
@@ -23,9 +24,14 @@ class CnnGruNet(nn.Module):
 
     ``forward(x, feats)`` takes per-window z-normalised signals ``x`` of shape
     (batch, 2, window_len) (channel 0 ECG, 1 PPG) and, for the hybrid variant,
-    raw features ``feats`` (batch, 2) = (pat_foot_ms, hr_bpm); it returns
+    raw features ``feats`` (batch, k) in the order of ``config.feature_columns``; it returns
     (batch, 2) = (SBP, DBP) in mmHg. Label and feature normalisation live in
     buffers, so a saved state dict (and an ONNX export) is self-contained.
+
+    With ``config.feature_skip`` (hybrid only) the output is a linear function of the
+    normalised features plus the CNN-GRU head's residual; the head's last layer starts at
+    zero, so training starts from the linear model and the waveform branch adds only what
+    lowers the loss.
 
     Args:
         config: the architecture and input layout.
@@ -54,6 +60,11 @@ class CnnGruNet(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.head_hidden, 2),
         )
+        self.skip: nn.Linear | None = None
+        if config.hybrid and config.feature_skip:
+            self.skip = nn.Linear(config.n_features, 2)
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
         self.register_buffer("label_mean", torch.zeros(2))
         self.register_buffer("label_sd", torch.ones(2))
         self.register_buffer("feat_mean", torch.zeros(max(config.n_features, 1)))
@@ -73,7 +84,9 @@ class CnnGruNet(nn.Module):
         if self.config.hybrid:
             if feats is None:
                 raise EstimatorError("hybrid CNN-GRU model needs the PAT/HR features")
-            pooled = torch.cat([pooled, (feats - self.feat_mean) / self.feat_sd], dim=1)
+            z = (feats - self.feat_mean) / self.feat_sd
+            out = self.head(torch.cat([pooled, z], dim=1))
+            return out if self.skip is None else out + self.skip(z)
         return self.head(pooled)
 
     def forward(self, x: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:

@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from bprl.cache_versions import STAMP_KEY, cache_versions
 from bprl.errors import EstimatorError
 from bprl.estimator.card import model_card
-from bprl.estimator.config import FEATURE_COLUMNS, TrainConfig
+from bprl.estimator.config import TrainConfig
 from bprl.estimator.dataset import WindowDataset, build_window_dataset, oversampling_weights
 from bprl.estimator.estimators import (
     CARD_FILE,
@@ -50,7 +51,7 @@ from bprl.estimator.estimators import (
     MODEL_FILE,
     CnnGruEstimator,
 )
-from bprl.estimator.metrics import evaluate_estimator
+from bprl.estimator.metrics import evaluate_estimator, evaluate_tracking
 from bprl.estimator.model import CnnGruNet, count_parameters
 from bprl.io import atomic_output, write_text_atomic
 from bprl.provenance import CACHE_PACKAGES, package_versions
@@ -78,6 +79,11 @@ def _training_data(
             if (ds.config.fs_hz, ds.config.window_s) != (config.model.fs_hz, config.model.window_s):
                 raise EstimatorError(
                     "dataset windows were cut for a different fs_hz/window_s than the model config"
+                )
+            if config.model.hybrid and ds.config.feature_columns != config.model.feature_columns:
+                raise EstimatorError(
+                    f"dataset features are {list(ds.config.feature_columns)}, the model reads "
+                    f"{list(config.model.feature_columns)}: build the dataset with the model config"
                 )
             ds = dataclasses.replace(ds, config=config.model)
     else:
@@ -139,13 +145,8 @@ def _init_model(config: TrainConfig, train: WindowDataset, seed: int) -> CnnGruN
 
 
 def _train_loader(train: WindowDataset, config: TrainConfig, seed: int) -> torch.utils.data.DataLoader:
-    """Seeded loader of (window, features, normalised label) batches; weighted by SBP range when oversampling."""
-    label_mean, label_sd = _label_normalisation(train)
-    tds = torch.utils.data.TensorDataset(
-        torch.from_numpy(train.x),
-        torch.from_numpy(train.feats.astype(np.float32)),
-        torch.from_numpy(((train.y - label_mean) / label_sd).astype(np.float32)),
-    )
+    """Seeded loader of batches of training-window indices; weighted by SBP range when oversampling."""
+    tds = torch.utils.data.TensorDataset(torch.arange(len(train)))
     gen = torch.Generator().manual_seed(seed)
     sampler = None
     if config.oversample:
@@ -162,9 +163,40 @@ def _train_loader(train: WindowDataset, config: TrainConfig, seed: int) -> torch
     )
 
 
+class _Batches:
+    """Tensors of training windows by index, and a seeded partner of each from the same subject.
+
+    Args:
+        train: the training windows.
+        seed: seed of the partner draws.
+    """
+
+    def __init__(self, train: WindowDataset, seed: int) -> None:
+        label_mean, label_sd = _label_normalisation(train)
+        self.x = torch.from_numpy(train.x)
+        self.feats = torch.from_numpy(train.feats.astype(np.float32))
+        self.y = torch.from_numpy(((train.y - label_mean) / label_sd).astype(np.float32))
+        codes = np.unique(train.subject_id.astype(str), return_inverse=True)[1]
+        self._order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes)
+        self._start = np.concatenate([[0], np.cumsum(counts)[:-1]])[codes]
+        self._size = counts[codes]
+        self._rng = np.random.default_rng(seed)
+
+    def get(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(windows, features, normalised labels) of the windows ``idx``."""
+        t = torch.from_numpy(idx)
+        return self.x[t], self.feats[t], self.y[t]
+
+    def partners(self, idx: np.ndarray) -> np.ndarray:
+        """For each window of ``idx`` a random window of the same subject (possibly itself)."""
+        pick = (self._rng.random(len(idx)) * self._size[idx]).astype(np.int64)
+        return self._order[self._start[idx] + pick]
+
+
 # ------------------------------------------------------------------ 3. epoch loop, 4. early stopping
-def _val_loss(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> tuple[float, np.ndarray]:
-    """Mean squared error in label-normalised units and the (n, 2) predictions (mmHg) on ``ds``."""
+def _predict(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> np.ndarray:
+    """The (n, 2) predictions (mmHg, float64) of ``model`` on the windows of ``ds``."""
     model.eval()
     preds = []
     with torch.no_grad():
@@ -172,10 +204,23 @@ def _val_loss(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> tup
             xb = torch.from_numpy(ds.x[a : a + batch_size])
             fb = torch.from_numpy(ds.feats[a : a + batch_size]) if model.config.hybrid else None
             preds.append(model(xb, fb).numpy())
-    pred = np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)
-    z = (pred - model.label_mean.numpy()) / model.label_sd.numpy()
-    zy = (ds.y - model.label_mean.numpy()) / model.label_sd.numpy()
-    return float(np.mean((z - zy) ** 2)) if len(pred) else math.nan, pred.astype(np.float64)
+    return (np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)).astype(np.float64)
+
+
+def _val_loss(model: CnnGruNet, ds: WindowDataset, config: TrainConfig) -> tuple[float, np.ndarray]:
+    """The training loss on ``ds`` without sampling, and the (n, 2) predictions (mmHg).
+
+    The loss is ``absolute_weight`` x the label-normalised MSE plus ``pair_weight`` x twice the
+    within-subject variance of the normalised error (the expected squared difference of the
+    errors of two random windows of one subject: what the paired term estimates).
+    """
+    pred = _predict(model, ds)
+    if not len(pred):
+        return math.nan, pred
+    err = (pred - ds.y) / model.label_sd.numpy()
+    within = err - pd.DataFrame(err).groupby(ds.subject_id.astype(str)).transform("mean").to_numpy()
+    loss = config.absolute_weight * np.mean(err**2) + config.pair_weight * 2.0 * np.mean(within**2)
+    return float(loss), pred
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -228,6 +273,7 @@ class _EpochLoop:
         self,
         model: CnnGruNet,
         loader: torch.utils.data.DataLoader,
+        batches: _Batches,
         monitor: WindowDataset,
         config: TrainConfig,
         out: Path,
@@ -237,6 +283,7 @@ class _EpochLoop:
 
         self.model = model
         self.loader = loader
+        self.batches = batches
         self.monitor = monitor
         self.config = config
         self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -247,11 +294,26 @@ class _EpochLoop:
         self.global_step = 0
         self.losses: list[float] = []
 
-    def step(self, xb: torch.Tensor, fb: torch.Tensor, yb: torch.Tensor) -> None:
-        """One optimiser step on a batch (MSE in label-normalised units, gradient norm clipped at 5)."""
+    def step(self, idx: np.ndarray) -> None:
+        """One optimiser step on the windows ``idx`` (and, with ``pair_weight``, their partners).
+
+        The loss is ``absolute_weight`` x the label-normalised MSE plus ``pair_weight`` x the MSE of
+        the within-subject differences (est_a - est_b) - (ref_a - ref_b); gradient norm clipped at 5.
+        """
+        cfg = self.config
+        hybrid = cfg.model.hybrid
+        xb, fb, yb = self.batches.get(idx)
+        if cfg.pair_weight > 0:
+            x2, f2, y2 = self.batches.get(self.batches.partners(idx))
+            out = self.model.forward_normalised(torch.cat([xb, x2]), torch.cat([fb, f2]) if hybrid else None)
+            o1, o2 = out[: len(idx)], out[len(idx) :]
+            absolute = 0.5 * (nn.functional.mse_loss(o1, yb) + nn.functional.mse_loss(o2, y2))
+            loss = cfg.absolute_weight * absolute + cfg.pair_weight * nn.functional.mse_loss(o1 - o2, yb - y2)
+        else:
+            loss = cfg.absolute_weight * nn.functional.mse_loss(
+                self.model.forward_normalised(xb, fb if hybrid else None), yb
+            )
         self.opt.zero_grad()
-        hybrid = self.config.model.hybrid
-        loss = nn.functional.mse_loss(self.model.forward_normalised(xb, fb if hybrid else None), yb)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
@@ -259,8 +321,12 @@ class _EpochLoop:
         self.global_step += 1
 
     def validate(self, epoch: int) -> bool:
-        """Validate, log a row, keep the best weights; True when patience is exhausted."""
-        vloss, vpred = _val_loss(self.model, self.monitor)
+        """Validate, log a row (losses, MAE, within-subject tracking), keep the best weights.
+
+        Returns:
+            True when patience is exhausted.
+        """
+        vloss, vpred = _val_loss(self.model, self.monitor, self.config)
         self.model.train()
         vmae = np.abs(vpred - self.monitor.y).mean(axis=0) if len(vpred) else [math.nan, math.nan]
         row = {
@@ -270,12 +336,15 @@ class _EpochLoop:
             "val_loss": vloss,
             "val_mae_sbp_mmhg": float(vmae[0]),
             "val_mae_dbp_mmhg": float(vmae[1]),
+            **_tracking_row(self.monitor, vpred),
             "elapsed_s": round(time.perf_counter() - self.t_start, 2),
         }
+        _warn_if_collapsed(row)
         self.losses = []
         if self.writer is not None:
-            for k in ("train_loss", "val_loss", "val_mae_sbp_mmhg", "val_mae_dbp_mmhg"):
-                self.writer.add_scalar(k, row[k], self.global_step)
+            for k, v in row.items():
+                if k not in ("epoch", "step", "elapsed_s"):
+                    self.writer.add_scalar(k, v, self.global_step)
         self.bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{vloss:.3f}")
         return self.stopping.update(row, self.model)
 
@@ -285,10 +354,10 @@ class _EpochLoop:
         stop = False
         for epoch in self.bar:
             self.model.train()
-            for i, (xb, fb, yb) in enumerate(self.loader):
+            for i, (idx,) in enumerate(self.loader):
                 if cfg.max_steps_per_epoch is not None and i >= cfg.max_steps_per_epoch:
                     break
-                self.step(xb, fb, yb)
+                self.step(idx.numpy())
                 if cfg.eval_every_steps and self.global_step % cfg.eval_every_steps == 0:
                     stop = self.validate(epoch)
                     if stop:
@@ -301,6 +370,57 @@ class _EpochLoop:
         self.model.load_state_dict(self.stopping.best_state)
         self.model.eval()
         return self.stopping
+
+
+#: a validation whose median within-subject estimate SD is below this share of the reference's
+#: has collapsed to a (near) constant per subject
+COLLAPSE_SD_RATIO = 0.2
+
+
+def _tracking_row(ds: WindowDataset, pred: np.ndarray) -> dict[str, float]:
+    """Median within-subject r, estimate SD / reference SD and trend MAE / hold MAE (SBP, DBP) on ``ds``."""
+    from bprl.estimator.metrics import step_predictions
+    from bprl.tracking import subject_tracking
+
+    row: dict[str, float] = {}
+    if not len(pred):
+        return row
+    per = subject_tracking(step_predictions(ds, pred))
+    for target in ("sbp", "dbp"):
+        m = per[per["target"] == target]
+        for col in ("r", "sd_ratio", "trend_ratio"):
+            vals = m[col].to_numpy(dtype=np.float64)
+            row[f"val_{col}_{target}"] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else math.nan
+    return row
+
+
+def _warn_if_collapsed(row: dict[str, Any]) -> None:
+    """Warn (``logging``, ``bprl.estimator`` logger) when a validation's estimate has collapsed."""
+    import logging
+
+    for target in ("sbp", "dbp"):
+        ratio = row.get(f"val_sd_ratio_{target}", math.nan)
+        if math.isfinite(ratio) and ratio < COLLAPSE_SD_RATIO:
+            logging.getLogger("bprl.estimator").warning(
+                "epoch %s: the estimate has COLLAPSED: median within-subject %s SD is %.0f %% of the "
+                "reference's (below %.0f %%); the model outputs a near-constant per subject",
+                row["epoch"],
+                target.upper(),
+                100 * ratio,
+                100 * COLLAPSE_SD_RATIO,
+            )
+
+
+def _recentre(model: CnnGruNet, train: WindowDataset) -> list[float]:
+    """Shift the output so that the mean error on the training windows is zero; returns the shift (mmHg).
+
+    The paired loss fixes the output only up to a constant per subject, and a small absolute
+    weight moves the level slowly: this sets the population level exactly without touching
+    the within-subject changes (it changes ``label_mean``, a buffer, not a weight).
+    """
+    bias = (_predict(model, train) - train.y).mean(axis=0)
+    model.label_mean.sub_(torch.as_tensor(bias, dtype=torch.float32))
+    return [float(-b) for b in bias]
 
 
 # ------------------------------------------------------------------ 5. saving
@@ -341,7 +461,7 @@ def _checkpoint_info(
             "windows": "per-window per-channel z-score",
             "label_mean_mmhg": [float(v) for v in label_mean],
             "label_sd_mmhg": [float(v) for v in label_sd],
-            "feature_columns": list(FEATURE_COLUMNS),
+            "feature_columns": list(config.model.feature_columns),
             "feat_mean": model.feat_mean.tolist(),
             "feat_sd": model.feat_sd.tolist(),
         },
@@ -372,6 +492,8 @@ def _write_checkpoint(
     for sp in ("val", "test"):
         if len(ds.subset(sp)):
             metrics[sp] = evaluate_estimator(est, ds, sp)
+    if len(ds.subset("test")):
+        metrics["test_tracking"] = evaluate_tracking(est, ds, "test")
     write_text_atomic(json.dumps(metrics, indent=2, default=float), out / METRICS_FILE)
     write_text_atomic(model_card(info, metrics), out / CARD_FILE)
 
@@ -414,7 +536,11 @@ def train_estimator(
     with _deterministic_algorithms():
         model = _init_model(config, train, seed)
         loader = _train_loader(train, config, seed)
-        log = _EpochLoop(model, loader, val if len(val) else train, config, out, progress).run()
+        batches = _Batches(train, seed)
+        monitor = val if len(val) else train
+        log = _EpochLoop(model, loader, batches, monitor, config, out, progress).run()
+        shift = _recentre(model, train)
     info = _checkpoint_info(config, seed, model, ds, train, val, log)
+    info["normalisation"]["recentred_by_mmhg"] = shift
     _write_checkpoint(out, model, info, log.rows, ds)
     return out

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.signal import resample_poly
 
 from bprl.errors import BprlError, EstimatorError
-from bprl.estimator.config import FEATURE_COLUMNS, ModelConfig
+from bprl.estimator.config import ModelConfig
 from bprl.sources import Record
 
 __all__ = ["StepWindows", "normalise_windows", "record_signals", "step_windows", "window_is_valid"]
@@ -122,7 +122,7 @@ class StepWindows:
 
     Attributes:
         x: z-normalised windows, shape (n_windows, 2, window_len); only valid windows.
-        feats: (n_windows, 2) ``pat_foot_ms``, ``hr_bpm`` of the window's step (NaN when missing).
+        feats: (n_windows, k) the step's ``config.feature_columns`` (NaN when missing).
         row: index (0..len(table)-1) of the table row each window belongs to.
         n_candidates: sub-windows per row before dropping invalid ones.
     """
@@ -133,10 +133,10 @@ class StepWindows:
     n_candidates: np.ndarray
 
 
-def _table_features(table: pd.DataFrame) -> np.ndarray:
-    """(len(table), 2) float32 ``pat_foot_ms``, ``hr_bpm`` of each row; NaN where absent or not numeric."""
-    feats = np.full((len(table), len(FEATURE_COLUMNS)), np.nan, dtype=np.float32)
-    for j, col in enumerate(FEATURE_COLUMNS):
+def _table_features(table: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """(len(table), len(columns)) float32 features of each row; NaN where absent or not numeric."""
+    feats = np.full((len(table), len(columns)), np.nan, dtype=np.float32)
+    for j, col in enumerate(columns):
         if col in table.columns:
             feats[:, j] = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
     return feats
@@ -164,7 +164,7 @@ def step_windows(
             raise EstimatorError(f"replay table of {record.path}: missing column {col!r}")
     sig, fs_eff = record_signals(record, config.fs_hz)
     L = config.window_len
-    feats_all = _table_features(table)
+    feats_all = _table_features(table, config.feature_columns)
     xs: list[np.ndarray] = []
     rows: list[int] = []
     n_cand = np.zeros(len(table), dtype=np.int64)

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from bprl.cohort.spec import load_spec as load_cohort_spec
 from bprl.config import format_validation_error, read_yaml
-from bprl.errors import CohortError, ConfigError
+from bprl.errors import BprlError, CohortError, ConfigError
 from bprl.experiments.schema import ExperimentConfig, PolicySpec
 from bprl.experiments.subject_splits import check_split_sizes
 from bprl.policies import known_calibrators, resolve_calibrator
@@ -177,6 +177,24 @@ def _existing(text: str, exp: Experiment, where: str, want_dir: bool = False) ->
     return path
 
 
+def _checkpoint_path(text: str, exp: Experiment) -> Path:
+    """``estimator.checkpoint``: ``pretrained`` (the shipped default), a checkpoint folder or a file."""
+    from bprl.estimator.pretrained import PRETRAINED_NAME, pretrained_path
+
+    if text == PRETRAINED_NAME:
+        try:
+            return pretrained_path()
+        except BprlError as exc:
+            raise ConfigError(f"{exp.source}: estimator.checkpoint: {exc}") from None
+    path = expand_path(text, exp.base_dirs)
+    if not path.exists():
+        raise ConfigError(
+            f"{exp.source}: estimator.checkpoint: {text!r} not found (looked at {path}); give a "
+            "checkpoint folder, a .json or .onnx file, or `pretrained`"
+        )
+    return path
+
+
 def _check_references(exp: Experiment) -> None:
     """Resolve and check every file and folder the experiment names, and its calibrators."""
     cfg = exp.config
@@ -192,7 +210,7 @@ def _check_references(exp: Experiment) -> None:
             raise ConfigError(f"{exp.source}: cohort.virtual.spec: {exc}") from None
     exp.env_spec = _existing(cfg.env.spec, exp, "env.spec")
     if cfg.estimator.checkpoint:
-        exp.estimator_checkpoint = _existing(cfg.estimator.checkpoint, exp, "estimator.checkpoint")
+        exp.estimator_checkpoint = _checkpoint_path(cfg.estimator.checkpoint, exp)
     for i, pol in enumerate(cfg.policies):
         if pol.agent is not None:
             exp.agent_specs[pol.label] = _existing(pol.agent, exp, f"policies.{i}.agent")

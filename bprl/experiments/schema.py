@@ -228,13 +228,19 @@ class EstimatorSpec(StrictSpec):
         default_factory=TrainConfig,
         description="training settings of the CNN-GRU (bprl.estimator.TrainConfig; `model`: ModelConfig)",
     )
-    checkpoint: str | None = Field(None, description="use this trained estimator instead of training one")
+    checkpoint: str | None = Field(
+        None,
+        description="use this trained estimator instead of training one: `pretrained` (the shipped "
+        "default CNN-GRU), a checkpoint folder, or a PAT-linear .json / .onnx file",
+    )
     seed: Seed = Field(0, description="training seed")
 
     @model_validator(mode="after")
     def _train_only_for_cnn_gru(self) -> EstimatorSpec:
         if self.kind == "pat_linear" and self.train != TrainConfig():
             raise ValueError("`train`: the pat_linear estimator takes no training settings")
+        if self.checkpoint is not None and "train" in self.model_fields_set:
+            raise ValueError("give `checkpoint` (use a trained estimator) or `train` (train one), not both")
         return self
 
 

@@ -1,4 +1,4 @@
-"""The report's tables: accuracy, standards, criterion details and IEEE 1708 by BP change.
+"""The report's tables: accuracy, standards, criterion details, IEEE 1708 by BP change, estimator tracking.
 
 Each table function turns a :func:`bprl.evaluation.compare_policies` (or
 :func:`bprl.evaluation.evaluate_change_bins`) table into a :data:`Table`, a header and rows
@@ -197,6 +197,44 @@ def change_table(bins: pd.DataFrame) -> Table:
             else:
                 line.append("–")
         body.append(line)
+    return head, body
+
+
+def tracking_table(log: pd.DataFrame, seed: int = 0, n_resamples: int = 1000) -> Table:
+    """Within-subject tracking of the raw (uncalibrated) estimator on the test subjects, against *hold*.
+
+    The raw estimate is the same for every policy; the first policy and seed of ``log`` are used.
+    Medians over subjects with bootstrap intervals (:func:`bprl.tracking.pooled_tracking`).
+    """
+    from bprl.tracking import pooled_tracking, subject_tracking
+
+    first = log[(log["policy"] == log["policy"].iloc[0]) & (log["seed"] == log["seed"].iloc[0])]
+    steps = first[["subject_id", "t_s", "est_sbp_mmhg", "est_dbp_mmhg", "ref_sbp_mmhg", "ref_dbp_mmhg"]]
+    pooled = pooled_tracking(subject_tracking(steps), n_boot=n_resamples, seed=seed)
+
+    def cell(d: dict[str, Any], digits: int = 2) -> str:
+        if not math.isfinite(d["median"]):
+            return "–"
+        lo, hi = (format_value(d[k], digits) for k in ("lo", "hi"))
+        return f"{format_value(d['median'], digits)} [{lo}, {hi}]"
+
+    head = [
+        "BP",
+        "r",
+        "slope",
+        "SD ratio",
+        "trend MAE (mmHg)",
+        "hold MAE (mmHg)",
+        "trend / hold",
+        "direction ≥ 10 mmHg (%)",
+        "subjects",
+    ]
+    body = []
+    for bp in ("sbp", "dbp"):
+        p = pooled[bp]
+        row = [bp.upper(), cell(p["r"]), cell(p["slope"]), cell(p["sd_ratio"]), cell(p["trend_mae_mmhg"], 1)]
+        row += [cell(p["hold_mae_mmhg"], 1), cell(p["trend_ratio"]), cell(p["dir_agree_ge10_pct"], 0)]
+        body.append([*row, str(p["n_subjects"])])
     return head, body
 
 

@@ -43,6 +43,7 @@ from bprl.report.tables import (
     html_table,
     markdown_table,
     standards_table,
+    tracking_table,
 )
 
 #: packages whose versions go into the provenance section (when the report collects it itself)
@@ -204,8 +205,10 @@ def _report_figures(
     return figures
 
 
-def _report_tables(metrics: pd.DataFrame, bins: pd.DataFrame) -> list[tuple[str, str, Table]]:
-    """``(section name, caption, table)`` of the four tables in report order."""
+def _report_tables(
+    metrics: pd.DataFrame, bins: pd.DataFrame, log: pd.DataFrame, seed: int, n_resamples: int
+) -> list[tuple[str, str, Table]]:
+    """``(section name, caption, table)`` of the five tables in report order."""
     return [
         (
             "Accuracy",
@@ -222,6 +225,14 @@ def _report_tables(metrics: pd.DataFrame, bins: pd.DataFrame) -> list[tuple[str,
             "IEEE 1708 by BP change since calibration",
             "MAE in mmHg (grade, pairs) by |reference − reference at the last cuff reading|.",
             change_table(bins),
+        ),
+        (
+            "Estimator tracking",
+            "Within-subject tracking of the raw estimator (before any calibration): per subject r, "
+            "slope of estimate on reference, estimate SD / reference SD, and after a one-point "
+            "calibration at the first step the MAE of the change since then against holding that "
+            "value; medians over subjects [95 % bootstrap intervals].",
+            tracking_table(log, seed, n_resamples),
         ),
     ]
 
@@ -333,7 +344,7 @@ def write_report(
             f"{log['seed'].nunique()} seeds, {len(log)} steps."
         ),
         notes=report_notes(metrics, problems),
-        tables=_report_tables(metrics, ev.evaluate_change_bins(log)),
+        tables=_report_tables(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples),
         methods=methods_text(),
         figures=figures,
         config_yaml=(

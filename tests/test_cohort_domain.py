@@ -1,0 +1,122 @@
+"""Domain randomisation of virtual records (bprl.cohort.domain) and the shipped training spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from bprl import cohort
+from bprl.cohort.domain import draw_domain
+from bprl.errors import CohortError
+from bprl.sources import read_record
+from tests.test_cohort import _hashes
+
+TRAINING_SPEC = Path(cohort.__file__).parent / "specs" / "training.yaml"
+HOURS = 0.02  # 72 s
+
+
+def _make(root: Path, name: str, **spec: object) -> Path:
+    return cohort.make_cohort(root / name, 2, HOURS, 7, spec=spec or None, progress=False)
+
+
+def _channel(folder: Path, i: int, role: str) -> tuple[np.ndarray, float]:
+    man = pd.read_parquet(folder / "manifest.parquet")
+    rec = read_record(cohort.layout.record_path(folder, man.subject_id[i], man.record_id[i]))
+    ch = rec.channel(role)
+    return np.asarray(ch.samples, dtype=np.float64), float(ch.fs_hz)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make(tmp_path_factory.mktemp("dom"), "plain")
+
+
+def test_default_spec_draws_nothing_and_lists_nothing(plain: Path) -> None:
+    assert draw_domain(cohort.CohortSpec(), 7, 0).is_identity
+    assert "ppg_delay_ms" not in pd.read_parquet(plain / "manifest.parquet").columns
+
+
+def test_inverted_ecg_and_gains(plain: Path, tmp_path: Path) -> None:
+    inv = _make(tmp_path, "inv", ecg_invert_share=1.0, amplitude_log_sd=0.5)
+    man = pd.read_parquet(inv / "manifest.parquet")
+    assert man["ecg_inverted"].all() and (man["ecg_gain"] != 1).all()
+    for i in range(2):
+        a, _ = _channel(plain, i, "ecg")
+        b, _ = _channel(inv, i, "ecg")
+        ok = np.isfinite(a) & np.isfinite(b)
+        gain = float(np.dot(a[ok], b[ok]) / np.dot(a[ok], a[ok]))
+        assert gain == pytest.approx(-man["ecg_gain"][i], rel=0.01)
+        ppg_a, _ = _channel(plain, i, "ppg")
+        ppg_b, _ = _channel(inv, i, "ppg")
+        np.testing.assert_allclose(ppg_b, ppg_a * man["ppg_gain"][i], rtol=0.01, atol=0.01 * np.nanstd(ppg_b))
+
+
+def test_ppg_is_delayed_by_the_listed_delay(plain: Path, tmp_path: Path) -> None:
+    late = _make(tmp_path, "late", ppg_delay_sd_ms=40.0)
+    man = pd.read_parquet(late / "manifest.parquet")
+    assert (man["ppg_delay_ms"].abs() > 0).all()
+    for i in range(2):
+        a, fs = _channel(plain, i, "ppg")
+        b, _ = _channel(late, i, "ppg")
+        a, b = np.nan_to_num(a - np.nanmean(a)), np.nan_to_num(b - np.nanmean(b))
+        lags = np.arange(-25, 26)
+        xc = [np.dot(a[30:-30], np.roll(b, -k)[30:-30]) for k in lags]
+        lag_ms = 1000.0 * lags[int(np.argmax(xc))] / fs
+        assert lag_ms == pytest.approx(man["ppg_delay_ms"][i], abs=1000.0 / fs)
+        ecg_a, _ = _channel(plain, i, "ecg")
+        ecg_b, _ = _channel(late, i, "ecg")
+        np.testing.assert_array_equal(ecg_a, ecg_b)  # only the PPG moves
+
+
+def test_sampling_rate_drawn_per_record(tmp_path: Path) -> None:
+    fast = _make(tmp_path, "fast", fs_choices_hz=[500])
+    for i in range(2):
+        for role in ("ecg", "ppg", "abp"):
+            assert _channel(fast, i, role)[1] == 500.0
+    assert (pd.read_parquet(fast / "manifest.parquet")["fs_hz"] == 500).all()
+    with pytest.raises(CohortError, match="noise_scale_range"):
+        cohort.load_spec({"noise_scale_range": [2.0, 1.0]})
+
+
+def test_training_spec_makes_a_deterministic_usable_cohort(tmp_path: Path) -> None:
+    from bprl.features import build_replay_table
+
+    a = cohort.make_cohort(tmp_path / "a", 3, 0.1, 3, spec=TRAINING_SPEC, progress=False)
+    b = cohort.make_cohort(tmp_path / "b", 3, 0.1, 3, spec=TRAINING_SPEC, workers=2, progress=False)
+    assert _hashes(a) == _hashes(b)
+    man = pd.read_parquet(a / "manifest.parquet")
+    assert {"ppg_delay_ms", "fs_hz", "ecg_inverted", "ecg_gain", "ppg_gain", "noise_scale"} <= set(
+        man.columns
+    )
+    for i in range(3):
+        rec = read_record(cohort.layout.record_path(a, man.subject_id[i], man.record_id[i]))
+        assert rec.channel("ecg").fs_hz == man["fs_hz"][i]
+        table = build_replay_table(rec)
+        assert (
+            np.isfinite(table["pat_foot_ms"]).mean() > 0.8 and np.isfinite(table["ref_sbp_mmhg"]).mean() > 0.8
+        )
+
+
+def test_cohort_made_before_the_domain_fields_resumes(plain: Path, tmp_path: Path) -> None:
+    meta = yaml.safe_load((plain / "cohort.yaml").read_text())
+    for key in (
+        "ppg_delay_sd_ms",
+        "fs_choices_hz",
+        "ecg_invert_share",
+        "amplitude_log_sd",
+        "noise_scale_range",
+    ):
+        meta["spec"].pop(key)
+    (plain / "cohort.yaml").write_text(yaml.safe_dump(meta))
+    before = _hashes(plain)
+    cohort.make_cohort(plain, 2, HOURS, 7, progress=False)  # same spec: no "different spec" error
+    after = _hashes(plain)
+    assert {k: v for k, v in before.items() if k != "cohort.yaml"} == {
+        k: v for k, v in after.items() if k != "cohort.yaml"
+    }
+    with pytest.raises(CohortError, match="different spec"):
+        cohort.make_cohort(plain, 2, HOURS, 7, spec={"ppg_delay_sd_ms": 5.0}, progress=False)
