@@ -60,6 +60,7 @@ TRACKING_METRICS: tuple[str, ...] = (
 #: metrics compared subject by subject, and whether higher is better
 _PAIRED: dict[str, bool] = {"r": True, "sd_ratio": True, "trend_mae_mmhg": False, "trend_ratio": False}
 _TARGETS = ("sbp", "dbp")
+_REF_COLUMNS = ("ref_sbp_mmhg", "ref_dbp_mmhg")
 #: fewest valid steps for a subject's metrics (fewer: NaN)
 MIN_STEPS = 3
 
@@ -221,19 +222,21 @@ def _steps_frame(estimator: Any, items: Iterable[tuple[pd.DataFrame, Any]]) -> p
     """One row per replay step with the estimator's and the reference's SBP/DBP."""
     frames = []
     for table, record in items:
+        missing = [c for c in ("subject_id", "t_start_s", *_REF_COLUMNS) if c not in table.columns]
+        if missing:
+            raise EstimatorError(f"tracking: replay table lacks columns {missing}")
         sbp, dbp = estimator.predict_table(table, record)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "subject_id": table["subject_id"].astype(str).to_numpy(),
-                    "t_s": table["t_start_s"].to_numpy(dtype=np.float64),
-                    "est_sbp_mmhg": sbp,
-                    "est_dbp_mmhg": dbp,
-                    "ref_sbp_mmhg": table["ref_sbp_mmhg"].to_numpy(dtype=np.float64),
-                    "ref_dbp_mmhg": table["ref_dbp_mmhg"].to_numpy(dtype=np.float64),
-                }
-            )
+        frame = pd.DataFrame(
+            {
+                "subject_id": table["subject_id"].astype(str).to_numpy(),
+                "t_s": table["t_start_s"].to_numpy(dtype=np.float64),
+                "est_sbp_mmhg": sbp,
+                "est_dbp_mmhg": dbp,
+                "ref_sbp_mmhg": table["ref_sbp_mmhg"].to_numpy(dtype=np.float64),
+                "ref_dbp_mmhg": table["ref_dbp_mmhg"].to_numpy(dtype=np.float64),
+            }
         )
+        frames.append(frame.sort_values("t_s", kind="stable"))  # time order within the record
     if not frames:
         raise EstimatorError("tracking: no replay tables to evaluate")
     return pd.concat(frames, ignore_index=True)

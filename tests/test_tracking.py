@@ -179,3 +179,21 @@ def test_estimator_tracking_side_by_side() -> None:
     assert out["linear"]["sbp"]["r"]["median"] < out["model"]["sbp"]["r"]["median"]
     assert out["paired_vs_linear"]["sbp"]["r"]["a_better_pct"] == 100.0
     json.dumps(out)  # JSON-ready
+
+
+def test_estimator_tracking_orders_steps_by_time_within_a_record() -> None:
+    train, test = _tables(6, 0), _tables(4, 1)
+    est = DeltaLinearEstimator().fit(train)
+    ordered = estimator_tracking(est, [(t, None) for t in test], n_boot=50)
+    # rows shuffled within each table: t0 is still the earliest step, so nothing changes
+    shuffled = [t.sample(frac=1.0, random_state=i) for i, t in enumerate(test)]
+    again = estimator_tracking(est, [(t, None) for t in shuffled], n_boot=50)
+    assert again["model"] == ordered["model"]
+    pd.testing.assert_frame_equal(pd.DataFrame(again["per_subject"]), pd.DataFrame(ordered["per_subject"]))
+    # without the sort, t0 would be a random step: the hold error (|ref(t) - ref(t0)|) would differ
+    first = pd.DataFrame(ordered["per_subject"]).set_index(["subject_id", "target"])
+    ref = test[0]["ref_sbp_mmhg"].to_numpy()
+    hold = first.loc[("s0", "sbp"), "hold_mae_mmhg"]
+    assert hold == pytest.approx(np.mean(np.abs(ref[1:] - ref[0])))
+    with pytest.raises(EstimatorError, match="t_start_s"):
+        estimator_tracking(est, [(test[0].drop(columns="t_start_s"), None)])
