@@ -6,7 +6,8 @@ A page writes a marker comment, alone on its line, and the hook replaces it at b
   (:func:`bprl.config.spec_reference_table`);
 * ``<!-- bprl:cli -->`` -> the help text of every ``bprl`` command, from the Typer app itself;
 * ``<!-- bprl:include PATH -->`` -> the text of a file of the repository (an example script, a YAML
-  spec), fenced as code in the language of its suffix.
+  spec), fenced as code in the language of its suffix; a `.md` file (the shipped model card) is
+  inlined as Markdown, its headings two levels down.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _cli(_: str) -> str:
 
 def _include(arg: str) -> str:
     path = REPO / arg
+    if path.suffix == ".md":  # a generated Markdown file (a model card): inlined, headings two levels down
+        text = path.read_text(encoding="utf-8").rstrip()
+        return re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", text, flags=re.M) + "\n"
     return f"```{_LANG.get(path.suffix, 'text')}\n{path.read_text(encoding='utf-8').rstrip()}\n```\n"
 
 

@@ -72,8 +72,8 @@ def model_card(
 pools {m["pools"]}) -> bidirectional GRU ({m["gru_hidden"]} units per direction) -> attention pooling
 -> head ({m["head_hidden"]} hidden) -> SBP, DBP. After Eom et al., Sensors 2020, 20(8):2338.
 Input: {m["window_s"]} s of ECG and PPG at {m["fs_hz"]} Hz, each z-normalised per window.
-Hybrid (step features {m.get("feature_columns")} to the head, linear feature path: {m.get("feature_skip")}):
-{m["hybrid"]}. Loss: {info["train"].get("absolute_weight")} x absolute MSE + {info["train"].get("pair_weight")} x
+Hybrid: {m["hybrid"]} (step features {m.get("feature_columns")} to the head; linear feature path:
+{m.get("feature_skip")}). Loss: {info["train"].get("absolute_weight")} x absolute MSE + {info["train"].get("pair_weight")} x
 within-subject paired MSE (label-normalised). Parameters: {info["n_parameters"]}. Seed: {info["seed"]}.
 Kept the weights of epoch {info["best_epoch"]} (optimiser step {info["best_step"]}) of {info["epochs_run"]} epochs run
 (early stopping on {info["early_stopping_on"]} subjects).
