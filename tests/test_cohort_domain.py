@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,42 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_default_spec_draws_nothing_and_lists_nothing(plain: Path) -> None:
     assert draw_domain(cohort.CohortSpec(), 7, 0).is_identity
     assert "ppg_delay_ms" not in pd.read_parquet(plain / "manifest.parquet").columns
+
+
+def test_default_spec_records_are_pinned(tmp_path: Path) -> None:
+    """Default-spec signals are byte-identical to those made before domain randomisation existed.
+
+    The digest is of the .dat/.hea files written by the commit before the domain fields (af70f8f^);
+    a change here means existing cohorts and seeds no longer reproduce.
+    """
+    out = cohort.make_cohort(tmp_path / "pin", 2, 0.01, 5, progress=False)
+    digest = hashlib.sha256()
+    for p in sorted(out.rglob("*")):
+        if p.suffix in (".dat", ".hea"):
+            digest.update(p.read_bytes())
+    assert digest.hexdigest() == "a0ce7648044a497f2d764377b59b41df1e69032ccaa759ad5c235ab2f6716be1"
+
+
+def _median_pat_ms(folder: Path, i: int) -> float:
+    from bprl.features import build_replay_table
+
+    man = pd.read_parquet(folder / "manifest.parquet")
+    rec = read_record(cohort.layout.record_path(folder, man.subject_id[i], man.record_id[i]))
+    return float(np.nanmedian(build_replay_table(rec)["pat_foot_ms"]))
+
+
+def test_measured_pat_moves_by_the_delay_and_not_with_polarity_or_rate(tmp_path: Path) -> None:
+    """Features of the written records: PAT = physiological PAT + ppg_delay_ms; inverted 500-Hz ECG changes nothing."""
+    plain = cohort.make_cohort(tmp_path / "p", 2, 0.05, 7, progress=False)
+    late = cohort.make_cohort(tmp_path / "l", 2, 0.05, 7, spec={"ppg_delay_sd_ms": 40.0}, progress=False)
+    flip = cohort.make_cohort(
+        tmp_path / "f", 2, 0.05, 7, spec={"ecg_invert_share": 1.0, "fs_choices_hz": [500]}, progress=False
+    )
+    delays = pd.read_parquet(late / "manifest.parquet")["ppg_delay_ms"]
+    for i in range(2):
+        base = _median_pat_ms(plain, i)
+        assert _median_pat_ms(late, i) - base == pytest.approx(delays[i], abs=3.0)
+        assert _median_pat_ms(flip, i) == pytest.approx(base, abs=3.0)
 
 
 def test_inverted_ecg_and_gains(plain: Path, tmp_path: Path) -> None:

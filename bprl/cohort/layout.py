@@ -4,6 +4,7 @@ Output layout (a contract for the features, estimator, env and runner stages)::
 
     OUT/cohort.yaml                          spec, seed, n_subjects, hours
     OUT/manifest.parquet, OUT/manifest.csv   one row per subject: subject_id, record_id, split, hours, parameters
+                                             (+ domain draws: ppg_delay_ms, fs_hz, ... when randomised)
     OUT/waves/<subject_id>/<record_id>/<record_id>.hea + .dat   WFDB, channels II (250 Hz), Pleth, ABP (125 Hz)
     OUT/truth/<subject_id>.parquet           ground-truth beat table (:data:`TRUTH_COLUMNS`)
 
