@@ -37,6 +37,7 @@ DOCTEST_MODULES: list[str] = [
     "bprl.estimator.metrics",
     "bprl.estimator.model",
     "bprl.estimator.pretrained",
+    "bprl.estimator.ranges",
     "bprl.estimator.windows",
     "bprl.evaluation.standards",
     "bprl.evaluation.hypertension",

@@ -41,6 +41,9 @@ def train_cmd(
     oversample: bool | None = typer.Option(
         None, "--oversample/--no-oversample", help="oversample rare SBP ranges"
     ),
+    range_weight: float | None = typer.Option(
+        None, "--range-weight", help="add the BP-range classifier head with this loss weight (seed 002)"
+    ),
     lr: float | None = typer.Option(None, "--lr", help="Adam learning rate"),
     patience: int | None = typer.Option(
         None, "--patience", help="validations without improvement before stopping"
@@ -83,6 +86,9 @@ def train_cmd(
         fields = base.model_dump() | {k: v for k, v in given.items() if v is not None}
         if hybrid is not None:
             fields["model"] = base.model.model_dump() | {"hybrid": hybrid}
+        if range_weight is not None:
+            fields["range_weight"] = range_weight
+            fields["model"] = fields.get("model", base.model.model_dump()) | {"range_head": range_weight > 0}
         cfg = load_spec(TrainConfig, fields, source_name="bprl estimator train options")
         ckpt = train_estimator(cohort, out, cfg, seed=seed, cache_dir=cache_dir)
     except BprlError as exc:
@@ -198,6 +204,7 @@ def evaluate_cmd(
     from bprl.estimator.estimators import load_estimator
     from bprl.estimator.metrics import evaluate_table_estimator, format_metrics
     from bprl.estimator.pretrained import PRETRAINED_NAME, pretrained_path
+    from bprl.estimator.ranges import format_ranges
     from bprl.io import write_text_atomic
     from bprl.tracking import estimator_tracking, format_tracking
 
@@ -222,6 +229,7 @@ def evaluate_cmd(
         f"{where}: {len(items)} records, {metrics['n_steps']} steps with reference, {metrics['n_estimated']} estimated"
     )
     typer.echo(format_metrics(metrics))
+    typer.echo(format_ranges(metrics["by_range"]))
     tr = metrics["tracking"]
     typer.echo(format_tracking(tr["model"], "model", {"linear": tr["linear"]} if "linear" in tr else None))
     for s in skipped:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bprl.estimator.metrics import format_metrics
+from bprl.estimator.ranges import format_ranges
 
 __all__ = ["model_card"]
 
@@ -65,6 +66,8 @@ def model_card(
     )
     test = metrics.get("test")
     test_txt = format_metrics(test) if test else "(no test subjects)"
+    if test and test.get("by_range"):
+        test_txt += "\n\nBy reference BP range (step level):\n\n" + format_ranges(test["by_range"])
     return f"""# Model card: bprl CNN-GRU blood-pressure estimator
 
 ## Model

@@ -97,6 +97,11 @@ class ModelConfig(Spec):
         min_length=1,
         description="replay-table columns the hybrid head reads (the step's medians: PAT, HR, PPG shape)",
     )
+    range_head: bool = Field(
+        False,
+        description="also classify the BP range (hypotension / normal / stage 1 / stage 2, "
+        "bprl.estimator.ranges) from the same features: seed 002's range-aware head",
+    )
     feature_skip: bool = Field(
         True,
         description="hybrid only: a linear path from the normalised features to the output, the "
@@ -199,6 +204,13 @@ class TrainConfig(Spec):
         "window of the same subject and the MSE of (est_a - est_b) - (ref_a - ref_b) is added "
         "(0: absolute error only, the original training)",
     )
+    range_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="weight of the range head's cross-entropy in the loss (needs model.range_head)",
+    )
     oversample: bool = Field(
         False,
         strict=True,
@@ -232,6 +244,8 @@ class TrainConfig(Spec):
     def _check_loss(self) -> TrainConfig:
         if self.absolute_weight == 0 and self.pair_weight == 0:
             raise ValueError("absolute_weight and pair_weight are both 0: nothing to train on")
+        if self.range_weight > 0 and not self.model.range_head:
+            raise ValueError("range_weight > 0 needs model.range_head: true")
         return self
 
     def to_dict(self) -> dict[str, Any]:

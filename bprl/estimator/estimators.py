@@ -140,7 +140,9 @@ class CnnGruEstimator(_WindowEstimator):
         self.config = model.config
         self.info = info
         self.path = path
-        self.train_mean_mmhg = (float(model.label_mean[0]), float(model.label_mean[1]))
+        # the training labels' mean (the mean predictor); label_mean itself carries the re-centring shift
+        mean = (info.get("normalisation") or {}).get("label_mean_mmhg") or model.label_mean.tolist()
+        self.train_mean_mmhg = (float(mean[0]), float(mean[1]))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CnnGruEstimator:
@@ -218,6 +220,33 @@ class CnnGruEstimator(_WindowEstimator):
                 fb = torch.from_numpy(f[a : a + batch_size]) if self.config.hybrid else None
                 out.append(self.model(xb, fb).numpy())
         return np.concatenate(out).astype(np.float64)
+
+    def predict_ranges(
+        self, x: np.ndarray, feats: np.ndarray | None = None, batch_size: int = 256
+    ) -> np.ndarray:
+        """(n, 4) BP-range logits (:data:`bprl.estimator.ranges.BP_RANGES`) of z-normalised windows.
+
+        Raises:
+            EstimatorError: the model has no range head.
+        """
+        if not self.config.range_head:
+            raise EstimatorError(
+                f"{self.path or 'this CNN-GRU'}: the model has no range head (model.range_head)"
+            )
+        x = np.asarray(x, dtype=np.float32)
+        f = np.zeros((len(x), len(self.config.feature_columns)), np.float32) if feats is None else feats
+        out = []
+        with torch.no_grad():
+            for a in range(0, len(x), batch_size):
+                fb = (
+                    torch.from_numpy(np.asarray(f[a : a + batch_size], np.float32))
+                    if self.config.hybrid
+                    else None
+                )
+                out.append(
+                    self.model.forward_with_ranges(torch.from_numpy(x[a : a + batch_size]), fb)[1].numpy()
+                )
+        return np.concatenate(out) if out else np.zeros((0, 4))
 
     def fingerprint(self) -> str:
         """sha256 of ``model.pt`` and ``config.json`` (of the state when not saved)."""

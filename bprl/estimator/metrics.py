@@ -21,6 +21,7 @@ import pandas as pd
 
 from bprl.errors import EstimatorError
 from bprl.estimator.dataset import WindowDataset
+from bprl.estimator.ranges import range_metrics
 from bprl.sources import Record
 
 if TYPE_CHECKING:
@@ -134,7 +135,9 @@ def evaluate_estimator(
     """Calibration-free metrics of a window estimator on one split of a window dataset (step level).
 
     Returns:
-        :func:`evaluate_predictions` output plus ``split``, ``n_steps`` and ``n_windows``.
+        :func:`evaluate_predictions` output plus ``split``, ``n_steps``, ``n_windows`` and
+        ``by_range`` (:func:`~bprl.estimator.ranges.range_metrics`: MAE within each reference BP
+        range; with a range head also the classifier's recall per range).
 
     Raises:
         EstimatorError: the split holds no windows.
@@ -147,10 +150,21 @@ def evaluate_estimator(
     est = steps[["est_sbp_mmhg", "est_dbp_mmhg"]].to_numpy()
     ref = steps[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy()
     out = evaluate_predictions(est, ref, steps["subject_id"].to_numpy(), estimator.train_mean_mmhg)
+    out["by_range"] = range_metrics(est, ref, _step_ranges(estimator, ds))
     out["split"] = split
     out["n_steps"] = len(steps)
     out["n_windows"] = len(ds)
     return out
+
+
+def _step_ranges(estimator: CnnGruEstimator | OnnxEstimator, ds: WindowDataset) -> np.ndarray | None:
+    """Range predicted per step (argmax of the mean logits of its windows), in :func:`step_predictions` order."""
+    if not getattr(estimator.config, "range_head", False) or not hasattr(estimator, "predict_ranges"):
+        return None
+    logits = estimator.predict_ranges(ds.x, ds.feats)
+    df = pd.DataFrame(logits).assign(subject_id=ds.subject_id, record_id=ds.record_id, step=ds.step)
+    mean = df.groupby(["subject_id", "record_id", "step"]).mean()
+    return mean.to_numpy().argmax(axis=1)
 
 
 def evaluate_tracking(
@@ -211,6 +225,7 @@ def evaluate_table_estimator(
         df["subject_id"].to_numpy(),
         estimator.train_mean_mmhg,
     )
+    out["by_range"] = range_metrics(est, df[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy())
     out["split"] = split
     out["n_steps"] = len(df)
     out["n_estimated"] = int(np.isfinite(est).all(axis=1).sum())

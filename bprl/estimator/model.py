@@ -31,7 +31,9 @@ class CnnGruNet(nn.Module):
     With ``config.feature_skip`` (hybrid only) the output is a linear function of the
     normalised features plus the CNN-GRU head's residual; the head's last layer starts at
     zero, so training starts from the linear model and the waveform branch adds only what
-    lowers the loss.
+    lowers the loss. With ``config.range_head`` a second head classifies the BP range
+    (:data:`bprl.estimator.ranges.BP_RANGES`) from the same input (:meth:`forward_with_ranges`);
+    ``forward`` and the ONNX export give the regression only.
 
     Args:
         config: the architecture and input layout.
@@ -60,6 +62,11 @@ class CnnGruNet(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.head_hidden, 2),
         )
+        self.range_logits: nn.Linear | None = None
+        if config.range_head:
+            from bprl.estimator.ranges import BP_RANGES
+
+            self.range_logits = nn.Linear(d + config.n_features, len(BP_RANGES))
         self.skip: nn.Linear | None = None
         if config.hybrid and config.feature_skip:
             self.skip = nn.Linear(config.n_features, 2)
@@ -70,24 +77,41 @@ class CnnGruNet(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(max(config.n_features, 1)))
         self.register_buffer("feat_sd", torch.ones(max(config.n_features, 1)))
 
+    def _trunk(self, x: torch.Tensor, feats: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head's input (pooled GRU output and, hybrid, normalised features) and the features alone."""
+        h = self.cnn(x).transpose(1, 2)  # (B, T, C)
+        h0 = torch.zeros(2, h.shape[0], self.config.gru_hidden, dtype=h.dtype, device=h.device)
+        out, _ = self.gru(h, h0)  # (B, T, 2H)
+        w = torch.softmax(self.attention(out), dim=1)  # (B, T, 1)
+        pooled = (w * out).sum(dim=1)
+        if not self.config.hybrid:
+            return pooled, None
+        if feats is None:
+            raise EstimatorError("hybrid CNN-GRU model needs the step features")
+        z = (feats - self.feat_mean) / self.feat_sd
+        return torch.cat([pooled, z], dim=1), z
+
+    def forward_with_ranges(
+        self, x: torch.Tensor, feats: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Label-normalised (SBP, DBP) and, with ``range_head``, the BP-range logits (batch, 4).
+
+        Raises:
+            EstimatorError: the model is hybrid and ``feats`` is None.
+        """
+        trunk, z = self._trunk(x, feats)
+        out = self.head(trunk)
+        if self.skip is not None and z is not None:
+            out = out + self.skip(z)
+        return out, (self.range_logits(trunk) if self.range_logits is not None else None)
+
     def forward_normalised(self, x: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
         """Output in label-normalised units ((y - label_mean) / label_sd), shape (batch, 2).
 
         Raises:
             EstimatorError: the model is hybrid and ``feats`` is None.
         """
-        h = self.cnn(x).transpose(1, 2)  # (B, T, C)
-        h0 = torch.zeros(2, h.shape[0], self.config.gru_hidden, dtype=h.dtype, device=h.device)
-        out, _ = self.gru(h, h0)  # (B, T, 2H)
-        w = torch.softmax(self.attention(out), dim=1)  # (B, T, 1)
-        pooled = (w * out).sum(dim=1)
-        if self.config.hybrid:
-            if feats is None:
-                raise EstimatorError("hybrid CNN-GRU model needs the PAT/HR features")
-            z = (feats - self.feat_mean) / self.feat_sd
-            out = self.head(torch.cat([pooled, z], dim=1))
-            return out if self.skip is None else out + self.skip(z)
-        return self.head(pooled)
+        return self.forward_with_ranges(x, feats)[0]
 
     def forward(self, x: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
         """SBP and DBP in mmHg, shape (batch, 2)."""

@@ -53,6 +53,7 @@ from bprl.estimator.estimators import (
 )
 from bprl.estimator.metrics import evaluate_estimator, evaluate_tracking
 from bprl.estimator.model import CnnGruNet, count_parameters
+from bprl.estimator.ranges import bp_range
 from bprl.io import atomic_output, write_text_atomic
 from bprl.provenance import CACHE_PACKAGES, package_versions
 
@@ -176,6 +177,7 @@ class _Batches:
         self.x = torch.from_numpy(train.x)
         self.feats = torch.from_numpy(train.feats.astype(np.float32))
         self.y = torch.from_numpy(((train.y - label_mean) / label_sd).astype(np.float32))
+        self.ranges = torch.from_numpy(bp_range(train.y[:, 0], train.y[:, 1]))
         codes = np.unique(train.subject_id.astype(str), return_inverse=True)[1]
         self._order = np.argsort(codes, kind="stable")
         counts = np.bincount(codes)
@@ -187,6 +189,10 @@ class _Batches:
         """(windows, features, normalised labels) of the windows ``idx``."""
         t = torch.from_numpy(idx)
         return self.x[t], self.feats[t], self.y[t]
+
+    def range_codes(self, idx: np.ndarray) -> torch.Tensor:
+        """BP-range codes (:func:`bprl.estimator.ranges.bp_range`) of the windows ``idx``."""
+        return self.ranges[torch.from_numpy(idx)]
 
     def partners(self, idx: np.ndarray) -> np.ndarray:
         """For each window of ``idx`` a random window of the same subject (possibly itself)."""
@@ -207,12 +213,25 @@ def _predict(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> np.n
     return (np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)).astype(np.float64)
 
 
+def _predict_ranges(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> np.ndarray:
+    """The (n, 4) BP-range logits of a model with a range head on the windows of ``ds``."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(ds), batch_size):
+            xb = torch.from_numpy(ds.x[a : a + batch_size])
+            fb = torch.from_numpy(ds.feats[a : a + batch_size]) if model.config.hybrid else None
+            out.append(model.forward_with_ranges(xb, fb)[1].numpy())
+    return np.concatenate(out) if out else np.zeros((0, 4), np.float32)
+
+
 def _val_loss(model: CnnGruNet, ds: WindowDataset, config: TrainConfig) -> tuple[float, np.ndarray]:
     """The training loss on ``ds`` without sampling, and the (n, 2) predictions (mmHg).
 
     The loss is ``absolute_weight`` x the label-normalised MSE plus ``pair_weight`` x twice the
     within-subject variance of the normalised error (the expected squared difference of the
-    errors of two random windows of one subject: what the paired term estimates).
+    errors of two random windows of one subject: what the paired term estimates), plus
+    ``range_weight`` x the range head's cross-entropy.
     """
     pred = _predict(model, ds)
     if not len(pred):
@@ -220,6 +239,10 @@ def _val_loss(model: CnnGruNet, ds: WindowDataset, config: TrainConfig) -> tuple
     err = (pred - ds.y) / model.label_sd.numpy()
     within = err - pd.DataFrame(err).groupby(ds.subject_id.astype(str)).transform("mean").to_numpy()
     loss = config.absolute_weight * np.mean(err**2) + config.pair_weight * 2.0 * np.mean(within**2)
+    if config.range_weight > 0:
+        logits = torch.from_numpy(_predict_ranges(model, ds))
+        codes = torch.from_numpy(bp_range(ds.y[:, 0], ds.y[:, 1]))
+        loss += config.range_weight * float(nn.functional.cross_entropy(logits, codes))
     return float(loss), pred
 
 
@@ -298,20 +321,29 @@ class _EpochLoop:
         """One optimiser step on the windows ``idx`` (and, with ``pair_weight``, their partners).
 
         The loss is ``absolute_weight`` x the label-normalised MSE plus ``pair_weight`` x the MSE of
-        the within-subject differences (est_a - est_b) - (ref_a - ref_b); gradient norm clipped at 5.
+        the within-subject differences (est_a - est_b) - (ref_a - ref_b), plus ``range_weight`` x
+        the range head's cross-entropy; gradient norm clipped at 5.
         """
         cfg = self.config
         hybrid = cfg.model.hybrid
         xb, fb, yb = self.batches.get(idx)
+        all_idx = idx
         if cfg.pair_weight > 0:
-            x2, f2, y2 = self.batches.get(self.batches.partners(idx))
-            out = self.model.forward_normalised(torch.cat([xb, x2]), torch.cat([fb, f2]) if hybrid else None)
+            partners = self.batches.partners(idx)
+            x2, f2, y2 = self.batches.get(partners)
+            all_idx = np.concatenate([idx, partners])
+            out, logits = self.model.forward_with_ranges(
+                torch.cat([xb, x2]), torch.cat([fb, f2]) if hybrid else None
+            )
             o1, o2 = out[: len(idx)], out[len(idx) :]
             absolute = 0.5 * (nn.functional.mse_loss(o1, yb) + nn.functional.mse_loss(o2, y2))
             loss = cfg.absolute_weight * absolute + cfg.pair_weight * nn.functional.mse_loss(o1 - o2, yb - y2)
         else:
-            loss = cfg.absolute_weight * nn.functional.mse_loss(
-                self.model.forward_normalised(xb, fb if hybrid else None), yb
+            out, logits = self.model.forward_with_ranges(xb, fb if hybrid else None)
+            loss = cfg.absolute_weight * nn.functional.mse_loss(out, yb)
+        if cfg.range_weight > 0 and logits is not None:
+            loss = loss + cfg.range_weight * nn.functional.cross_entropy(
+                logits, self.batches.range_codes(all_idx)
             )
         self.opt.zero_grad()
         loss.backward()
