@@ -39,7 +39,11 @@ def _tracking_section(metrics: dict[str, Any], evaluation: dict[str, Any] | None
     if evaluation:
         if "timing_s" in evaluation:
             t = evaluation["timing_s"]
-            parts += ["", f"Time on this machine: cohorts {t['cohorts']} s, training {t['training']} s."]
+            cohorts = "reused from the work folder" if t.get("cohorts_reused") else f"{t['cohorts']} s"
+            parts += [
+                "",
+                f"Time on this machine: cohorts {cohorts}, training {t['training']} s (2 torch threads).",
+            ]
     if len(parts) == 1:
         parts.append("(not evaluated)")
     return "\n".join(parts)

@@ -161,8 +161,10 @@ def train_pretrained(
     recipe = recipe or PretrainRecipe()
     work, out = Path(work_dir), Path(out_dir)
     cache = work / "features"
-    t0 = time.perf_counter()
     r = recipe
+    names = ["train-cohort", *(f"heldout-{spec}" for spec in r.test_specs)]
+    reused = all((work / name / "manifest.parquet").is_file() for name in names)
+    t0 = time.perf_counter()
     train_dir = _cohort(
         work / "train-cohort", r.train_subjects, r.train_hours, r.train_seed, r.cohort_spec, r.workers
     )
@@ -174,7 +176,11 @@ def train_pretrained(
     train_estimator(train_dir, out, recipe.train, seed=recipe.seed, cache_dir=cache, progress=progress)
     t2 = time.perf_counter()
     evaluation = _heldout_evaluation(out, train_dir, tests, cache)
-    evaluation["timing_s"] = {"cohorts": round(t1 - t0, 1), "training": round(t2 - t1, 1)}
+    evaluation["timing_s"] = {
+        "cohorts": round(t1 - t0, 1),
+        "cohorts_reused": reused,
+        "training": round(t2 - t1, 1),
+    }
     write_text_atomic(json.dumps(recipe.model_dump(mode="json"), indent=2), out / "recipe.json")
     write_text_atomic(json.dumps(evaluation, indent=2, default=float), out / "evaluation.json")
     DeltaLinearEstimator.from_dict(evaluation["linear"]).save(out / LINEAR_FILE)

@@ -201,28 +201,28 @@ class _Batches:
 
 
 # ------------------------------------------------------------------ 3. epoch loop, 4. early stopping
-def _predict(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> np.ndarray:
+def _predict_outputs(
+    model: CnnGruNet, ds: WindowDataset, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (n, 2) predictions (mmHg, float64) of ``model`` on the windows of ``ds``, and with a range
+    head its (n, 4) BP-range logits (else None)."""
+    model.eval()
+    preds, logits = [], []
+    with torch.no_grad():
+        for a in range(0, len(ds), batch_size):
+            xb = torch.from_numpy(ds.x[a : a + batch_size])
+            fb = torch.from_numpy(ds.feats[a : a + batch_size]) if model.config.hybrid else None
+            out, lg = model.forward_with_ranges(xb, fb)
+            preds.append((out * model.label_sd + model.label_mean).numpy())
+            if lg is not None:
+                logits.append(lg.numpy())
+    pred = (np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)).astype(np.float64)
+    return pred, (np.concatenate(logits) if logits else None)
+
+
+def _predict(model: CnnGruNet, ds: WindowDataset) -> np.ndarray:
     """The (n, 2) predictions (mmHg, float64) of ``model`` on the windows of ``ds``."""
-    model.eval()
-    preds = []
-    with torch.no_grad():
-        for a in range(0, len(ds), batch_size):
-            xb = torch.from_numpy(ds.x[a : a + batch_size])
-            fb = torch.from_numpy(ds.feats[a : a + batch_size]) if model.config.hybrid else None
-            preds.append(model(xb, fb).numpy())
-    return (np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)).astype(np.float64)
-
-
-def _predict_ranges(model: CnnGruNet, ds: WindowDataset, batch_size: int = 256) -> np.ndarray:
-    """The (n, 4) BP-range logits of a model with a range head on the windows of ``ds``."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for a in range(0, len(ds), batch_size):
-            xb = torch.from_numpy(ds.x[a : a + batch_size])
-            fb = torch.from_numpy(ds.feats[a : a + batch_size]) if model.config.hybrid else None
-            out.append(model.forward_with_ranges(xb, fb)[1].numpy())
-    return np.concatenate(out) if out else np.zeros((0, 4), np.float32)
+    return _predict_outputs(model, ds)[0]
 
 
 def _val_loss(model: CnnGruNet, ds: WindowDataset, config: TrainConfig) -> tuple[float, np.ndarray]:
@@ -233,16 +233,15 @@ def _val_loss(model: CnnGruNet, ds: WindowDataset, config: TrainConfig) -> tuple
     errors of two random windows of one subject: what the paired term estimates), plus
     ``range_weight`` x the range head's cross-entropy.
     """
-    pred = _predict(model, ds)
+    pred, logits = _predict_outputs(model, ds)
     if not len(pred):
         return math.nan, pred
     err = (pred - ds.y) / model.label_sd.numpy()
     within = err - pd.DataFrame(err).groupby(ds.subject_id.astype(str)).transform("mean").to_numpy()
     loss = config.absolute_weight * np.mean(err**2) + config.pair_weight * 2.0 * np.mean(within**2)
-    if config.range_weight > 0:
-        logits = torch.from_numpy(_predict_ranges(model, ds))
+    if config.range_weight > 0 and logits is not None:
         codes = torch.from_numpy(bp_range(ds.y[:, 0], ds.y[:, 1]))
-        loss += config.range_weight * float(nn.functional.cross_entropy(logits, codes))
+        loss += config.range_weight * float(nn.functional.cross_entropy(torch.from_numpy(logits), codes))
     return float(loss), pred
 
 
