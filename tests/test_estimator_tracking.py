@@ -15,6 +15,7 @@ from bprl.errors import ConfigError, EstimatorError
 from bprl.estimator.config import ModelConfig, TrainConfig
 from bprl.estimator.dataset import WindowDataset
 from bprl.estimator.estimators import CnnGruEstimator, load_estimator
+from bprl.estimator.linear import DeltaLinearEstimator
 from bprl.estimator.metrics import evaluate_tracking
 from bprl.estimator.pretrained import pretrained_path
 from bprl.estimator.train import train_estimator
@@ -143,3 +144,33 @@ def test_experiment_names_the_pretrained_checkpoint(tmp_path: Path) -> None:
     missing.write_text(text.replace("checkpoint: pretrained", "checkpoint: no/such/ckpt"))
     with pytest.raises(ConfigError, match=r"estimator\.checkpoint: 'no/such/ckpt' not found"):
         load_experiment(missing)
+
+
+def test_train_pretrained_writes_a_complete_checkpoint_and_replaces_the_old_one(tmp_path: Path) -> None:
+    from bprl.estimator.pretrained import PretrainRecipe, train_pretrained
+
+    small = ModelConfig(conv_channels=(8, 8), conv_kernels=(5, 3), pools=(4, 4), gru_hidden=8, head_hidden=8)
+    recipe = PretrainRecipe(
+        train_subjects=5,
+        train_hours=0.1,
+        test_subjects=2,
+        test_hours=0.1,
+        test_specs=("default",),
+        train=TrainConfig(model=small, epochs=1, max_windows_per_step=1),
+        workers=1,
+    )
+    out = tmp_path / "weights" / "default"
+    out.mkdir(parents=True)
+    (out / "stale.txt").write_text("from an older build")
+    train_pretrained(out, tmp_path / "work", recipe, progress=False)
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "model.pt", "config.json", "metrics.json", "train_log.csv", "MODEL_CARD.md",
+        "recipe.json", "evaluation.json", "delta_linear.json",
+    }  # fmt: skip
+    assert sorted(p.name for p in out.parent.iterdir()) == ["default"]  # no partial or old folder left
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["heldout"]["default"]["n_records"] == 2 and ev["timing_s"]["cohorts_reused"] is False
+    assert "spec `default`" in (out / "MODEL_CARD.md").read_text()
+    assert isinstance(load_estimator(out / "delta_linear.json"), DeltaLinearEstimator)
+    assert PretrainRecipe.model_validate(json.loads((out / "recipe.json").read_text())) == recipe

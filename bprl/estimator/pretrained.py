@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -173,18 +174,28 @@ def train_pretrained(
         for spec in r.test_specs
     }
     t1 = time.perf_counter()
-    train_estimator(train_dir, out, recipe.train, seed=recipe.seed, cache_dir=cache, progress=progress)
+    # everything goes to a partial folder first; the old checkpoint is replaced only when all is written
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    train_estimator(train_dir, partial, recipe.train, seed=recipe.seed, cache_dir=cache, progress=progress)
     t2 = time.perf_counter()
-    evaluation = _heldout_evaluation(out, train_dir, tests, cache)
+    evaluation = _heldout_evaluation(partial, train_dir, tests, cache)
     evaluation["timing_s"] = {
         "cohorts": round(t1 - t0, 1),
         "cohorts_reused": reused,
         "training": round(t2 - t1, 1),
     }
-    write_text_atomic(json.dumps(recipe.model_dump(mode="json"), indent=2), out / "recipe.json")
-    write_text_atomic(json.dumps(evaluation, indent=2, default=float), out / "evaluation.json")
-    DeltaLinearEstimator.from_dict(evaluation["linear"]).save(out / LINEAR_FILE)
-    info = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    write_text_atomic(model_card(info, metrics, evaluation), out / "MODEL_CARD.md")
+    write_text_atomic(json.dumps(recipe.model_dump(mode="json"), indent=2), partial / "recipe.json")
+    write_text_atomic(json.dumps(evaluation, indent=2, default=float), partial / "evaluation.json")
+    DeltaLinearEstimator.from_dict(evaluation["linear"]).save(partial / LINEAR_FILE)
+    info = json.loads((partial / "config.json").read_text(encoding="utf-8"))
+    metrics = json.loads((partial / "metrics.json").read_text(encoding="utf-8"))
+    write_text_atomic(model_card(info, metrics, evaluation), partial / "MODEL_CARD.md")
+    shutil.rmtree(partial / "tensorboard", ignore_errors=True)  # event files carry wall-clock times
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(partial, out)
+    shutil.rmtree(old, ignore_errors=True)
     return out
