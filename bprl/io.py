@@ -1,4 +1,4 @@
-"""Atomic file writes: a result file is either complete or absent, never half-written.
+"""Atomic file writes (a result file is either complete or absent, never half-written) and file digests.
 
 Every writer of bprl that produces a result (replay tables, replay sets, cohort files, reports,
 checkpoints' metadata, experiment markers) goes through :func:`atomic_output`: the data are
@@ -11,10 +11,11 @@ private ``0600`` / ``0700``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "default_dir_mode",
     "default_file_mode",
     "make_temp_dir",
+    "sha256_files",
     "write_json_atomic",
     "write_parquet_atomic",
     "write_text_atomic",
@@ -164,3 +166,12 @@ def write_json_atomic(
         TypeError: ``obj`` holds something not serialisable (and no ``default``); nothing is written.
     """
     return write_text_atomic(json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default), path)
+
+
+def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """sha256 over the names and bytes of ``paths``, in name order (a checkpoint's fingerprint)."""
+    h = hashlib.sha256()
+    for p in sorted((Path(q) for q in paths), key=lambda q: q.name):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()

@@ -313,6 +313,21 @@ def test_results_folder_layout(specs, calibrators, tmp_path):
     assert (out / "metrics.csv").read_bytes() == before
 
 
+def test_new_weights_at_the_same_checkpoint_path_rerun_the_estimator(specs, calibrators, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.pt").write_bytes(b"weights v1")
+    (ckpt / "config.json").write_text("{}")
+    cfg = stub_config(specs, estimator={"checkpoint": str(ckpt)})
+    out = _run(specs, tmp_path, "a", workers=1, cfg=cfg)
+    _run(specs, tmp_path, "a", workers=1, cfg=cfg)
+    assert _units_run(out)["estimator"] == 0  # same bytes: nothing reruns
+    (ckpt / "model.pt").write_bytes(b"weights v2")
+    _run(specs, tmp_path, "a", workers=1, cfg=cfg)
+    ran = _units_run(out)
+    assert ran["estimator"] == 1 and ran["rollouts"] == 6  # and everything after it
+
+
 def test_resume_after_kill_equals_uninterrupted(specs, calibrators, tmp_path, monkeypatch):
     ref = _run(specs, tmp_path, "ref", workers=1)
     monkeypatch.setenv(FAIL_ENV, f"offset__seed1:{tmp_path / 'failed.flag'}")

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from bprl.estimator.config import ModelConfig
 from bprl.estimator.linear import DELTA_LINEAR_FORMAT, DeltaLinearEstimator, PatLinearEstimator
 from bprl.estimator.model import CnnGruNet
 from bprl.estimator.windows import step_windows
+from bprl.io import sha256_files
 from bprl.sources import Record
 
 __all__ = [
@@ -76,15 +76,6 @@ class Estimator(Protocol):
     def fingerprint(self) -> str:
         """sha256 identifying the fitted model (for caches)."""
         ...
-
-
-def _sha256_files(paths: Iterable[Path]) -> str:
-    """sha256 over the names and bytes of ``paths`` (in name order): a checkpoint's fingerprint."""
-    h = hashlib.sha256()
-    for p in sorted(paths, key=lambda q: q.name):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 class _WindowEstimator:
@@ -251,7 +242,7 @@ class CnnGruEstimator(_WindowEstimator):
     def fingerprint(self) -> str:
         """sha256 of ``model.pt`` and ``config.json`` (of the state when not saved)."""
         if self.path is not None:
-            return _sha256_files(_checkpoint_files(self.path))
+            return sha256_files(_checkpoint_files(self.path))
         buf = io.BytesIO()
         torch.save(self.model.state_dict(), buf)
         return hashlib.sha256(buf.getvalue() + json.dumps(self.config.to_dict()).encode()).hexdigest()
@@ -306,7 +297,7 @@ class OnnxEstimator(_WindowEstimator):
 
     def fingerprint(self) -> str:
         """sha256 of the ONNX file."""
-        return _sha256_files([self.path])
+        return sha256_files([self.path])
 
 
 def load_estimator(

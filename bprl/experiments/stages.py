@@ -35,6 +35,7 @@ from bprl.experiments.state import RunContext, RunState, run_units, timed, unit_
 from bprl.experiments.subject_splits import assign_splits
 from bprl.experiments.units import Unit, UnitResult, fingerprint
 from bprl.features import feature_code_version
+from bprl.io import sha256_files
 
 __all__ = [
     "PIPELINE",
@@ -243,6 +244,7 @@ class EstimatorStage(Stage):
             "estimator",
             cfg.estimator.model_dump(mode="json"),
             ckpt,
+            checkpoint_digest(ckpt),
             state.fingerprints["features"],
             records,
             state.run_ids["features"],
@@ -328,6 +330,16 @@ class ReplaySetStage(Stage):
         state.fingerprints["env"] = fingerprint(
             "env", state.fingerprints["replay_set"], run_id, spec_text, overrides
         )
+
+
+def checkpoint_digest(checkpoint: str | None) -> str | None:
+    """sha256 of a given estimator's content (a checkpoint folder's ``model.pt`` and ``config.json``,
+    or the file), so that new weights at the same path rerun the estimator and everything after it."""
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint)
+    files = [path / "model.pt", path / "config.json"] if path.is_dir() else [path]
+    return sha256_files(f for f in files if f.is_file())
 
 
 def _name(pol: PolicySpec, seed: int) -> str:
