@@ -45,6 +45,7 @@ __all__ = [
     "format_paired",
     "format_tracking",
     "pooled_tracking",
+    "predict_steps",
     "subject_tracking",
 ]
 
@@ -218,8 +219,15 @@ def compare_tracking(a: pd.DataFrame, b: pd.DataFrame, n_boot: int = 2000, seed:
     return out
 
 
-def _steps_frame(estimator: Any, items: Iterable[tuple[pd.DataFrame, Any]]) -> pd.DataFrame:
-    """One row per replay step with the estimator's and the reference's SBP/DBP."""
+def predict_steps(estimator: Any, items: Iterable[tuple[pd.DataFrame, Any]]) -> pd.DataFrame:
+    """One row per replay step with the estimator's and the reference's SBP/DBP (``t_s``: step start).
+
+    The estimator runs once per table; the frame feeds both :func:`estimator_tracking` (``steps=``)
+    and the calibration-free metrics (:func:`bprl.estimator.metrics.evaluate_steps`).
+
+    Raises:
+        EstimatorError: no tables, or a table lacks ``subject_id``, ``t_start_s`` or the references.
+    """
     frames = []
     for table, record in items:
         missing = [c for c in ("subject_id", "t_start_s", *_REF_COLUMNS) if c not in table.columns]
@@ -238,7 +246,7 @@ def _steps_frame(estimator: Any, items: Iterable[tuple[pd.DataFrame, Any]]) -> p
         )
         frames.append(frame.sort_values("t_s", kind="stable"))  # time order within the record
     if not frames:
-        raise EstimatorError("tracking: no replay tables to evaluate")
+        raise EstimatorError("no replay tables to evaluate")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -248,6 +256,7 @@ def estimator_tracking(
     linear: Any = None,
     n_boot: int = 2000,
     seed: int = 0,
+    steps: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Tracking of an estimator on (replay table, record) pairs, beside *hold* and, optionally, another model.
 
@@ -260,6 +269,7 @@ def estimator_tracking(
         linear: a second estimator scored the same way (e.g. the within-subject linear model).
         n_boot: bootstrap resamples of subjects.
         seed: seed of the bootstrap.
+        steps: the estimator's :func:`predict_steps` on ``items``, when already computed.
 
     Returns:
         JSON-ready: ``model`` (:func:`pooled_tracking`; *hold* is its ``hold_mae_mmhg``),
@@ -267,12 +277,12 @@ def estimator_tracking(
         ``paired_vs_linear`` (:func:`compare_tracking`, model - linear).
     """
     items = list(items)
-    steps = _steps_frame(estimator, items)
+    steps = (predict_steps(estimator, items) if steps is None else steps).copy()
     steps["t_s"] = steps.groupby("subject_id").cumcount().astype(np.float64)  # record order, then time
     per = subject_tracking(steps)
     out: dict[str, Any] = {"model": pooled_tracking(per, n_boot, seed), "per_subject": per.to_dict("records")}
     if linear is not None:
-        lsteps = _steps_frame(linear, items)
+        lsteps = predict_steps(linear, items)
         lsteps["t_s"] = steps["t_s"]
         lper = subject_tracking(lsteps)
         out["linear"] = pooled_tracking(lper, n_boot, seed)

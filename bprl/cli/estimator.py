@@ -202,11 +202,11 @@ def evaluate_cmd(
     """
     from bprl.estimator.dataset import cohort_tables, folder_tables
     from bprl.estimator.estimators import load_estimator
-    from bprl.estimator.metrics import evaluate_table_estimator, format_metrics
+    from bprl.estimator.metrics import evaluate_steps, format_metrics
     from bprl.estimator.pretrained import PRETRAINED_NAME, pretrained_path
     from bprl.estimator.ranges import format_ranges
     from bprl.io import write_text_atomic
-    from bprl.tracking import estimator_tracking, format_tracking
+    from bprl.tracking import estimator_tracking, format_tracking, predict_steps
 
     if (cohort is None) == (records is None):
         _fail(BprlError("give --cohort or --records (one of them)"))
@@ -221,8 +221,9 @@ def evaluate_cmd(
             where = str(records)
         if not items:
             raise BprlError(f"{where}: no usable record ({len(skipped)} skipped)")
-        metrics = evaluate_table_estimator(est, items, split if cohort is not None else "records")
-        metrics["tracking"] = estimator_tracking(est, items, linear=other)
+        steps = predict_steps(est, items)  # the estimator runs once for both tables
+        metrics = evaluate_steps(steps, est.train_mean_mmhg, split if cohort is not None else "records")
+        metrics["tracking"] = estimator_tracking(est, items, linear=other, steps=steps)
     except BprlError as exc:
         _fail(exc)
     typer.echo(

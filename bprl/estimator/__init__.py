@@ -84,6 +84,7 @@ from bprl.estimator.metrics import (
     error_metrics,
     evaluate_estimator,
     evaluate_predictions,
+    evaluate_steps,
     evaluate_table_estimator,
     evaluate_tracking,
     format_metrics,
@@ -104,6 +105,7 @@ from bprl.tracking import (
     estimator_tracking,
     format_tracking,
     pooled_tracking,
+    predict_steps,
     subject_tracking,
 )
 
@@ -142,6 +144,7 @@ __all__ = [
     "estimator_tracking",
     "evaluate_estimator",
     "evaluate_predictions",
+    "evaluate_steps",
     "evaluate_table_estimator",
     "evaluate_tracking",
     "export_onnx",
@@ -153,6 +156,7 @@ __all__ = [
     "normalise_windows",
     "oversampling_weights",
     "pooled_tracking",
+    "predict_steps",
     "pretrained_path",
     "read_manifest",
     "record_signals",

@@ -32,6 +32,7 @@ __all__ = [
     "error_metrics",
     "evaluate_estimator",
     "evaluate_predictions",
+    "evaluate_steps",
     "evaluate_table_estimator",
     "evaluate_tracking",
     "format_metrics",
@@ -188,45 +189,37 @@ def evaluate_tracking(
     return {"model": pooled_tracking(per, seed=seed), "per_subject": per.to_dict("records")}
 
 
+def evaluate_steps(
+    steps: pd.DataFrame, train_mean_mmhg: Sequence[float], split: str = "test"
+) -> dict[str, Any]:
+    """Calibration-free metrics of step estimates (:func:`bprl.tracking.predict_steps`), steps with a reference.
+
+    Returns:
+        :func:`evaluate_predictions` output plus ``by_range``, ``split``, ``n_steps`` (with a
+        reference) and ``n_estimated`` (with both estimates finite).
+    """
+    df = steps[np.isfinite(steps[["ref_sbp_mmhg", "ref_dbp_mmhg"]]).all(axis=1)]
+    est = df[["est_sbp_mmhg", "est_dbp_mmhg"]].to_numpy()
+    ref = df[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy()
+    out = evaluate_predictions(est, ref, df["subject_id"].to_numpy(), train_mean_mmhg)
+    out["by_range"] = range_metrics(est, ref)
+    out["split"] = split
+    out["n_steps"] = len(df)
+    out["n_estimated"] = int(np.isfinite(est).all(axis=1).sum())
+    return out
+
+
 def evaluate_table_estimator(
     estimator: Estimator, items: Iterable[tuple[pd.DataFrame, Record | None]], split: str = "test"
 ) -> dict[str, Any]:
     """Calibration-free metrics of any estimator on (replay table, record) pairs, one row per step with a reference.
 
     Returns:
-        :func:`evaluate_predictions` output plus ``split``, ``n_steps`` (with a reference)
-        and ``n_estimated`` (with both estimates finite).
+        :func:`evaluate_steps` output.
 
     Raises:
-        EstimatorError: no tables were given.
+        EstimatorError: no tables were given, or a table lacks its step times or references.
     """
-    frames = []
-    for table, record in items:
-        sbp, dbp = estimator.predict_table(table, record)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "subject_id": table["subject_id"].astype(str).to_numpy(),
-                    "est_sbp_mmhg": sbp,
-                    "est_dbp_mmhg": dbp,
-                    "ref_sbp_mmhg": table["ref_sbp_mmhg"].to_numpy(dtype=np.float64),
-                    "ref_dbp_mmhg": table["ref_dbp_mmhg"].to_numpy(dtype=np.float64),
-                }
-            )
-        )
-    if not frames:
-        raise EstimatorError(f"no tables to evaluate in split {split!r}")
-    df = pd.concat(frames, ignore_index=True)
-    df = df[np.isfinite(df[["ref_sbp_mmhg", "ref_dbp_mmhg"]]).all(axis=1)]
-    est = df[["est_sbp_mmhg", "est_dbp_mmhg"]].to_numpy()
-    out = evaluate_predictions(
-        est,
-        df[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy(),
-        df["subject_id"].to_numpy(),
-        estimator.train_mean_mmhg,
-    )
-    out["by_range"] = range_metrics(est, df[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy())
-    out["split"] = split
-    out["n_steps"] = len(df)
-    out["n_estimated"] = int(np.isfinite(est).all(axis=1).sum())
-    return out
+    from bprl.tracking import predict_steps
+
+    return evaluate_steps(predict_steps(estimator, items), estimator.train_mean_mmhg, split)

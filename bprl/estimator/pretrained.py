@@ -119,20 +119,21 @@ def _heldout_evaluation(
     """Tracking and calibration-free metrics of ``ckpt`` on every subject of each held-out cohort,
     next to the within-subject linear model fitted on the training cohort's train subjects."""
     from bprl.estimator.estimators import CnnGruEstimator
-    from bprl.estimator.metrics import evaluate_table_estimator
-    from bprl.tracking import estimator_tracking
+    from bprl.estimator.metrics import evaluate_steps
+    from bprl.tracking import estimator_tracking, predict_steps
 
     linear = DeltaLinearEstimator().fit([t for t, _ in _tables(train_dir, cache_dir, ("train",))])
     model = CnnGruEstimator.load(ckpt)
     out: dict[str, Any] = {"linear": linear.to_dict(), "heldout": {}}
     for spec, test_dir in tests.items():
         items = _tables(test_dir, cache_dir)
+        steps = predict_steps(model, items)  # the model runs once for both results
         out["heldout"][spec] = {
             "cohort": str(test_dir),
             "spec": spec,
             "n_records": len(items),
-            "tracking": estimator_tracking(model, items, linear=linear),
-            "calibration_free": evaluate_table_estimator(model, items, split=f"held-out ({spec})"),
+            "tracking": estimator_tracking(model, items, linear=linear, steps=steps),
+            "calibration_free": evaluate_steps(steps, model.train_mean_mmhg, split=f"held-out ({spec})"),
         }
     return out
 
