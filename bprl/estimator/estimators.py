@@ -199,18 +199,29 @@ class CnnGruEstimator(_WindowEstimator):
             return np.zeros((0, 2))
         if not np.isfinite(x).all():
             raise EstimatorError("windows contain NaN or inf; drop invalid windows before inference")
-        f = (
-            np.zeros((len(x), len(self.config.feature_columns)), np.float32)
-            if feats is None
-            else np.asarray(feats, np.float32)
-        )
-        out = []
+        return self.outputs(x, feats, batch_size)[0]
+
+    def outputs(
+        self, x: np.ndarray, feats: np.ndarray | None = None, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, 2) SBP/DBP in mmHg (float64) of valid z-normalised windows, and with a range head the
+        (n, 4) BP-range logits (else None): one batched pass, no input checks."""
+        x = np.asarray(x, dtype=np.float32)
+        f = np.zeros((len(x), len(self.config.feature_columns)), np.float32) if feats is None else feats
+        preds, logits = [], []
         with torch.no_grad():
             for a in range(0, len(x), batch_size):
-                xb = torch.from_numpy(x[a : a + batch_size])
-                fb = torch.from_numpy(f[a : a + batch_size]) if self.config.hybrid else None
-                out.append(self.model(xb, fb).numpy())
-        return np.concatenate(out).astype(np.float64)
+                fb = (
+                    torch.from_numpy(np.asarray(f[a : a + batch_size], np.float32))
+                    if self.config.hybrid
+                    else None
+                )
+                out, lg = self.model.forward_with_ranges(torch.from_numpy(x[a : a + batch_size]), fb)
+                preds.append((out * self.model.label_sd + self.model.label_mean).numpy())
+                if lg is not None:
+                    logits.append(lg.numpy())
+        pred = (np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)).astype(np.float64)
+        return pred, (np.concatenate(logits) if logits else None)
 
     def predict_ranges(
         self, x: np.ndarray, feats: np.ndarray | None = None, batch_size: int = 256
@@ -224,20 +235,8 @@ class CnnGruEstimator(_WindowEstimator):
             raise EstimatorError(
                 f"{self.path or 'this CNN-GRU'}: the model has no range head (model.range_head)"
             )
-        x = np.asarray(x, dtype=np.float32)
-        f = np.zeros((len(x), len(self.config.feature_columns)), np.float32) if feats is None else feats
-        out = []
-        with torch.no_grad():
-            for a in range(0, len(x), batch_size):
-                fb = (
-                    torch.from_numpy(np.asarray(f[a : a + batch_size], np.float32))
-                    if self.config.hybrid
-                    else None
-                )
-                out.append(
-                    self.model.forward_with_ranges(torch.from_numpy(x[a : a + batch_size]), fb)[1].numpy()
-                )
-        return np.concatenate(out) if out else np.zeros((0, 4))
+        logits = self.outputs(x, feats, batch_size)[1]
+        return np.zeros((0, 4)) if logits is None else logits
 
     def fingerprint(self) -> str:
         """sha256 of ``model.pt`` and ``config.json`` (of the state when not saved)."""

@@ -201,23 +201,10 @@ class _Batches:
 
 
 # ------------------------------------------------------------------ 3. epoch loop, 4. early stopping
-def _predict_outputs(
-    model: CnnGruNet, ds: WindowDataset, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _predict_outputs(model: CnnGruNet, ds: WindowDataset) -> tuple[np.ndarray, np.ndarray | None]:
     """The (n, 2) predictions (mmHg, float64) of ``model`` on the windows of ``ds``, and with a range
-    head its (n, 4) BP-range logits (else None)."""
-    model.eval()
-    preds, logits = [], []
-    with torch.no_grad():
-        for a in range(0, len(ds), batch_size):
-            xb = torch.from_numpy(ds.x[a : a + batch_size])
-            fb = torch.from_numpy(ds.feats[a : a + batch_size]) if model.config.hybrid else None
-            out, lg = model.forward_with_ranges(xb, fb)
-            preds.append((out * model.label_sd + model.label_mean).numpy())
-            if lg is not None:
-                logits.append(lg.numpy())
-    pred = (np.concatenate(preds) if preds else np.zeros((0, 2), np.float32)).astype(np.float64)
-    return pred, (np.concatenate(logits) if logits else None)
+    head its (n, 4) BP-range logits (else None); puts the model in eval mode."""
+    return CnnGruEstimator(model, {}).outputs(ds.x, ds.feats)
 
 
 def _predict(model: CnnGruNet, ds: WindowDataset) -> np.ndarray:
