@@ -219,11 +219,12 @@ def _generate_all(
 def _manifest(n_subjects: int, hours: float, seed: int, spec: CohortSpec) -> pd.DataFrame:
     """One row per subject: subject_id, record_id, split, hours and every parameter."""
     splits = assign_splits(n_subjects, seed, spec)
+    randomised = _randomised(spec)
     rows = []
     for i in range(n_subjects):
         p, domain = _subject(spec, seed, i)
         row = {"subject_id": p.subject_id, "record_id": record_id_for(i), "split": splits[i], "hours": hours}
-        rows.append(row | params_row(p) | (domain.row() if _randomised(spec) else {}))
+        rows.append(row | params_row(p) | (domain.row() if randomised else {}))
     return pd.DataFrame(rows)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "CnnGruEstimator",
     "Estimator",
     "OnnxEstimator",
+    "estimator_files",
     "load_estimator",
 ]
 
@@ -110,9 +111,11 @@ class _WindowEstimator:
         return sbp, dbp
 
 
-def _checkpoint_files(path: Path) -> list[Path]:
-    """The files of a checkpoint folder that identify its model: ``model.pt`` and ``config.json``."""
-    return [path / MODEL_FILE, path / CONFIG_FILE]
+def estimator_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files that identify a saved estimator: a checkpoint folder's ``model.pt`` and
+    ``config.json``, or the file itself (``.onnx``, linear-model ``.json``)."""
+    path = Path(path)
+    return [path / MODEL_FILE, path / CONFIG_FILE] if path.is_dir() else [path]
 
 
 class CnnGruEstimator(_WindowEstimator):
@@ -241,7 +244,7 @@ class CnnGruEstimator(_WindowEstimator):
     def fingerprint(self) -> str:
         """sha256 of ``model.pt`` and ``config.json`` (of the state when not saved)."""
         if self.path is not None:
-            return sha256_files(_checkpoint_files(self.path))
+            return sha256_files(estimator_files(self.path))
         buf = io.BytesIO()
         torch.save(self.model.state_dict(), buf)
         return hashlib.sha256(buf.getvalue() + json.dumps(self.config.to_dict()).encode()).hexdigest()
@@ -296,7 +299,7 @@ class OnnxEstimator(_WindowEstimator):
 
     def fingerprint(self) -> str:
         """sha256 of the ONNX file."""
-        return sha256_files([self.path])
+        return sha256_files(estimator_files(self.path))
 
 
 def load_estimator(

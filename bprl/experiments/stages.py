@@ -337,9 +337,9 @@ def checkpoint_digest(checkpoint: str | None) -> str | None:
     or the file), so that new weights at the same path rerun the estimator and everything after it."""
     if checkpoint is None:
         return None
-    path = Path(checkpoint)
-    files = [path / "model.pt", path / "config.json"] if path.is_dir() else [path]
-    return sha256_files(f for f in files if f.is_file())
+    from bprl.estimator.estimators import estimator_files  # torch only when a checkpoint is given
+
+    return sha256_files(f for f in estimator_files(checkpoint) if f.is_file())
 
 
 def _name(pol: PolicySpec, seed: int) -> str:
