@@ -398,18 +398,16 @@ COLLAPSE_SD_RATIO = 0.2
 def _tracking_row(ds: WindowDataset, pred: np.ndarray) -> dict[str, float]:
     """Median within-subject r, estimate SD / reference SD and trend MAE / hold MAE (SBP, DBP) on ``ds``."""
     from bprl.estimator.metrics import step_predictions
-    from bprl.tracking import subject_tracking
+    from bprl.tracking import pooled_tracking, subject_tracking
 
-    row: dict[str, float] = {}
     if not len(pred):
-        return row
-    per = subject_tracking(step_predictions(ds, pred))
-    for target in ("sbp", "dbp"):
-        m = per[per["target"] == target]
-        for col in ("r", "sd_ratio", "trend_ratio"):
-            vals = m[col].to_numpy(dtype=np.float64)
-            row[f"val_{col}_{target}"] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else math.nan
-    return row
+        return {}
+    pooled = pooled_tracking(subject_tracking(step_predictions(ds, pred)), n_boot=0)  # medians only
+    return {
+        f"val_{col}_{target}": pooled[target][col]["median"]
+        for target in ("sbp", "dbp")
+        for col in ("r", "sd_ratio", "trend_ratio")
+    }
 
 
 def _warn_if_collapsed(row: dict[str, Any]) -> None:
