@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         return len(single_actions)
 
     wrapped = gym.make(
-        "bprl/BPCalibration-v0" if at == "discrete" else "bprl/BPCalibrationContinuous-v0", data=data
+        "bprl/BPCalibration-v1" if at == "discrete" else "bprl/BPCalibrationContinuous-v1", data=data
     )
     wrapped.reset(seed=0)
 

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 
 def _register_envs() -> None:
-    """Register the Gymnasium ids ``bprl/BPCalibration-v0`` and ``bprl/BPCalibrationContinuous-v0``.
+    """Register the Gymnasium ids ``bprl/BPCalibration-v1`` and ``bprl/BPCalibrationContinuous-v1``.
 
     Entry points are strings (nothing heavy is imported here); they are
     :data:`bprl.envs.registration.ENTRY_POINT` and ``VECTOR_ENTRY_POINT`` (see :mod:`bprl.envs`).
@@ -15,8 +15,8 @@ def _register_envs() -> None:
     import gymnasium
 
     for env_id, action_type in (
-        ("bprl/BPCalibration-v0", "discrete"),
-        ("bprl/BPCalibrationContinuous-v0", "continuous"),
+        ("bprl/BPCalibration-v1", "discrete"),
+        ("bprl/BPCalibrationContinuous-v1", "continuous"),
     ):
         if env_id not in gymnasium.registry:
             gymnasium.register(

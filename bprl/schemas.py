@@ -25,12 +25,14 @@ from bprl.splits import SPLITS
 
 __all__ = [
     "EPISODE_LOG_COLUMNS",
+    "EPISODE_LOG_OPTIONAL",
     "REPLAY_COLUMNS",
     "REPLAY_ESTIMATE",
     "REPLAY_FEATURES",
     "REPLAY_INDEX",
     "REPLAY_REFERENCE",
     "REPLAY_REQUIRED",
+    "REPLAY_SEGMENT",
     "REPLAY_TIMING",
     "SPLITS",
     "check_columns",
@@ -80,6 +82,10 @@ REPLAY_TIMING: dict[str, str] = {
     "pat_offset_ms": "float64",
 }
 
+#: record segment of each step of a subject joined from several records (0, 1, ...), written by
+#: ``bprl.features.replay_set.concat_records``; optional (environments fall back to ``record_id``)
+REPLAY_SEGMENT: dict[str, str] = {"segment": "int64"}
+
 #: calibration-free estimator output, filled by bprl.estimator (NaN when the window has no usable signal)
 REPLAY_ESTIMATE: dict[str, str] = {
     "est_sbp_mmhg": "float64",
@@ -111,6 +117,15 @@ EPISODE_LOG_COLUMNS: dict[str, str] = {
     "cuff_sbp_mmhg": "float64",  # the reading (NaN when no cuff)
     "cuff_dbp_mmhg": "float64",
     "reward": "float64",
+}
+
+#: episode-log columns written by the rollout but optional when reading (older logs lack them):
+#: column -> (dtype, value when absent)
+EPISODE_LOG_OPTIONAL: dict[str, tuple[str, object]] = {
+    "cuff_refused": ("bool", False),  # a request refused by the budget (no reading, no cost)
+    "segment": ("int64", 0),  # record segment of the step (subjects joined from several records)
+    "family": ("string", None),  # policy family of a cuff-rate sweep (None: the policy name)
+    "target_cuffs_per_h": ("float64", float("nan")),  # the sweep's budget per hour (NaN: no sweep)
 }
 
 

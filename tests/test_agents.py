@@ -30,8 +30,8 @@ from bprl.policies.agents import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CONT = "bprl/BPCalibrationContinuous-v0"
-DISC = "bprl/BPCalibration-v0"
+CONT = "bprl/BPCalibrationContinuous-v1"
+DISC = "bprl/BPCalibration-v1"
 
 # Tiny budgets: these tests check the machinery, not learning.
 PPO_SPEC = {
@@ -424,7 +424,7 @@ def test_rl_zoo3_trains_the_registered_env(replay_dir: Path, tmp_path: Path) -> 
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     models = list(log.rglob("*.zip"))
-    assert any(m.name == "bprl-BPCalibrationContinuous-v0.zip" for m in models), models
+    assert any(m.name == "bprl-BPCalibrationContinuous-v1.zip" for m in models), models
     assert "Loading hyperparameters from" in res.stdout and "agents/ppo.yaml" in res.stdout
 
 

@@ -16,6 +16,7 @@ from bprl.policies import (
     CALIBRATORS,
     KalmanCalibrator,
     Policy,
+    fit_calibrator,
     make_calibrator,
     rollout,
 )
@@ -24,8 +25,8 @@ from bprl.schemas import EPISODE_LOG_COLUMNS
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
-    """Four synthetic subjects of 120 steps (1 h) with per-subject bias, drift and NaN gaps."""
-    return synthetic_replay_tables(n_subjects=4, n_steps=120, seed=3)
+    """Six synthetic subjects of 120 steps (1 h) with per-subject bias, drift and NaN gaps."""
+    return synthetic_replay_tables(n_subjects=6, n_steps=120, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +46,20 @@ def _mae(log: pd.DataFrame) -> float:
 @pytest.mark.parametrize("name", sorted(CALIBRATORS))
 def test_rollout_log_schema_and_determinism(tables, name, action_type):
     env = BPCalibrationEnv(tables=tables, action_type=action_type)
-    pol = make_calibrator(name, action_type=action_type)
+    train = BPCalibrationEnv(tables=tables, subject_ids=["s003", "s004"], action_type=action_type)
+
+    def made():  # fitted on s003/s004, run on s001/s002
+        pol = make_calibrator(name, action_type=action_type)
+        fit_calibrator(pol, train)
+        return pol
+
+    pol = made()
     assert isinstance(pol, Policy)
     a = rollout(pol, env, ["s001", "s002"], seed=4, policy_name=f"{name}-x")
-    assert list(a.columns) == list(EPISODE_LOG_COLUMNS)
+    written = {**EPISODE_LOG_COLUMNS, "cuff_refused": "bool", "segment": "int64"}
+    assert list(a.columns) == list(written)
     assert {c: str(t) for c, t in a.dtypes.items()} == {
-        c: str(pd.Series([], dtype=t).dtype) for c, t in EPISODE_LOG_COLUMNS.items()
+        c: str(pd.Series([], dtype=t).dtype) for c, t in written.items()
     }
     assert (
         len(a) == 240
@@ -58,20 +67,16 @@ def test_rollout_log_schema_and_determinism(tables, name, action_type):
         and a["episode"].tolist() == [0] * 120 + [1] * 120
     )
     assert a["step"].tolist() == list(range(120)) * 2
-    b = rollout(
-        make_calibrator(name, action_type=action_type), env, ["s001", "s002"], seed=4, policy_name=f"{name}-x"
-    )
+    b = rollout(made(), env, ["s001", "s002"], seed=4, policy_name=f"{name}-x")
     pd.testing.assert_frame_equal(a, b)
     # an episode depends on (seed, subject) only, not on which other subjects run
-    c = rollout(
-        make_calibrator(name, action_type=action_type), env, ["s002"], seed=4, policy_name=f"{name}-x"
-    )
+    c = rollout(made(), env, ["s002"], seed=4, policy_name=f"{name}-x")
     pd.testing.assert_frame_equal(
         a[a.subject_id == "s002"].drop(columns="episode").reset_index(drop=True), c.drop(columns="episode")
     )
     if name not in ("none", "oracle"):
         assert a["cuff"].any()
-        d = rollout(make_calibrator(name, action_type=action_type), env, ["s001", "s002"], seed=5)
+        d = rollout(made(), env, ["s001", "s002"], seed=5)
         assert not np.allclose(
             a["cuff_sbp_mmhg"].dropna().to_numpy()[:3], d["cuff_sbp_mmhg"].dropna().to_numpy()[:3]
         )
@@ -219,8 +224,9 @@ def test_sb3_model_satisfies_policy_protocol(tables):
 def test_rollout_from_spec(tables, tmp_path):
     from bprl.features.replay_set import write_replay_set
 
-    write_replay_set(tmp_path, tables, {"s000": "train", "s001": "train", "s002": "val", "s003": "test"})
-    spec = {"id": "bprl/BPCalibration-v0", "replay_set": str(tmp_path), "split": "test"}
+    splits = {"s000": "train", "s001": "train", "s002": "val", "s003": "test", "s004": "train", "s005": "val"}
+    write_replay_set(tmp_path, tables, splits)
+    spec = {"id": "bprl/BPCalibration-v1", "replay_set": str(tmp_path), "split": "test"}
     log = rollout(make_calibrator("one_shot"), spec, ["s003", "s000"], seed=2)
     assert log["subject_id"].unique().tolist() == ["s003", "s000"]
     assert log.groupby("subject_id")["cuff"].sum().min() >= 1

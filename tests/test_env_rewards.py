@@ -119,7 +119,7 @@ def test_reward_from_a_python_file_and_from_a_spec(tables, tmp_path):
         e_sbp = _errors(info)[0]
         assert r == -0.5 * info["cuff"] - (0.0 if np.isnan(e_sbp) else abs(e_sbp))
     spec = tmp_path / "huber.yaml"
-    spec.write_text("id: bprl/BPCalibration-v0\nreward: {name: 'custom_rewards:huber', scale_mmhg: 4}\n")
+    spec.write_text("id: bprl/BPCalibration-v1\nreward: {name: 'custom_rewards:huber', scale_mmhg: 4}\n")
     env = make_env_from_spec(spec, tables=tables)
     assert env.params.reward == "custom_rewards:huber" and env.params.reward_scale_mmhg == 4.0
 
@@ -128,7 +128,7 @@ def test_reward_plugin_from_an_entry_point(tables, monkeypatch):
     """A name registered under the ``bprl.rewards`` entry-point group is a reward name."""
     _fake_entry_points(monkeypatch, huber="custom_rewards:huber")
     assert list(plugin_rewards()) == ["huber"] and "huber" in known_rewards()
-    env = make_env_from_spec({"id": "bprl/BPCalibration-v0", "reward": "huber"}, tables=tables)
+    env = make_env_from_spec({"id": "bprl/BPCalibration-v1", "reward": "huber"}, tables=tables)
     assert env.params.reward == "huber" and not env._reward_entry.builtin
     import custom_rewards
 
@@ -159,7 +159,7 @@ def test_plugin_named_like_a_builtin_is_ignored(monkeypatch):
 )
 def test_reward_errors_name_the_spec(tables, tmp_path, reward, message):
     spec = tmp_path / "variant.yaml"
-    spec.write_text(f"id: bprl/BPCalibration-v0\nreward: {reward!r}\n")
+    spec.write_text(f"id: bprl/BPCalibration-v1\nreward: {reward!r}\n")
     with pytest.raises(ConfigError, match=rf"variant\.yaml: reward.*{message}"):
         make_env_from_spec(spec, tables=tables)
     with pytest.raises(ConfigError, match=message):

@@ -888,7 +888,10 @@ def test_user_calibrators_and_plugins_in_an_experiment(tmp_path, monkeypatch):
         resolved["policies"][2]["calibrator"]
         == f"{REPO / 'examples' / 'my_calibrator.py'}:PatSigmaCalibrator"
     )
-    logs = {n: pd.read_parquet(out / "logs" / f"{n}__seed0.parquet").drop(columns="policy") for n in names}
+    logs = {
+        n: pd.read_parquet(out / "logs" / f"{n}__seed0.parquet").drop(columns=["policy", "family"])
+        for n in names
+    }
     assert logs["none"]["cuff"].sum() == 0 and logs["PatSigmaCalibrator"]["cuff"].sum() >= 1
     for name in names[2:]:
         pd.testing.assert_frame_equal(logs[name], logs["PatSigmaCalibrator"])

@@ -41,12 +41,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bprl.envs.cuff import CuffModel
 from bprl.envs.observation import DBP_C, DBP_S, N_STATE, OBS_CLIP, SBP_C, SBP_S
 from bprl.envs.params import EnvParams
 from bprl.envs.replay_arrays import ReplayArrays
 
 # ---- state rows (see the table above)
-N_ROWS = N_STATE - 3  # the state observations modelled by rows (all but est_sbp, est_dbp, est_valid)
+N_ROWS = 16  # the state observations modelled by rows (STATE_FIELDS[3:19]: not est_sbp, est_dbp, est_valid)
+#: the state observations after them, written apart: time_left_h and cuffs_available (computed per
+#: step), segment and segment_start (static per replay row, in the static table)
+N_TAIL = N_STATE - 3 - N_ROWS
 ROW_OFFSET = 0
 ROW_CORRECTED = 2
 ROW_HAS_CUFF, ROW_NEW_READING = 4, 5
@@ -175,7 +179,9 @@ class StepRows:
 class RowTables:
     """Everything a step reads about a replay row (subject, step), one row per replay row."""
 
-    obs_static: np.ndarray  #: (rows, obs size) float32: features, normalised estimate, est_valid, room
+    obs_static: (
+        np.ndarray
+    )  #: (rows, obs size) float32: features, normalised estimate, est_valid, room, segment
     n_static: int  #: columns of obs_static before the 16 state observations
     step_rows: np.ndarray  #: (GATHERED, rows) float64: what a step gathers into StepRows
     cuff_ref_est: np.ndarray  #: (rows + tmax, 4): cuff reference SBP/DBP, carried estimate SBP/DBP
@@ -185,8 +191,10 @@ class RowTables:
         """Pack the replay arrays ``d`` for the settings ``p`` (``reward_kind`` -1: custom reward)."""
         s, tmax, k = d.feat_obs.shape
         ec = d.est_carry
-        st = np.zeros((s, tmax, k + 3 + N_ROWS), np.float32)
+        st = np.zeros((s, tmax, k + 3 + N_ROWS + N_TAIL), np.float32)
         st[..., :k] = d.feat_obs
+        st[..., -2] = np.clip(d.segment / 10.0, -OBS_CLIP, OBS_CLIP)
+        st[..., -1] = d.segment_start
         st[..., k] = np.clip((ec[..., 0] - SBP_C) / SBP_S, -OBS_CLIP, OBS_CLIP)
         st[..., k + 1] = np.clip((ec[..., 1] - DBP_C) / DBP_S, -OBS_CLIP, OBS_CLIP)
         st[..., k + 2] = d.est_valid
@@ -386,3 +394,15 @@ class Constants:
             zero=f(0.0),
             one=f(1),
         )
+
+
+def available_readings(cuff: CuffModel, state: CalibrationColumns, t_end: np.ndarray) -> np.ndarray:
+    """CuffModel.available for every sub-environment at window ends ``t_end`` (same float operations)."""
+    used = state.cuffs_used
+    left = np.full(used.shape, np.inf) if cuff.budget is None else np.subtract(float(cuff.budget), used)
+    if cuff.budget_per_h is not None:
+        # since_elapsed[1] is minus the episode's start: t_end + -start == t_end - start
+        elapsed_h = np.divide(np.add(t_end, state.since_elapsed[1]), 3600.0)
+        accrued = np.floor(np.add(cuff.budget_start, np.multiply(cuff.budget_per_h, elapsed_h)))
+        np.minimum(left, np.subtract(accrued, used), out=left)
+    return np.maximum(left, 0.0)

@@ -2,7 +2,7 @@
 
 :class:`BPCalibrationEnv` is the reference implementation of the environment's semantics (the
 batched :class:`bprl.envs.vector_env.BPCalibrationVectorEnv` reproduces it bit for bit). It is
-registered as ``bprl/BPCalibration-v0`` (discrete actions) and ``bprl/BPCalibrationContinuous-v0``
+registered as ``bprl/BPCalibration-v1`` (discrete actions) and ``bprl/BPCalibrationContinuous-v1``
 (continuous actions); see :mod:`bprl.envs.registration`.
 """
 
@@ -78,7 +78,7 @@ class BPCalibrationEnv(gym.Env):
 
     ## Action Space
 
-    ``bprl/BPCalibration-v0`` (``action_type="discrete"``, for DQN): ``Discrete(6)``
+    ``bprl/BPCalibration-v1`` (``action_type="discrete"``, for DQN): ``Discrete(6)``
 
     | action | meaning |
     |---|---|
@@ -87,7 +87,7 @@ class BPCalibrationEnv(gym.Env):
     | 2 / 3 | SBP offset +/- ``nudge_mmhg`` (default 2 mmHg) |
     | 4 / 5 | DBP offset +/- ``nudge_mmhg`` |
 
-    ``bprl/BPCalibrationContinuous-v0`` (``action_type="continuous"``, for PPO): ``Box(-1, 1, (5,))``:
+    ``bprl/BPCalibrationContinuous-v1`` (``action_type="continuous"``, for PPO): ``Box(-1, 1, (5,))``:
     ``[d_offset_sbp, d_offset_dbp, d_gain_sbp, d_gain_dbp, cuff]``. Offsets change by
     ``a * max_offset_step_mmhg`` (5 mmHg), gains by ``a * max_gain_step`` (0.02); offsets are kept in
     ``+-offset_limit_mmhg`` (80) and gains in ``[gain_min, gain_max]`` (0.5, 1.5). ``cuff > 0``
@@ -98,16 +98,19 @@ class BPCalibrationEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(-10, 10, (2F + 19,), float32)``, F = number of ``features`` (10 by default). Elements
+    ``Box(-10, 10, (2F + 23,), float32)``, F = number of ``features`` (10 by default). Elements
     ``0 .. F-1``: each feature's last valid value normalised as ``(x - centre) / scale``
     (:data:`~bprl.envs.observation.FEATURE_NORMALIZATION`; 0 before the first valid value). Elements
-    ``F .. 2F-1``: 1 if the feature was valid in this window, else 0. The last 19 elements
+    ``F .. 2F-1``: 1 if the feature was valid in this window, else 0. The last 23 elements
     (:data:`~bprl.envs.observation.STATE_FIELDS`, decoded by :func:`~bprl.envs.observation.decode_obs`)
     are: estimator SBP, DBP (last valid value, prior 120/70 mmHg before the first), estimator-valid
     flag, corrected SBP, DBP, offsets, gains, has-cuff flag, new-reading flag, hours since the last
     successful reading, hours since episode start, PAT and HR change since the last reading, last
-    reading minus the raw estimate at that time (SBP, DBP), cuff requests used, share of the budget
-    left. Everything is clipped to +-10.
+    reading minus the raw estimate at that time (SBP, DBP), cuff requests used, share of the
+    per-episode budget left, hours left in the episode, readings a request could use now (the
+    budget and its per-hour pacing, :meth:`~bprl.envs.cuff.CuffModel.available`; 100 when
+    unlimited), the record segment index and a segment-boundary flag (1 on the first window of each
+    segment after the first: PAT can jump there at unchanged BP). Everything is clipped to +-10.
 
     ## Rewards
 
@@ -148,7 +151,7 @@ class BPCalibrationEnv(gym.Env):
     built-in default replay set is used.
 
     ``info`` per step: ``subject_id, step, t_s, est_sbp_mmhg, est_dbp_mmhg, corr_sbp_mmhg,
-    corr_dbp_mmhg, ref_sbp_mmhg, ref_dbp_mmhg, cuff, cuff_failed, cuff_refused, cuff_sbp_mmhg,
+    corr_dbp_mmhg, ref_sbp_mmhg, ref_dbp_mmhg, cuff, cuff_failed, cuff_refused, segment, cuff_sbp_mmhg,
     cuff_dbp_mmhg, cuffs_used, offset_sbp_mmhg, offset_dbp_mmhg, gain_sbp, gain_dbp`` (mmHg as
     floats; ``None`` where a value is absent: no estimate, no reference, no reading, so that
     ``info`` compares equal across identical runs; the episode log turns ``None`` into NaN).
@@ -159,7 +162,7 @@ class BPCalibrationEnv(gym.Env):
     >>> env = BPCalibrationEnv(tables=synthetic_replay_tables(n_subjects=2, n_steps=20), max_steps=5)
     >>> obs, info = env.reset(seed=0, options={"subject_id": "s001"})
     >>> env.observation_space.shape, info["subject_id"]
-    ((39,), 's001')
+    ((43,), 's001')
     >>> obs, reward, terminated, truncated, info = env.step(1)  # ask for a cuff reading
     >>> info["cuff"], info["cuffs_used"], bool(decode_obs(obs)["has_cuff"])
     (True, 1, True)
@@ -168,8 +171,12 @@ class BPCalibrationEnv(gym.Env):
 
     ## Version History
 
+    * v1: the observation gains four state fields (hours left, readings available now, segment
+      index, segment-boundary flag: ``2F + 23`` values instead of ``2F + 19``); the cuff can be
+      paced (``cuff.budget_per_h``: readings accrue per hour; requests beyond are refused and
+      counted in ``info["cuff_refused"]``). Agents trained on v0 must be retrained.
     * v0: initial version; ``recalibration: kalman`` added as an option (default ``reset`` keeps
-      the original behaviour, so the id stays v0); custom reward functions (a new option; the
+      the original behaviour, so the id stayed v0); custom reward functions (a new option; the
       built-in rewards are unchanged).
     """
 
@@ -246,6 +253,7 @@ class BPCalibrationEnv(gym.Env):
         self._end = 0
         self._noise_sbp: list[float] = []
         self._noise_dbp: list[float] = []
+        self._t_last_s = 0.0  # end of the episode's last window, s
         self._last_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -283,6 +291,7 @@ class BPCalibrationEnv(gym.Env):
             dp = dh = 0.0
         budget, used = self.cuff.budget, c.cuffs_used
         left = 1.0 if budget is None else ((budget - used) / budget if budget > 0 else 0.0)
+        avail = self.cuff.available(used, (t1 - c.t_begin_s) / 3600.0)
         nf2 = self._n_feature_obs
         obs = np.empty(nf2 + N_STATE, np.float32)
         obs[:nf2] = self.data.feat_obs[self._subj, t]
@@ -306,6 +315,10 @@ class BPCalibrationEnv(gym.Env):
             _clip(c.cuff_minus_est_dbp / 20.0),
             _clip(used / 10.0),
             left,
+            _clip((self._t_last_s - t1) / 3600.0),
+            _clip(avail / 10.0),
+            _clip(s.segment[t] / 10.0),
+            s.segment_start[t],
         )
         return obs
 
@@ -349,6 +362,7 @@ class BPCalibrationEnv(gym.Env):
         self._noise_sbp = noise[:, 0].tolist()
         self._noise_dbp = noise[:, 1].tolist()
         t_begin = series.t_start_s[t0]
+        self._t_last_s = series.t_end_s[end - 1]
         self._cal = _Calibration(t_begin_s=t_begin, t_cuff_s=t_begin)
         info = {"subject_id": data.subject_ids[i], "step": t0, "t_s": series.t_end_s[t0]}
         return self._obs(), info
@@ -422,7 +436,9 @@ class BPCalibrationEnv(gym.Env):
             (reward so far, i.e. minus the cost, charged, failed, refused, reading SBP, DBP).
         """
         c, cuff, s = self._cal, self.cuff, self._series
-        if cuff.budget is not None and c.cuffs_used >= cuff.budget:
+        if (cuff.budget is not None or cuff.budget_per_h is not None) and cuff.available(
+            c.cuffs_used, (s.t_end_s[t] - c.t_begin_s) / 3600.0
+        ) < 1.0:
             return 0.0, False, False, True, math.nan, math.nan
         p = self.params
         c.cuffs_used += 1
@@ -514,6 +530,7 @@ class BPCalibrationEnv(gym.Env):
             "cuff": want,
             "cuff_failed": failed,
             "cuff_refused": refused,
+            "segment": s.segment[t],
             "cuff_sbp_mmhg": rs if rs == rs else None,
             "cuff_dbp_mmhg": rd if rd == rd else None,
             "cuffs_used": c.cuffs_used,

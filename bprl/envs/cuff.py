@@ -14,6 +14,7 @@ bprl.errors.ConfigError: cuff.sd_sbp_mmhg: must be a finite number >= 0, got -1
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -37,6 +38,13 @@ class CuffModel(SettingsSpec):
     a failed attempt still counts against the budget and costs ``cost`` (the cuff still inflated).
     With a ``budget`` (readings per episode), requests beyond it are refused: no reading, no cost.
 
+    With ``budget_per_h`` the budget is paced: readings accrue at that rate, ``budget_start`` of them
+    available at the episode's start, so that after ``h`` hours at most
+    ``floor(budget_start + budget_per_h * h)`` requests can have been charged (a token bucket that
+    never overflows: readings not used stay available). A request beyond that is refused like one
+    beyond ``budget``; both limits apply when both are set. A policy cannot spend a whole
+    subject's readings in the first hour, and readings saved for later stay available.
+
     :meth:`from_any` (what the environments use) raises :class:`~bprl.errors.ConfigError` naming
     the field (``cuff.budget: ...``) for invalid values.
     """
@@ -58,6 +66,32 @@ class CuffModel(SettingsSpec):
     budget: int | None = Field(
         None, ge=0, strict=True, description="hard limit on charged requests per episode; null: unlimited"
     )
+    budget_per_h: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="paced budget: readings accrue at this rate per hour; null: no pacing",
+    )
+    budget_start: int = Field(
+        1, ge=0, strict=True, description="readings available at the episode start with budget_per_h"
+    )
+
+    def available(self, used: int, elapsed_h: float) -> float:
+        """Readings a request could use after ``used`` charged ones, ``elapsed_h`` hours into the episode.
+
+        ``min(budget - used, floor(budget_start + budget_per_h * elapsed_h) - used)``, at least 0;
+        ``inf`` when neither limit is set. The environments use exactly this arithmetic.
+
+        >>> CuffModel(budget_per_h=2.0).available(used=1, elapsed_h=0.6)
+        1.0
+        >>> CuffModel(budget=3).available(used=3, elapsed_h=5.0)
+        0.0
+        """
+        left = math.inf if self.budget is None else float(self.budget - used)
+        if self.budget_per_h is not None:
+            left = min(left, float(math.floor(self.budget_start + self.budget_per_h * elapsed_h) - used))
+        return max(left, 0.0)
 
     @classmethod
     def from_any(cls, value: CuffModel | Mapping[str, Any] | None) -> CuffModel:

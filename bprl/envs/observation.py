@@ -1,6 +1,6 @@
 """What a calibration policy observes: the feature block, the calibration state, their scaling.
 
-An observation is ``2F + 19`` float32 values, all clipped to ``+-OBS_CLIP``: the F observed
+An observation is ``2F + 23`` float32 values, all clipped to ``+-OBS_CLIP``: the F observed
 replay-table features (last valid value, normalised by :data:`FEATURE_NORMALIZATION`), their F
 validity flags, then the calibration state, :data:`STATE_FIELDS`, always the tail of the vector.
 :func:`decode_obs` turns that tail back into physical units; :func:`make_spaces` builds the
@@ -92,7 +92,11 @@ STATE_FIELDS: tuple[str, ...] = (
     "cuff_minus_est_sbp",  # last reading minus the raw estimate at that time, mmHg / 20 (0 when none)
     "cuff_minus_est_dbp",  # mmHg / 20
     "cuffs_used",  # cuff requests charged in this episode / 10
-    "budget_left",  # share of the cuff budget left (1 when unlimited)
+    "budget_left",  # share of the per-episode cuff budget left (1 when unlimited)
+    "time_left_h",  # hours from the end of this window to the end of the episode
+    "cuffs_available",  # readings a request could use now (budget and per-hour pacing), count / 10
+    "segment",  # index of the record segment this window belongs to (0, 1, ...), / 10
+    "segment_start",  # 1 on the first window of a segment after the first (a boundary), else 0
 )
 N_STATE = len(STATE_FIELDS)
 #: every observation value is clipped to +-OBS_CLIP
@@ -118,6 +122,8 @@ _STATE_DECODE: dict[str, tuple[float, float]] = {
     "cuff_minus_est_sbp": (0.0, 20.0),
     "cuff_minus_est_dbp": (0.0, 20.0),
     "cuffs_used": (0.0, 10.0),
+    "cuffs_available": (0.0, 10.0),
+    "segment": (0.0, 10.0),
 }
 
 _DECODE_CENTRE = np.array([_STATE_DECODE.get(n, (0.0, 1.0))[0] for n in STATE_FIELDS])
@@ -128,11 +134,12 @@ def decode_obs(obs: np.ndarray) -> dict[str, np.ndarray]:
     """Calibration state of an observation (or a batch, last axis = observation) in physical units.
 
     Args:
-        obs: one observation (``2F + 19`` values) or a batch of them (last axis).
+        obs: one observation (``2F + 23`` values) or a batch of them (last axis).
 
     Returns:
         :data:`STATE_FIELDS` -> values: BP values in mmHg, gains as factors, times in hours, PAT in
-        ms, HR in bpm, ``cuffs_used`` as a count, flags as 0/1. Works for any feature selection
+        ms, HR in bpm, ``cuffs_used``, ``cuffs_available`` and ``segment`` as counts (an unlimited
+        number of available readings shows as 100, the clip), flags as 0/1. Works for any feature selection
         because the state block is always the tail of the observation.
     """
     vals = np.asarray(obs, dtype=np.float64)[..., -N_STATE:] * _DECODE_SCALE + _DECODE_CENTRE
@@ -163,7 +170,7 @@ def make_spaces(n_features: int, action_type: str) -> tuple[spaces.Box, spaces.S
         action_type: ``"discrete"`` (``Discrete(6)``) or ``"continuous"`` (``Box(-1, 1, (5,))``).
 
     Returns:
-        ``(Box(-10, 10, (2F + 19,), float32), action space)``.
+        ``(Box(-10, 10, (2F + 23,), float32), action space)``.
     """
     dim = 2 * n_features + N_STATE
     obs_space = spaces.Box(-OBS_CLIP, OBS_CLIP, shape=(dim,), dtype=np.float32)

@@ -2,7 +2,7 @@
 
 ``import bprl`` registers both ids (with entry-point strings, so nothing heavy is imported);
 :func:`register_envs` does the same explicitly and is idempotent. A variant with different
-semantics gets a new versioned id (``bprl/BPCalibration-v1``), registered with
+semantics gets a new versioned id (``bprl/BPCalibration-v2``), registered with
 :func:`register_variant`; a variant that only changes settings is an ``envs/*.yaml`` spec instead
 (``docs/how-to/add-env-variant.md``).
 
@@ -27,8 +27,8 @@ __all__ = [
     "register_variant",
 ]
 
-ENV_ID = "bprl/BPCalibration-v0"
-ENV_ID_CONTINUOUS = "bprl/BPCalibrationContinuous-v0"
+ENV_ID = "bprl/BPCalibration-v1"
+ENV_ID_CONTINUOUS = "bprl/BPCalibrationContinuous-v1"
 #: registered id -> action type
 ENV_IDS: dict[str, str] = {ENV_ID: "discrete", ENV_ID_CONTINUOUS: "continuous"}
 #: where Gymnasium finds the environments (also written in bprl/__init__.py, which must stay light)
@@ -37,7 +37,7 @@ VECTOR_ENTRY_POINT = "bprl.envs.vector_env:BPCalibrationVectorEnv"
 
 
 def register_envs() -> None:
-    """Register ``bprl/BPCalibration-v0`` and ``bprl/BPCalibrationContinuous-v0`` (idempotent).
+    """Register ``bprl/BPCalibration-v1`` and ``bprl/BPCalibrationContinuous-v1`` (idempotent).
 
     ``import bprl`` already does this; entry points are strings, so it stays light.
     """

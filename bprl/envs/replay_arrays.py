@@ -33,7 +33,7 @@ from bprl.schemas import REPLAY_ESTIMATE, REPLAY_FEATURES
 if TYPE_CHECKING:
     from bprl.features.replay_set import ReplaySet
 
-__all__ = ["ReplayArrays", "SubjectSeries", "build_replay_arrays", "load_replay_arrays"]
+__all__ = ["ReplayArrays", "SubjectSeries", "build_replay_arrays", "load_replay_arrays", "segment_index"]
 
 #: columns every replay table needs besides the estimate and the observed features
 _NEEDED = ("t_start_s", "t_end_s", "pat_foot_ms", "hr_bpm", "ref_sbp_mmhg", "ref_dbp_mmhg")
@@ -59,6 +59,8 @@ class SubjectSeries:
     hr_bpm: list[float]  #: HR carried forward
     t_start_s: list[float]
     t_end_s: list[float]
+    segment: list[int]  #: record segment index of each step (0, 1, ...)
+    segment_start: list[float]  #: 1.0 on the first step of a segment after the first
 
 
 @dataclass
@@ -81,6 +83,8 @@ class ReplayArrays:
             (NaN where a reading fails). Privileged.
         pat_carry, hr_carry: (S, T) PAT foot (ms) and HR (bpm) carried forward (NaN before the first).
         t_start_s, t_end_s: (S, T) window times.
+        segment: (S, T) int64 index of the record segment of each step (:func:`segment_index`).
+        segment_start: (S, T) 1.0 on the first step of each segment after the first (a boundary).
         cuff_duration_s: the cuff duration ``cuff_ref`` was computed for.
         source: where the tables came from (for messages).
     """
@@ -98,6 +102,8 @@ class ReplayArrays:
     hr_carry: np.ndarray
     t_start_s: np.ndarray
     t_end_s: np.ndarray
+    segment: np.ndarray
+    segment_start: np.ndarray
     cuff_duration_s: float
     source: str = ""
     _series: dict[int, SubjectSeries] = field(default_factory=dict, repr=False)
@@ -126,6 +132,8 @@ class ReplayArrays:
                 hr_bpm=self.hr_carry[i, :n].tolist(),
                 t_start_s=self.t_start_s[i, :n].tolist(),
                 t_end_s=self.t_end_s[i, :n].tolist(),
+                segment=self.segment[i, :n].tolist(),
+                segment_start=self.segment_start[i, :n].tolist(),
             )
             if len(self._series) >= 512:  # bound the memory of very large replay sets
                 self._series.clear()
@@ -179,7 +187,27 @@ def _padded(n_subjects: int, tmax: int, n_features: int) -> dict[str, np.ndarray
         "hr_carry": np.full((s, tmax), np.nan),
         "t_start_s": np.zeros((s, tmax)),
         "t_end_s": np.zeros((s, tmax)),
+        "segment": np.zeros((s, tmax), np.int64),
+        "segment_start": np.zeros((s, tmax)),
     }
+
+
+def segment_index(df: pd.DataFrame) -> np.ndarray:
+    """Record segment index (0, 1, ...) of each row of one subject's replay table, in row order.
+
+    The table's ``segment`` column when it has one (written by
+    :func:`bprl.features.replay_set.concat_records`), else a new index each time ``record_id``
+    changes, else 0 everywhere. PAT can jump between segments at unchanged BP (a new sensor
+    placement or recording), so a boundary is where a policy may want a fresh reading.
+    """
+    if "segment" in df.columns:
+        seg = df["segment"].to_numpy()
+        if len(seg) and np.isfinite(seg.astype(np.float64)).all():
+            return seg.astype(np.int64)
+    if "record_id" in df.columns and len(df):
+        rid = df["record_id"].astype(str).to_numpy()
+        return np.concatenate([[0], np.cumsum(rid[1:] != rid[:-1])]).astype(np.int64)
+    return np.zeros(len(df), np.int64)
 
 
 def _fill_features(out: dict[str, np.ndarray], i: int, df: pd.DataFrame, features: tuple[str, ...]) -> None:
@@ -229,6 +257,9 @@ def _fill_reference(
     h = df["hr_bpm"].to_numpy(np.float64)
     out["pat_carry"][i, :n] = _ffill(np.where(np.isfinite(p), p, np.nan)[:, None])[:, 0]
     out["hr_carry"][i, :n] = _ffill(np.where(np.isfinite(h), h, np.nan)[:, None])[:, 0]
+    seg = segment_index(df)
+    out["segment"][i, :n] = seg
+    out["segment_start"][i, 1:n] = seg[1:] != seg[:-1]
 
 
 def build_replay_arrays(

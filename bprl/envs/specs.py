@@ -6,7 +6,7 @@ settings; :class:`EnvSpec` lists its fields. :func:`make_env_from_spec` builds a
 :class:`~bprl.envs.calibration_env.BPCalibrationEnv` from a file or a dict plus overrides;
 :func:`env_kwargs_from_spec` gives the keyword arguments (also used for the vector environment).
 
->>> kw = env_kwargs_from_spec({"id": "bprl/BPCalibrationContinuous-v0", "reward": {"name": "squared"}})
+>>> kw = env_kwargs_from_spec({"id": "bprl/BPCalibrationContinuous-v1", "reward": {"name": "squared"}})
 >>> kw["action_type"], kw["reward"], kw["split"]
 ('continuous', 'squared', 'train')
 >>> env_kwargs_from_spec({"reward": {"name": "mae", "scale": 5}})

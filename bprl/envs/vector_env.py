@@ -39,7 +39,7 @@ buffers and their row layout: :mod:`bprl.envs._vector_state`):
 Memory: per replay row 27 float64 + (observation size) float32 values, and about 8 float64 per
 sub-environment and step of the longest record (the drawn readings, 6 rows, and the draws).
 
-Made by ``gymnasium.make_vec("bprl/BPCalibration-v0", num_envs=64, tables=...)`` (the ids'
+Made by ``gymnasium.make_vec("bprl/BPCalibration-v1", num_envs=64, tables=...)`` (the ids'
 ``vector_entry_point``) or directly.
 """
 
@@ -158,6 +158,10 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         p, cuff = self.params, self.cuff
         cost = float(cuff.cost)
         self._budget = cuff.budget
+        self._paced = cuff.budget_per_h is not None
+        self._limited = cuff.budget is not None or self._paced
+        self._avail = np.full(n, np.inf)  # readings available at the rows of the last observation
+        self._t_last = np.zeros(n)  # end of each episode's last window, s
         self._recalibrate = p.recalibrate_on_cuff
         self._kalman = None
         if self._recalibrate and p.recalibration == "kalman":
@@ -266,6 +270,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         state = self._state
         state.values[:, ix] = state.initial
         state.since_elapsed[:, ix] = -self.data.t_start_s[s_arr, t0_arr]
+        self._t_last[ix] = self.data.t_end_s[s_arr, end_arr - 1]
 
     def _reset_workspace(self, width: int) -> vs.ResetWorkspace:
         """The reset work space for episodes of up to ``width`` steps (made again when that changes)."""
@@ -327,7 +332,14 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         _clip(buf, c.clip_lo, c.clip_hi, buf)
         sc.state32_pairs[...] = sc.in_obs_order  # into observation order (a copy is cheaper than a ufunc)
         obs = tables.obs_static.take(rows, 0)
-        obs[:, tables.n_static :] = sc.state32_t
+        k = tables.n_static
+        obs[:, k : k + vs.N_ROWS] = sc.state32_t
+        t_end = r.t_end_s
+        time_left = np.divide(np.subtract(self._t_last, t_end), 3600.0)
+        obs[:, k + vs.N_ROWS] = _clip(time_left, c.clip_lo, c.clip_hi)
+        if self._limited:
+            self._avail = vs.available_readings(self.cuff, self._state, t_end)
+        obs[:, k + vs.N_ROWS + 1] = _clip(np.divide(self._avail, 10.0), c.clip_lo, c.clip_hi)
         return obs
 
     def _discrete_actions(self, actions: Any) -> np.ndarray:
@@ -523,9 +535,8 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             want_f = want.astype(np.float64)
         # ---- budget and cuff readings
         refused = failed = self._all_false
-        budget = self._budget
-        if budget is not None:
-            charged = np.logical_and(want, np.less(st.cuffs_used, budget))
+        if self._limited:
+            charged = np.logical_and(want, np.greater_equal(self._avail, 1.0))
             refused = want ^ charged
             want = charged
             want_f = charged.astype(np.float64)

@@ -26,6 +26,7 @@ Every name of the former single module ``bprl/evaluation.py`` is re-exported her
 from __future__ import annotations
 
 from bprl.errors import EvaluationError
+from bprl.evaluation.cuff_rate import BOUND_POLICIES, cuff_rate_curves, paired_at_rate, subject_rate_points
 from bprl.evaluation.evaluate import (
     compare_policies,
     evaluate_change_bins,
@@ -88,6 +89,7 @@ __all__ = [
     "AAMI_SD_LIMIT_MMHG",
     "BHS_GRADES",
     "BHS_LIMITS_MMHG",
+    "BOUND_POLICIES",
     "BP_CATEGORIES",
     "BP_KINDS",
     "CHANGE_BIN_EDGES_MMHG",
@@ -112,6 +114,7 @@ __all__ = [
     "check_episode_log",
     "cohen_kappa",
     "compare_policies",
+    "cuff_rate_curves",
     "cuffs_per_hour",
     "episode_durations_h",
     "error_stats",
@@ -123,7 +126,9 @@ __all__ = [
     "ieee1708_grade",
     "iqm",
     "iso81060_3",
+    "paired_at_rate",
     "pareto_front",
     "percentile_interval",
     "read_episode_logs",
+    "subject_rate_points",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bprl.errors import EvaluationError
-from bprl.schemas import EPISODE_LOG_COLUMNS
+from bprl.schemas import EPISODE_LOG_COLUMNS, EPISODE_LOG_OPTIONAL
 
 #: the two BP quantities evaluated
 BP_KINDS: tuple[str, ...] = ("sbp", "dbp")
@@ -50,10 +50,17 @@ def check_episode_log(log: pd.DataFrame, what: str = "episode log") -> pd.DataFr
     if log.empty:
         raise EvaluationError(f"{what}: no rows")
     out = log.copy()
+    for col, (_dtype, default) in EPISODE_LOG_OPTIONAL.items():
+        if col not in out.columns:
+            out[col] = out["policy"] if col == "family" else default
     if out["cuff"].isna().any():
         raise EvaluationError(f"{what}: column 'cuff' has missing values")
     try:
         out["cuff"] = out["cuff"].astype(bool)
+        out["cuff_refused"] = out["cuff_refused"].fillna(False).astype(bool)
+        out["segment"] = pd.to_numeric(out["segment"], errors="raise").fillna(0).astype("int64")
+        out["target_cuffs_per_h"] = pd.to_numeric(out["target_cuffs_per_h"], errors="raise").astype("float64")
+        out["family"] = out["family"].fillna(out["policy"]).astype(str)
         for col, dtype in EPISODE_LOG_COLUMNS.items():
             if dtype == "float64":
                 out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")

@@ -134,12 +134,17 @@ def _rollout_status(results: Path, name: str) -> str | None:
 def current_logs(results: Path, config: dict[str, Any] | None) -> list[Path]:
     """The episode logs of the experiment's current policies and seeds, in the experiment's order.
 
+    A policy of a cuff-rate sweep has one log per rate, ``<name>@<rate>__seed<k>``.
     ``logs/`` may still hold logs of policies or seeds removed from the experiment file since
     (they are kept, not deleted) and of rollouts whose latest attempt was skipped; neither is
     current. Without policies and seeds in ``config`` every log is used.
     """
     logs = sorted((results / "logs").glob("*.parquet"))
-    order = [str(p.get("name")) for p in (config or {}).get("policies", []) if isinstance(p, dict)]
+    rates = ((config or {}).get("budgets") or {}).get("sweep_cuffs_per_h") or []
+    order = []
+    for p in (config or {}).get("policies", []):
+        if isinstance(p, dict):  # a swept policy's logs are <name>@<rate>, in rate order
+            order += [str(p.get("name"))] + [f"{p.get('name')}@{float(r):g}" for r in rates]
     seeds = [int(s) for s in (config or {}).get("seeds", [])]
     if order and seeds:
         wanted = {f"{p}__seed{s}": (i, j) for i, p in enumerate(order) for j, s in enumerate(seeds)}

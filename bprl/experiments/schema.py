@@ -300,11 +300,32 @@ class PolicySpec(StrictSpec):
 
 
 class BudgetSpec(StrictSpec):
-    """Budgets: cuff readings per episode (passed to the environment) and default agent training steps."""
+    """Budgets: cuff readings per episode or per hour (passed to the environment), a cuff-rate
+    sweep, and default agent training steps."""
 
     cuff_budget: StrictInt | None = Field(
         None, ge=0, description="most cuff readings per episode (None: the environment's)"
     )
+    cuffs_per_h: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="paced cuff budget, readings per hour (the env's cuff.budget_per_h; None: the environment's)",
+    )
+    sweep_cuffs_per_h: list[Annotated[float, Field(gt=0, le=60)]] | None = Field(
+        None,
+        min_length=1,
+        description="Pareto sweep: every paced calibrator runs once per budget in this list (readings "
+        "per hour), labelled <name>@<rate>; other policies run once",
+    )
+
+    @field_validator("sweep_cuffs_per_h")
+    @classmethod
+    def _distinct_rates(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"rates repeated: {v}")
+        return v
+
     timesteps: StrictInt = Field(
         20_000, ge=1, le=MAX_TIMESTEPS, description="agent training steps unless a policy sets `timesteps`"
     )

@@ -284,6 +284,8 @@ def env_settings(exp: Experiment, replay_set: Path | None) -> dict[str, Any]:
     overrides = dict(cfg.env.overrides)
     if cfg.budgets.cuff_budget is not None:
         overrides["cuff"] = {**dict(overrides.get("cuff") or {}), "budget": cfg.budgets.cuff_budget}
+    if cfg.budgets.cuffs_per_h is not None:
+        overrides["cuff"] = {**dict(overrides.get("cuff") or {}), "budget_per_h": cfg.budgets.cuffs_per_h}
     if replay_set is not None:
         overrides["replay_set"] = str(replay_set)
     return {"spec": str(exp.env_spec), "overrides": overrides}
@@ -340,6 +342,29 @@ def checkpoint_digest(checkpoint: str | None) -> str | None:
     from bprl.estimator.estimators import estimator_files  # torch only when a checkpoint is given
 
     return sha256_files(f for f in estimator_files(checkpoint) if f.is_file())
+
+
+def sweep_runs(exp: Experiment) -> list[tuple[PolicySpec, str, float | None]]:
+    """``(policy, label, budget per hour or None)`` of every rollout policy, in report order.
+
+    With ``budgets.sweep_cuffs_per_h`` each calibrator whose class is ``paced`` (its reading rate
+    follows the budget: periodic, drift, the Kalman rules, ...) runs once per rate, labelled
+    ``<label>@<rate>``; other policies (none, one-shot, the oracle, agents) run once.
+    """
+    from bprl.policies.registry import resolve_calibrator
+
+    rates = exp.config.budgets.sweep_cuffs_per_h
+    out: list[tuple[PolicySpec, str, float | None]] = []
+    for pol in exp.config.policies:
+        paced = False
+        if rates and pol.calibrator is not None:
+            cls = resolve_calibrator(exp.calibrators.get(pol.label, pol.calibrator))
+            paced = bool(getattr(cls, "paced", False))
+        if paced:
+            out += [(pol, f"{pol.label}@{r:g}", float(r)) for r in rates]  # type: ignore[union-attr]
+        else:
+            out.append((pol, pol.label, None))
+    return out
 
 
 def _name(pol: PolicySpec, seed: int) -> str:
@@ -403,12 +428,25 @@ class RolloutsStage(Stage):
     name = "rollouts"
 
     def units(self, ctx: RunContext, state: RunState) -> list[Unit]:
-        """One unit ``rollouts/<label>__seed<k>`` per policy and seed (none for an agent that failed)."""
+        """One unit ``rollouts/<label>__seed<k>`` per policy (and swept budget) and seed (none for an
+        agent that failed)."""
         test_ids = sorted(s for s, sp in state.splits.items() if sp == "test")
         units = []
-        for pol in ctx.exp.config.policies:
+        for pol, label, rate in sweep_runs(ctx.exp):
             calibrator = ctx.exp.calibrators.get(pol.label, pol.calibrator)
-            pdict = {"name": pol.label, "calibrator": calibrator, "agent": pol.agent, "params": pol.params}
+            pdict = {
+                "name": label,
+                "calibrator": calibrator,
+                "agent": pol.agent,
+                "params": pol.params,
+                "family": pol.label,
+                "target_cuffs_per_h": rate,
+            }
+            env = state.env
+            if rate is not None:
+                over = dict(env["overrides"])
+                over["cuff"] = {**dict(over.get("cuff") or {}), "budget_per_h": rate}
+                env = {**env, "overrides": over}
             for seed in ctx.exp.config.seeds:
                 upstream, agent_dir = state.fingerprints["env"], None
                 if pol.agent is not None:
@@ -418,13 +456,13 @@ class RolloutsStage(Stage):
                     upstream, agent_dir = fingerprint(agent.fingerprint, res.run_id), str(agent.output)
                 kwargs = {
                     "policy": pdict,
-                    "env": state.env,
+                    "env": env,
                     "subject_ids": test_ids,
                     "seed": seed,
                     "agent_dir": agent_dir,
                 }
-                name = _name(pol, seed)
-                fp = fingerprint(upstream, pdict, test_ids, seed)
+                name = f"{label}__seed{seed}"
+                fp = fingerprint(upstream, pdict, env, test_ids, seed)
                 units.append(
                     Unit(
                         f"rollouts/{name}",

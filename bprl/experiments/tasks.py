@@ -341,22 +341,32 @@ def stage_rollout(
     :func:`bprl.policies.make_calibrator`), ``agent`` and ``params``.
     """
     from bprl.envs import make_env_from_spec
-    from bprl.policies import make_calibrator, rollout
+    from bprl.policies import fit_calibrator, make_calibrator, rollout
 
     if agent_dir is not None:
         from bprl.policies.agents import load_agent
 
         pol = load_agent(agent_dir, name=policy["name"])
     live = make_env_from_spec(env["spec"], split="test", **env["overrides"])
+    fitted = None
     if agent_dir is None:
         action_type = live.unwrapped.params.action_type
         pol = make_calibrator(policy["calibrator"], action_type=action_type, **policy.get("params", {}))
+        if getattr(pol, "fits", False):  # fit on the train split only, never the test subjects
+            train = make_env_from_spec(env["spec"], split="train", **env["overrides"])
+            try:
+                fitted = fit_calibrator(pol, train)
+            finally:
+                train.close()
     try:
         log = rollout(pol, live, subject_ids, seed=seed, policy_name=policy["name"])
     finally:
         live.close()
+    log["family"] = pd.array([policy.get("family") or policy["name"]] * len(log), dtype="string")
+    rate = policy.get("target_cuffs_per_h")
+    log["target_cuffs_per_h"] = float("nan") if rate is None else float(rate)
     write_parquet_atomic(log, out)
-    return {"rows": len(log)}
+    return {"rows": len(log), "fitted": fitted}
 
 
 # ---------------------------------------------------------------- evaluation and report

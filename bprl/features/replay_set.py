@@ -81,7 +81,8 @@ def concat_records(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """One subject's replay table from the tables of its records, in the given (record) order.
 
     Times are shifted so each record starts where the previous one ended (``t_end_s`` of its last
-    window) and ``step`` is renumbered 0, 1, ...; gaps between records are not kept.
+    window) and ``step`` is renumbered 0, 1, ...; gaps between records are not kept. ``segment``
+    numbers the records 0, 1, ... (the environments show it and flag each boundary).
     ``pat_offset_ms`` is recomputed over the joined table, so PPG timing offsets at record
     boundaries are flagged on the first step of the later record
     (:func:`bprl.features.pat_offsets.pat_offset_steps`); tables written before the timing
@@ -94,8 +95,9 @@ def concat_records(parts: list[pd.DataFrame]) -> pd.DataFrame:
         The joined table.
     """
     pieces, shift = [], 0.0
-    for part in parts:
+    for k, part in enumerate(parts):
         t = part.copy()
+        t["segment"] = np.int64(k)
         t["t_start_s"] = t["t_start_s"] + shift
         t["t_end_s"] = t["t_end_s"] + shift
         if len(t):

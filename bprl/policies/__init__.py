@@ -4,11 +4,15 @@ Every policy, classical or learned, satisfies :class:`Policy` (SB3's ``predict``
 :func:`rollout` into an episode log. The package is organised as:
 
 * :mod:`bprl.policies.base` -- :class:`Policy`, the :class:`Calibrator` base class, action codes;
-* :mod:`bprl.policies.calibrators` -- the classical rules (none, one-shot, periodic, drift, Kalman);
+* :mod:`bprl.policies.calibrators` -- the simple rules (none, one-shot, periodic, drift, Kalman);
+* :mod:`bprl.policies.fitting` -- what calibrators fit on training subjects (error variogram,
+  gain prior, feature changes); :mod:`bprl.policies.filters` -- the Kalman rules fit there
+  (``kalman_ou``, ``rls_gain``, ``variance_trigger``); :mod:`bprl.policies.feature_correction`;
 * :mod:`bprl.policies.oracle` -- :class:`OracleCalibrator`, an UPPER BOUND that reads the reference;
 * :mod:`bprl.policies.registry` -- :data:`CALIBRATORS`, :func:`make_calibrator`,
   :func:`known_calibrators`, ``module:Class`` specs and the ``bprl.calibrators`` entry-point group;
-* :mod:`bprl.policies.rollout` -- :func:`rollout` to an episode log;
+* :mod:`bprl.policies.rollout` -- :func:`fit_calibrator` on training subjects, :func:`rollout` to an
+  episode log;
 * :mod:`bprl.policies.agents` -- RL agents (PPO, DQN, RecurrentPPO): :class:`AgentSpec`,
   :func:`train_agent`, :func:`load_agent` and :class:`AgentPolicy` (stable-baselines3 and torch
   are imported only when an agent is validated, trained or loaded).
@@ -39,6 +43,9 @@ from bprl.policies.calibrators import (
     OneShotCalibrator,
     PeriodicCalibrator,
 )
+from bprl.policies.feature_correction import FeatureCorrectionCalibrator
+from bprl.policies.filters import KalmanOUCalibrator, RLSGainCalibrator, VarianceTriggerCalibrator
+from bprl.policies.fitting import TrainingSubjects, training_subjects
 from bprl.policies.oracle import OracleCalibrator
 from bprl.policies.registry import (
     CALIBRATORS,
@@ -49,7 +56,7 @@ from bprl.policies.registry import (
     plugin_calibrators,
     resolve_calibrator,
 )
-from bprl.policies.rollout import episode_seed, rollout
+from bprl.policies.rollout import episode_seed, fit_calibrator, rollout
 
 __all__ = [
     "ACTION_TYPES",
@@ -65,13 +72,19 @@ __all__ = [
     "AgentSpec",
     "Calibrator",
     "DriftCalibrator",
+    "FeatureCorrectionCalibrator",
     "KalmanCalibrator",
+    "KalmanOUCalibrator",
     "NoCalibration",
     "OneShotCalibrator",
     "OracleCalibrator",
     "PeriodicCalibrator",
     "Policy",
+    "RLSGainCalibrator",
+    "TrainingSubjects",
+    "VarianceTriggerCalibrator",
     "episode_seed",
+    "fit_calibrator",
     "known_calibrators",
     "load_agent",
     "load_class_spec",
@@ -80,4 +93,5 @@ __all__ = [
     "resolve_calibrator",
     "rollout",
     "train_agent",
+    "training_subjects",
 ]

@@ -33,7 +33,7 @@ __all__ = [
     "Policy",
 ]
 
-#: discrete action codes of ``bprl/BPCalibration-v0``: hold, cuff + recalibrate, SBP / DBP offset nudges
+#: discrete action codes of ``bprl/BPCalibration-v1``: hold, cuff + recalibrate, SBP / DBP offset nudges
 HOLD, CUFF, SBP_UP, SBP_DOWN, DBP_UP, DBP_DOWN = range(6)
 
 #: the environments' two action types
@@ -85,6 +85,11 @@ class Calibrator:
     state_size: ClassVar[int] = 0
     #: action types this calibrator supports (a subset of :data:`ACTION_TYPES`)
     action_types: ClassVar[tuple[str, ...]] = ACTION_TYPES
+    #: True when the calibrator has parameters fit on training subjects (:meth:`fit`); rollout
+    #: refuses it until it is fitted (the experiment runner fits it on the train split)
+    fits: ClassVar[bool] = False
+    #: True when the reading rate follows the cuff budget (a cuff-rate sweep runs it once per rate)
+    paced: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -114,6 +119,12 @@ class Calibrator:
         self.max_offset_step_mmhg = float(max_offset_step_mmhg)
         if name is not None:
             self.name = name
+        #: cuff budget per hour of the env (``cuff.budget_per_h``), adopted by :meth:`configure_for`
+        self.budget_per_h: float | None = None
+        #: per-episode budget to spread evenly when the env does not pace it (no ``budget_per_h``)
+        self.episode_budget: int | None = None
+        #: what :meth:`fit` learned (None: not fitted); recorded with the episode logs
+        self.fitted: dict[str, Any] | None = None
 
     @classmethod
     def registry_name(cls) -> str:
@@ -136,6 +147,21 @@ class Calibrator:
             )
         self.nudge_mmhg = float(p.nudge_mmhg)
         self.max_offset_step_mmhg = float(p.max_offset_step_mmhg)
+        cuff = base.cuff
+        self.budget_per_h = cuff.budget_per_h
+        self.episode_budget = cuff.budget if cuff.budget_per_h is None else None
+
+    def fit(self, train: Any) -> dict[str, Any]:
+        """Fit the calibrator's parameters on training subjects (only when ``fits`` is True).
+
+        Args:
+            train: :class:`bprl.policies.fitting.TrainingSubjects` of the train split (never the
+                subjects the calibrator is tested on).
+
+        Returns:
+            The fitted parameters (also kept in ``self.fitted``).
+        """
+        raise ConfigError(f"calibrator {self.name!r} has nothing to fit")
 
     # -- to implement -----------------------------------------------------------
     def decide(self, s: dict[str, np.ndarray], state: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -188,7 +214,7 @@ class Calibrator:
                 st[reset] = self.initial_state(int(reset.sum()))
         s = decode_obs(obs)
         request, wanted = self.decide(s, st)
-        request = request & (s["budget_left"] > 0)
+        request = request & self.allowed(s)
         action = self._to_action(s, request, wanted)
         out_state = st if self.state_size else None
         if single:
@@ -196,6 +222,22 @@ class Calibrator:
             if out_state is not None:
                 out_state = out_state[0]
         return action, out_state
+
+    def allowed(self, s: dict[str, np.ndarray]) -> np.ndarray:
+        """Where a request may be made now: a reading is available, and the budget is paced.
+
+        The env refuses requests beyond its budget (``cuffs_available``); with a per-episode budget
+        B and no per-hour pacing, every calibrator also spreads B evenly: at most
+        ``1 + (B - 1) * elapsed / (elapsed + time left)`` requests by now (one at the start), so no
+        rule spends a whole multi-hour subject's readings in its first hour.
+        """
+        ok = s["cuffs_available"] >= 1.0 - 1e-6
+        b = self.episode_budget
+        if b is not None and b > 1:
+            total_h = s["elapsed_h"] + s["time_left_h"]
+            share = np.divide(s["elapsed_h"], total_h, out=np.ones_like(total_h), where=total_h > 0)
+            ok &= np.round(s["cuffs_used"]) < 1.0 + (b - 1) * share + 1e-9
+        return ok
 
     def _to_action(
         self, s: dict[str, np.ndarray], request: np.ndarray, wanted: np.ndarray | None

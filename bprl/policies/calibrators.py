@@ -1,4 +1,8 @@
-"""The classical calibration rules: none, one-shot, periodic, PAT/HR drift, Kalman bias tracker.
+"""The classical calibration rules: none, one-shot, periodic, PAT/HR drift, random-walk Kalman bias tracker.
+
+The rules fit on training subjects (OU Kalman, offset-and-gain RLS, variance trigger) live in
+:mod:`bprl.policies.filters`; the feature correction that wraps any rule in
+:mod:`bprl.policies.feature_correction`.
 
 These are the baselines a learned policy must beat at the same cuff rate. Each reads only the
 observation (decoded with :func:`bprl.env.decode_obs`) and implements
@@ -31,6 +35,7 @@ class NoCalibration(Calibrator):
 
     name = "none"
     needs_cuff = False
+    paced = False
 
     def decide(self, s: dict[str, np.ndarray], state: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Never request, never move the offsets."""
@@ -45,6 +50,7 @@ class OneShotCalibrator(Calibrator):
     """
 
     name = "one_shot"
+    paced = False
 
     def __init__(self, max_attempts: int = 3, **kw: Any) -> None:
         """``max_attempts``: cuff requests allowed until the first successful reading."""
@@ -78,12 +84,20 @@ class PeriodicCalibrator(Calibrator):
 
     name = "periodic"
 
-    def __init__(self, period_min: float = 30.0, **kw: Any) -> None:
-        """``period_min``: minutes between readings (at most 600, the observation's clip of 10 h)."""
+    def __init__(self, period_min: float | None = None, **kw: Any) -> None:
+        """``period_min``: minutes between readings (at most 600, the observation's clip of 10 h);
+        None: ``60 / cuff.budget_per_h`` of the env when it paces its budget, else 30."""
         super().__init__(**kw)
-        if not 0 < float(period_min) <= 600:
+        if period_min is not None and not 0 < float(period_min) <= 600:
             raise ConfigError(f"period_min: must be in (0, 600], got {period_min!r}")
-        self.period_min = float(period_min)
+        self._period_given = period_min is not None
+        self.period_min = 30.0 if period_min is None else float(period_min)
+
+    def configure_for(self, env: gym.Env) -> None:
+        """As Calibrator.configure_for; without ``period_min``, read at the env's per-hour budget."""
+        super().configure_for(env)
+        if not self._period_given and self.budget_per_h is not None:
+            self.period_min = min(60.0 / self.budget_per_h, 600.0)
 
     def decide(self, s: dict[str, np.ndarray], state: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Request when no reading yet or the period since the last one has elapsed."""
@@ -93,38 +107,88 @@ class PeriodicCalibrator(Calibrator):
 
 
 class DriftCalibrator(Calibrator):
-    """Recalibrate when PAT or HR moved more than a threshold since the last reading.
+    """Recalibrate when PAT or HR moved beyond a threshold in units of their own step-to-step noise.
 
-    A first reading at the start; then a reading when ``|dPAT| > pat_threshold_ms`` or
-    ``|dHR| > hr_threshold_bpm`` (since the last reading), but not sooner than ``min_interval_min``
-    after it, and at the latest after ``max_interval_min`` (None: never forced).
+    A first reading at the start; then a reading when ``|dPAT| > pat_threshold_sd * sd_pat`` or
+    ``|dHR| > hr_threshold_sd * sd_hr`` (changes since the last reading), but not sooner than
+    ``min_interval_min`` after it, and at the latest after ``max_interval_min`` (None: never
+    forced). ``sd_pat`` / ``sd_hr`` are the subject's own step-to-step noise SDs, tracked during the
+    episode: an exponentially weighted mean (``noise_halflife_steps``) of the absolute step
+    differences (steps where the value was carried forward, or a reading intervened, are skipped),
+    times sqrt(pi) / 2 (for Gaussian noise, ``E|x_t - x_(t-1)| = 2 sd / sqrt(pi)``); no drift
+    reading until ``min_noise_steps`` differences were seen. A real record's PAT is noisy (SD
+    14-17 ms step to step on MIMIC-IV), so a fixed 8 ms threshold would fire every few minutes;
+    fixed thresholds in ms / bpm (``pat_threshold_ms``, ``hr_threshold_bpm``) are still accepted.
+    Requests are paced to the budget like every calibrator's.
+
+    Recurrent state: ``[prev dPAT, prev dHR, prev since_cuff_h, mean |step dPAT|, mean |step dHR|,
+    n PAT steps, n HR steps]``.
     """
 
     name = "drift"
+    state_size = 7
 
     def __init__(
         self,
-        pat_threshold_ms: float = 8.0,
-        hr_threshold_bpm: float = 10.0,
+        pat_threshold_sd: float = 3.0,
+        hr_threshold_sd: float = 3.0,
+        pat_threshold_ms: float | None = None,
+        hr_threshold_bpm: float | None = None,
         min_interval_min: float = 5.0,
         max_interval_min: float | None = None,
+        noise_halflife_steps: float = 60.0,
+        min_noise_steps: int = 10,
         **kw: Any,
     ) -> None:
-        """Thresholds on PAT (ms) and HR (bpm) change; minimum / maximum interval in minutes."""
+        """Thresholds in noise SDs (or fixed in ms / bpm); minimum / maximum interval in minutes."""
         super().__init__(**kw)
-        if pat_threshold_ms <= 0 or hr_threshold_bpm <= 0 or min_interval_min < 0:
-            raise ConfigError("pat_threshold_ms and hr_threshold_bpm must be > 0, min_interval_min >= 0")
-        self.pat_threshold_ms = float(pat_threshold_ms)
-        self.hr_threshold_bpm = float(hr_threshold_bpm)
+        for key, v in (("pat_threshold_sd", pat_threshold_sd), ("hr_threshold_sd", hr_threshold_sd)):
+            if v <= 0:
+                raise ConfigError(f"{key}: must be > 0, got {v!r}")
+        for key, v in (("pat_threshold_ms", pat_threshold_ms), ("hr_threshold_bpm", hr_threshold_bpm)):
+            if v is not None and v <= 0:
+                raise ConfigError(f"{key}: must be > 0, got {v!r}")
+        if min_interval_min < 0 or noise_halflife_steps <= 0 or min_noise_steps < 1:
+            raise ConfigError(
+                "min_interval_min >= 0, noise_halflife_steps > 0 and min_noise_steps >= 1 required"
+            )
+        self.pat_threshold_sd = float(pat_threshold_sd)
+        self.hr_threshold_sd = float(hr_threshold_sd)
+        self.pat_threshold_ms = None if pat_threshold_ms is None else float(pat_threshold_ms)
+        self.hr_threshold_bpm = None if hr_threshold_bpm is None else float(hr_threshold_bpm)
         self.min_interval_min = float(min_interval_min)
         self.max_interval_min = None if max_interval_min is None else float(max_interval_min)
+        self.alpha = 1.0 - 0.5 ** (1.0 / float(noise_halflife_steps))
+        self.min_noise_steps = int(min_noise_steps)
+
+    def _thresholds(self, s: dict[str, np.ndarray], state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Update the noise estimates from this step's differences; the PAT and HR thresholds now."""
+        same = (s["new_reading"] < 0.5) & (s["has_cuff"] > 0.5) & (s["since_cuff_h"] > state[:, 2])
+        out = []
+        for k, key, fixed, k_sd in (
+            (0, "dpat_ms", self.pat_threshold_ms, self.pat_threshold_sd),
+            (1, "dhr_bpm", self.hr_threshold_bpm, self.hr_threshold_sd),
+        ):
+            d = np.abs(s[key] - state[:, k])
+            use = same & (d > 1e-6)
+            first = use & (state[:, 5 + k] == 0)
+            state[:, 3 + k] = np.where(
+                first, d, np.where(use, state[:, 3 + k] + self.alpha * (d - state[:, 3 + k]), state[:, 3 + k])
+            )
+            state[:, 5 + k] += use
+            sd = state[:, 3 + k] * np.sqrt(np.pi) / 2.0
+            if fixed is not None:
+                out.append(np.full(sd.shape, fixed))
+            else:
+                out.append(np.where(state[:, 5 + k] >= self.min_noise_steps, k_sd * sd, np.inf))
+        state[:, 0], state[:, 1], state[:, 2] = s["dpat_ms"], s["dhr_bpm"], s["since_cuff_h"]
+        return out[0], out[1]
 
     def decide(self, s: dict[str, np.ndarray], state: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Request at the start and on drift beyond the thresholds."""
+        thr_pat, thr_hr = self._thresholds(s, state)
         since_min = s["since_cuff_h"] * 60.0
-        moved = (np.abs(s["dpat_ms"]) > self.pat_threshold_ms) | (
-            np.abs(s["dhr_bpm"]) > self.hr_threshold_bpm
-        )
+        moved = (np.abs(s["dpat_ms"]) > thr_pat) | (np.abs(s["dhr_bpm"]) > thr_hr)
         req = moved & (since_min >= self.min_interval_min)
         if self.max_interval_min is not None:
             req |= since_min >= self.max_interval_min - 1.0 / 60.0

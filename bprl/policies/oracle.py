@@ -32,6 +32,7 @@ class OracleCalibrator(Calibrator):
 
     name = "oracle"
     needs_cuff = False
+    paced = False
 
     def __init__(self, **kw: Any) -> None:
         """See class docstring; call :meth:`bind` before predicting."""

@@ -36,6 +36,8 @@ from bprl.policies.calibrators import (
     OneShotCalibrator,
     PeriodicCalibrator,
 )
+from bprl.policies.feature_correction import FeatureCorrectionCalibrator
+from bprl.policies.filters import KalmanOUCalibrator, RLSGainCalibrator, VarianceTriggerCalibrator
 from bprl.policies.oracle import OracleCalibrator
 
 __all__ = [
@@ -62,8 +64,23 @@ CALIBRATORS: dict[str, dict[str, Any]] = {
     "none": _entry(NoCalibration, "no calibration (raw population estimate)"),
     "one_shot": _entry(OneShotCalibrator, "one cuff reading at the start"),
     "periodic": _entry(PeriodicCalibrator, "cuff reading every period_min minutes"),
-    "drift": _entry(DriftCalibrator, "cuff reading when PAT or HR moved beyond a threshold"),
-    "kalman": _entry(KalmanCalibrator, "Kalman bias tracker, cuff when the bias is too uncertain"),
+    "drift": _entry(DriftCalibrator, "cuff reading when PAT or HR moved beyond k noise SDs (fit)"),
+    "kalman": _entry(
+        KalmanCalibrator, "random-walk Kalman bias tracker, cuff when the bias is too uncertain"
+    ),
+    "kalman_ou": _entry(
+        KalmanOUCalibrator, "OU Kalman offset fit to the error variogram, paced to the budget (fit)"
+    ),
+    "rls_gain": _entry(
+        RLSGainCalibrator, "Kalman / RLS over offset and gain, reads when the gain is uncertain (fit)"
+    ),
+    "feature_correction": _entry(
+        FeatureCorrectionCalibrator, "any rule + linear correction from PAT/HR/estimate changes (fit)"
+    ),
+    "variance_trigger": _entry(
+        VarianceTriggerCalibrator,
+        "OU Kalman, reads when variance grown by time and feature changes crosses (fit)",
+    ),
     "oracle": _entry(OracleCalibrator, "UPPER BOUND: reads the reference (bind(env)); not a baseline"),
 }
 

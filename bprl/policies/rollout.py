@@ -23,7 +23,7 @@ from bprl.errors import ConfigError
 from bprl.policies.base import Calibrator, Policy
 from bprl.schemas import EPISODE_LOG_COLUMNS
 
-__all__ = ["episode_seed", "rollout"]
+__all__ = ["episode_seed", "fit_calibrator", "rollout"]
 
 #: episode-log columns copied from the step's ``info`` (None -> NaN)
 _INFO_BP_COLUMNS: tuple[str, ...] = (
@@ -78,6 +78,12 @@ def _prepare_policy(policy: Policy, base: BPCalibrationEnv) -> None:
         )
     if isinstance(policy, Calibrator):
         policy.configure_for(base)
+        if policy.fits and policy.fitted is None:
+            raise ConfigError(
+                f"rollout: calibrator {policy.name!r} is fit on training subjects; call "
+                "bprl.policies.fit_calibrator(calibrator, train_env) first (the experiment runner "
+                "fits it on the train split)"
+            )
     if hasattr(policy, "bind"):
         policy.bind(base)
 
@@ -112,6 +118,29 @@ def _run_episode(
             cols[c].append(math.nan if v is None else v)
         cols["cuff"].append(bool(info["cuff"]))
         cols["reward"].append(float(reward))
+        cols["cuff_refused"].append(bool(info["cuff_refused"]))
+        cols["segment"].append(int(info["segment"]))
+
+
+def fit_calibrator(policy: Policy, train_env: gym.Env | Any) -> dict[str, Any] | None:
+    """Fit a calibrator that ``fits`` on the subjects of ``train_env`` (its train split); else nothing.
+
+    Args:
+        policy: any policy; only a :class:`Calibrator` with ``fits = True`` is fitted.
+        train_env: a BPCalibrationEnv over the **training** subjects (never the test subjects), or
+            its :class:`~bprl.envs.replay_arrays.ReplayArrays`.
+
+    Returns:
+        What the calibrator fitted (None when it fits nothing).
+    """
+    from bprl.policies.fitting import training_subjects
+
+    if not (isinstance(policy, Calibrator) and policy.fits):
+        return None
+    data = train_env.unwrapped.data if isinstance(train_env, gym.Env) else train_env
+    if isinstance(policy, Calibrator) and isinstance(train_env, gym.Env):
+        policy.configure_for(train_env)  # the trigger is set for the env's budget
+    return policy.fit(training_subjects(data))
 
 
 def rollout(
@@ -135,7 +164,8 @@ def rollout(
         policy_name: the ``policy`` column (default ``policy.name``).
 
     Returns:
-        DataFrame with exactly :data:`bprl.tables.EPISODE_LOG_COLUMNS` (dtypes as declared).
+        DataFrame with :data:`bprl.tables.EPISODE_LOG_COLUMNS` (dtypes as declared), then
+        ``cuff_refused`` and ``segment`` (of :data:`bprl.schemas.EPISODE_LOG_OPTIONAL`).
 
     Raises:
         ConfigError: the env is not a BPCalibrationEnv, a subject is not in it, a policy that needs
@@ -148,8 +178,8 @@ def rollout(
     sids = _subjects_to_run(base, subject_ids)
     _prepare_policy(policy, base)
     name = policy_name or str(getattr(policy, "name", type(policy).__name__))
-    cols: dict[str, list] = {c: [] for c in EPISODE_LOG_COLUMNS}
+    cols: dict[str, list] = {c: [] for c in [*EPISODE_LOG_COLUMNS, "cuff_refused", "segment"]}
     for episode, sid in enumerate(sids):
         _run_episode(policy, env, sid, seed, episode, name, cols)
     df = pd.DataFrame(cols)
-    return df.astype(EPISODE_LOG_COLUMNS)
+    return df.astype({**EPISODE_LOG_COLUMNS, "cuff_refused": "bool", "segment": "int64"})

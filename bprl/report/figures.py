@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -312,6 +313,10 @@ def _trace_panel(ax: Axes, g: pd.DataFrame, color: str) -> None:
             label="raw estimate" if bp == "sbp" else None,
         )
         ax.plot(t_h, g[f"corr_{bp}_mmhg"], color=color, lw=1.0, label="corrected" if bp == "sbp" else None)
+    if "segment" in g.columns:  # record segments: PAT can jump at a boundary at unchanged BP
+        seg = g["segment"].to_numpy()
+        for k, i in enumerate(np.flatnonzero(seg[1:] != seg[:-1]) + 1):
+            ax.axvline(t_h[i], color="#9467bd", lw=0.8, ls=":", label="segment boundary" if k == 0 else None)
     cuff = g["cuff"].to_numpy(bool)
     if cuff.any():
         ax.scatter(
@@ -357,8 +362,78 @@ def trace_figure(ann: pd.DataFrame, policies: list[str], colors: dict[str, str])
         ReportFigure(
             "example_trace",
             f"Example episode of subject {subject} (seed {seed}): reference, raw estimator output, corrected "
-            "estimate (SBP upper and DBP lower traces) and cuff readings.",
+            "estimate (SBP upper and DBP lower traces), cuff readings and record-segment boundaries.",
             _png(fig),
         ),
         str(subject),
+    )
+
+
+# ------------------------------------------------------------------ cuff-rate curves
+def cuff_rate_figure(curves: pd.DataFrame, colors: dict[str, str]) -> ReportFigure:
+    """MAE against achieved cuffs per hour for every swept family, SBP and DBP panels (log rate axis).
+
+    Each family is a line through its budgets with the bootstrap interval as error bars; policies
+    outside the sweep are horizontal lines (dotted: no calibration and other references; dashed
+    grey: an upper bound such as the oracle, shown apart, never on the front).
+
+    Args:
+        curves: :func:`bprl.evaluation.cuff_rate_curves`.
+        colors: colour per family.
+    """
+    swept = curves[np.isfinite(curves["target_cuffs_per_h"].to_numpy(float))]
+    fixed = curves[~np.isfinite(curves["target_cuffs_per_h"].to_numpy(float))]
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(10.0, 3.4)
+        axes = fig.subplots(1, 2)
+        for ax, bp in zip(axes, ev.BP_KINDS, strict=True):
+            for fam, g in swept.groupby("family", sort=False):
+                g = g.sort_values("cuffs_per_hour")
+                x = g["cuffs_per_hour"].to_numpy(float)
+                y = g[f"{bp}_mae_mmhg"].to_numpy(float)
+                err = np.abs(
+                    np.stack([y - g[f"{bp}_mae_lo"].to_numpy(float), g[f"{bp}_mae_hi"].to_numpy(float) - y])
+                )
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=np.nan_to_num(err),
+                    color=colors.get(str(fam), "C0"),
+                    marker="o",
+                    ms=3,
+                    lw=1.1,
+                    capsize=2,
+                    label=str(fam),
+                )
+            for _, r in fixed.iterrows():
+                bound = bool(r["bound"])
+                ax.axhline(
+                    float(r[f"{bp}_mae_mmhg"]),
+                    color="grey" if bound else colors.get(str(r["family"]), "k"),
+                    ls="--" if bound else ":",
+                    lw=1.0,
+                    label=f"{r['family']} (bound)"
+                    if bound
+                    else f"{r['family']} ({r['cuffs_per_hour']:.2f}/h, {r[f'{bp}_mae_mmhg']:.1f} mmHg)",
+                )
+            ax.set_xscale("log")
+            ticks = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            x_all = swept["cuffs_per_hour"].to_numpy(float)
+            if (x_all > 0).any():
+                ax.set_xlim(0.8 * np.nanmin(x_all[x_all > 0]), 1.25 * np.nanmax(x_all))
+            hi = swept[f"{bp}_mae_hi"].to_numpy(float)
+            if np.isfinite(hi).any():  # a reference line far above the curves is named, not drawn to scale
+                ax.set_ylim(0.0, 1.3 * np.nanmax(hi))
+            ax.set_xlabel("cuff readings per hour (achieved)")
+            ax.set_ylabel(f"{bp.upper()} MAE (mmHg)")
+            ax.set_title(bp.upper())
+        axes[1].legend(frameon=False, fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return ReportFigure(
+        "cuff_rate_curves",
+        "MAE against achieved cuff readings per hour for each calibrator family swept over per-hour "
+        "budgets (means over subjects, 95 % bootstrap intervals); horizontal lines: policies outside "
+        "the sweep, the oracle dashed as an upper bound.",
+        _png(fig),
     )

@@ -1,4 +1,5 @@
-"""The report's tables: accuracy, standards, criterion details, IEEE 1708 by BP change, estimator tracking.
+"""The report's tables: accuracy, standards, criterion details, IEEE 1708 by BP change, estimator
+tracking, and for a cuff-rate sweep the error-against-rate curves and the paired comparison.
 
 Each table function turns a :func:`bprl.evaluation.compare_policies` (or
 :func:`bprl.evaluation.evaluate_change_bins`) table into a :data:`Table`, a header and rows
@@ -239,6 +240,48 @@ def tracking_table(log: pd.DataFrame, seed: int = 0, n_resamples: int = 1000) ->
 
 
 # ------------------------------------------------------------------ rendering
+def cuff_rate_table(curves: pd.DataFrame) -> Table:
+    """Error against cuff rate: one row per policy of :func:`bprl.evaluation.cuff_rate_curves`.
+
+    Columns: family, budget (readings per hour; ``–`` outside the sweep), achieved cuffs per hour,
+    SBP and DBP MAE with their intervals, refused requests; an upper bound is marked ``(bound)``.
+    """
+    head = ["Family", "Budget /h", "Cuffs /h", "SBP MAE [95 % CI]", "DBP MAE [95 % CI]", "Refused"]
+    body = []
+    for _, r in curves.iterrows():
+        fam = f"{r['family']} (bound)" if bool(r["bound"]) else str(r["family"])
+        cells = [
+            fam,
+            format_value(float(r["target_cuffs_per_h"]), 2),
+            format_value(float(r["cuffs_per_hour"]), 2),
+        ]
+        for bp in ("sbp", "dbp"):
+            cells.append(
+                f"{format_value(float(r[f'{bp}_mae_mmhg']))} [{format_value(float(r[f'{bp}_mae_lo']))}, "
+                f"{format_value(float(r[f'{bp}_mae_hi']))}]"
+            )
+        cells.append(format_value(int(r["n_refused"])))
+        body.append(cells)
+    return head, body
+
+
+def paired_rate_table(paired: pd.DataFrame) -> Table:
+    """Families against the best at equal cuff rate (:func:`bprl.evaluation.paired_at_rate`)."""
+    head = ["Family", "Subjects", "SBP MAE", "SBP − best [95 % CI]", "DBP MAE", "DBP − best [95 % CI]"]
+    body = []
+    for _, r in paired.iterrows():
+        fam = f"{r['family']} (best)" if bool(r["best"]) else str(r["family"])
+        cells = [fam, format_value(int(r["n_subjects"]))]
+        for bp in ("sbp", "dbp"):
+            cells.append(format_value(float(r[f"{bp}_mae_mmhg"])))
+            cells.append(
+                f"{format_value(float(r[f'{bp}_diff_mmhg']))} [{format_value(float(r[f'{bp}_diff_lo']))}, "
+                f"{format_value(float(r[f'{bp}_diff_hi']))}]"
+            )
+        body.append(cells)
+    return head, body
+
+
 def markdown_table(head: list[str], body: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
 

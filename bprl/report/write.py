@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.colors
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -28,6 +31,7 @@ from bprl.provenance import git_commit, package_versions
 from bprl.report.figures import (
     ReportFigure,
     bland_altman_figure,
+    cuff_rate_figure,
     cuffs_vs_mae_figure,
     error_vs_time_figure,
     per_subject_figure,
@@ -38,10 +42,12 @@ from bprl.report.tables import (
     Table,
     accuracy_table,
     change_table,
+    cuff_rate_table,
     detail_table,
     flatten_mapping,
     html_table,
     markdown_table,
+    paired_rate_table,
     standards_table,
     tracking_table,
 )
@@ -154,17 +160,30 @@ def _resolve_provenance(
 
 
 # ------------------------------------------------------------------ content
-def report_notes(metrics: pd.DataFrame, problems: Sequence[str]) -> list[str]:
-    """Notes for the top of the report: oracle policies, too few subjects for ISO 81060-2, skipped inputs.
+def report_notes(
+    metrics: pd.DataFrame, problems: Sequence[str], log: pd.DataFrame | None = None
+) -> list[str]:
+    """Notes for the top of the report: oracle policies, too few subjects for ISO 81060-2, cuff
+    requests refused by the budget, skipped inputs.
 
     Args:
         metrics: policy comparison (:func:`bprl.evaluation.compare_policies`).
         problems: messages about skipped inputs.
+        log: the checked episode log (for refused requests; None: not reported).
 
     Returns:
         The note texts (plain text) in order.
     """
     notes = []
+    if log is not None:
+        refused = log.groupby("policy", sort=False)["cuff_refused"].sum()
+        refused = refused[refused > 0]
+        if not refused.empty:
+            notes.append(
+                "Cuff requests refused by the budget (no reading, no cost): "
+                + ", ".join(f"{p} {int(n)}" for p, n in refused.items())
+                + "."
+            )
     oracles = [str(p) for p in metrics["policy"] if "oracle" in str(p).lower()]
     if oracles:
         notes.append(
@@ -235,6 +254,58 @@ def _report_tables(
             tracking_table(log, seed, n_resamples),
         ),
     ]
+
+
+#: the cuff rate at which a sweep's families are compared in the report, readings per hour
+COMPARE_RATE_PER_H = 1.0
+
+
+def _representative_policies(log: pd.DataFrame, policies: list[str]) -> list[str]:
+    """With a cuff-rate sweep, the per-policy figures show each swept family at the budget closest
+    to :data:`COMPARE_RATE_PER_H` (in log rate) and every policy outside the sweep."""
+    meta = log.groupby("policy", sort=False)[["family", "target_cuffs_per_h"]].first()
+    keep = []
+    for _family, g in meta.groupby("family", sort=False):
+        rates = g["target_cuffs_per_h"].to_numpy(float)
+        if not np.isfinite(rates).any():
+            keep += [str(p) for p in g.index]
+            continue
+        dist = np.abs(np.log(np.where(np.isfinite(rates), rates, np.inf)) - np.log(COMPARE_RATE_PER_H))
+        keep.append(str(g.index[int(np.nanargmin(dist))]))
+    return [p for p in policies if p in set(keep)]
+
+
+def _sweep_section(
+    log: pd.DataFrame, seed: int, n_resamples: int
+) -> tuple[list[tuple[str, str, Table]], pd.DataFrame, ReportFigure] | None:
+    """The sweep's tables, curves and figure (None when the logs hold no cuff-rate sweep)."""
+    if not np.isfinite(log["target_cuffs_per_h"].to_numpy(float)).any():
+        return None
+    curves = ev.cuff_rate_curves(log, n_resamples=n_resamples, seed=seed)
+    paired = ev.paired_at_rate(log, COMPARE_RATE_PER_H, n_resamples=n_resamples, seed=seed)
+    families = [str(f) for f in pd.unique(curves["family"])]
+    tables: list[tuple[str, str, Table]] = [
+        (
+            "Error against cuff rate",
+            "Each calibrator family run once per budget (readings per hour, paced); MAE in mmHg, mean "
+            "over subjects of each subject's MAE (averaged over seeds), 95 % bootstrap intervals over "
+            "subjects. The oracle reads the reference: an upper bound, not a competitor.",
+            cuff_rate_table(curves),
+        )
+    ]
+    if not paired.empty:
+        tables.append(
+            (
+                f"Families at {COMPARE_RATE_PER_H:g} cuff reading per hour, paired per subject",
+                "Each subject's MAE interpolated at the common rate along its own (cuffs per hour, MAE) "
+                "points (linear in log rate); differences from the best family per subject, mean "
+                "[95 % bootstrap interval over subjects]. Subjects where every family covers the rate.",
+                paired_rate_table(paired),
+            )
+        )
+    cmap = matplotlib.colormaps["tab20"]
+    colors = {f: matplotlib.colors.to_hex(cmap((2 * i) % 20 + (i // 10) % 2)) for i, f in enumerate(families)}
+    return tables, curves, cuff_rate_figure(curves, colors)
 
 
 # ------------------------------------------------------------------ rendering
@@ -329,8 +400,19 @@ def write_report(
     policies = [str(p) for p in metrics["policy"]] + [
         str(p) for p in pd.unique(ann["policy"]) if str(p) not in set(metrics["policy"].astype(str))
     ]
+    sweep = _sweep_section(log, seed, n_resamples)
+    shown = _representative_policies(log, policies) if sweep else policies
     colors = policy_colors(policies)
-    figures = _report_figures(ann, metrics, ev.evaluate_subjects(log), policies, colors, seed)
+    figures = _report_figures(
+        ann[ann["policy"].isin(shown)],
+        metrics[metrics["policy"].isin(shown)],
+        ev.evaluate_subjects(log[log["policy"].isin(shown)]),
+        shown,
+        colors,
+        seed,
+    )
+    if sweep:
+        figures.insert(0, sweep[2])
     for f in figures:
         with atomic_output(out / "figures" / f"{f.name}.png") as tmp:
             tmp.write_bytes(f.png)
@@ -343,8 +425,9 @@ def write_report(
             f"{len(policies)} policies, {log['subject_id'].nunique()} subjects, "
             f"{log['seed'].nunique()} seeds, {len(log)} steps."
         ),
-        notes=report_notes(metrics, problems),
-        tables=_report_tables(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples),
+        notes=report_notes(metrics, problems, log),
+        tables=(sweep[0] if sweep else [])
+        + _report_tables(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples),
         methods=methods_text(),
         figures=figures,
         config_yaml=(

@@ -46,7 +46,7 @@ def env_builder(
 
     Args:
         env_spec: an env YAML file or dict (built with :func:`bprl.envs.make_env_from_spec`)
-            or a registered Gymnasium id such as ``bprl/BPCalibration-v0`` or ``CartPole-v1``.
+            or a registered Gymnasium id such as ``bprl/BPCalibration-v1`` or ``CartPole-v1``.
         split: ``train``, ``val`` or ``test`` (passed as a keyword only for bprl ids).
         overrides: keyword overrides for the environment.
 

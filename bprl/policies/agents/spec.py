@@ -109,7 +109,7 @@ class AgentSpec(Spec):
 
     >>> import yaml
     >>> doc = yaml.safe_load("""
-    ... bprl/BPCalibration-v0:
+    ... bprl/BPCalibration-v1:
     ...   n_timesteps: 100000
     ...   policy: MlpPolicy
     ...   n_envs: 4
@@ -124,7 +124,7 @@ class AgentSpec(Spec):
     ...   ent_coef: 0.01
     ...   policy_kwargs: "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=nn.Tanh)"
     ... """)
-    >>> spec = load_agent_spec({"algo": "ppo", **doc}, env_id="bprl/BPCalibration-v0")
+    >>> spec = load_agent_spec({"algo": "ppo", **doc}, env_id="bprl/BPCalibration-v1")
     >>> spec.algo, spec.policy, spec.n_timesteps, spec.n_envs
     ('ppo', 'MlpPolicy', 100000, 4)
     >>> spec.normalize  # the entry's gamma is passed on to VecNormalize, as rl_zoo3 does

@@ -114,7 +114,7 @@ def train_agent(
     Args:
         env_spec: env YAML file / dict (``bprl.envs.make_env_from_spec``) or a registered env id.
         agent_spec: agent YAML file (``agents/ppo.yaml``), dict, or :class:`AgentSpec`; the entry is
-            chosen by the env's id (``bprl/BPCalibration-v0`` / ``bprl/BPCalibrationContinuous-v0``).
+            chosen by the env's id (``bprl/BPCalibration-v1`` / ``bprl/BPCalibrationContinuous-v1``).
         seed: seeds SB3/torch/numpy (``set_random_seed``), the training envs (``seed + i``) and the
             evaluation env (``seed + 10_000``); an integer from 0 to ``MAX_SEED``.
         out_dir: the agent folder to write (created; files written atomically).
