@@ -361,11 +361,6 @@ def test_sweep_runs_labels_paced_calibrators_per_rate(env_spec):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema checks that sweep rates are distinct floats, but sweep_runs labels them with "
-    "f'{r:g}' (6 significant digits): distinct rates can share a label and so a log file",
-)
 def test_sweep_rates_that_print_alike_are_refused_or_labelled_apart(env_spec):
     cfg = exp_config(env_spec, sweep_cuffs_per_h=[1.0000001, 1.0000002])
     try:
@@ -377,8 +372,8 @@ def test_sweep_rates_that_print_alike_are_refused_or_labelled_apart(env_spec):
 
 
 # ------------------------------------------------------------------ current logs of a results folder
-SWEEP_CONFIG = {
-    "policies": [{"name": "none"}, {"name": "periodic"}],
+SWEEP_CONFIG = {  # as in config.resolved.yaml: every calibrator policy names its calibrator
+    "policies": [{"name": "none", "calibrator": "none"}, {"name": "periodic", "calibrator": "periodic"}],
     "seeds": [0],
     "budgets": {"sweep_cuffs_per_h": [0.5, 2]},
 }
@@ -421,11 +416,6 @@ def test_current_logs_follow_the_rollout_markers(tmp_path):
     assert [p.name for p in ex.current_logs(tmp_path, SWEEP_CONFIG)] == ["none__seed0.parquet"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="current_logs wants both '<name>' and '<name>@<rate>' of every policy when a sweep is set, "
-    "so the unswept log of a paced policy left by a run before the sweep was added counts as current",
-)
 def test_unswept_log_of_a_swept_policy_is_not_current(tmp_path):
     config = {
         "policies": [{"name": "none", "calibrator": "none"}, {"name": "periodic", "calibrator": "periodic"}],

@@ -365,7 +365,7 @@ def test_no_rule_spends_its_budget_in_the_first_hour_of_a_real_patient(physionet
     hour, or with 8 readings for the episode, every classical rule keeps readings for later."""
     from bprl.estimator import load_estimator, pretrained_path
     from bprl.features import build_replay_tables
-    from bprl.records import read_record
+    from bprl.sources import read_record
 
     root = physionet_dir / "mimic4wdb-demo" / "p10020306"
     paths, _ = build_replay_tables(root, tmp_path / "cache", workers=1, progress=False)

@@ -136,20 +136,28 @@ def paired_at_rate(
 ) -> pd.DataFrame:
     """Every swept family against the best one at ``rate_per_h`` cuffs per hour, paired per subject.
 
-    Only subjects where every family's curve covers the rate are used (the same subjects for all).
+    A family whose curve covers the rate for fewer than half the subjects is left out; the others
+    are compared on the subjects that every one of them covers (the same subjects for all).
 
     Returns:
         One row per family, best first: ``family``, ``n_subjects``, ``<bp>_mae_mmhg`` (mean of the
         interpolated per-subject MAE), ``<bp>_diff_mmhg`` (mean of family minus best, per subject)
         with ``<bp>_diff_lo`` / ``<bp>_diff_hi`` (bootstrap over subjects); ``best`` marks the best
-        family (lowest SBP MAE). Empty when the log has no sweep or no family covers the rate.
+        family (lowest SBP MAE). Empty when the log has no sweep or no family covers the rate for
+        half the subjects.
     """
     pts = subject_rate_points(log)
     pts = pts[~pts["family"].isin(BOUND_POLICIES)]
     tabs = {bp: _interpolated(pts, rate_per_h, bp) for bp in _BPS}
     if tabs["sbp"].empty:
         return pd.DataFrame()
-    both = pd.concat(tabs, axis=1).dropna()
+    # families whose curves cover the rate for fewer than half the subjects are left out; the
+    # rest are compared on the subjects every one of them covers
+    covered = tabs["sbp"].notna() & tabs["dbp"].notna()
+    keep = [f for f in tabs["sbp"].columns if covered[f].mean() >= 0.5]
+    if not keep:
+        return pd.DataFrame()
+    both = pd.concat({bp: t[keep] for bp, t in tabs.items()}, axis=1).dropna()
     if both.empty:
         return pd.DataFrame()
     sbp, dbp = both["sbp"], both["dbp"]

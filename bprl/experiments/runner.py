@@ -131,6 +131,19 @@ def _rollout_status(results: Path, name: str) -> str | None:
         return None
 
 
+def _is_paced(calibrator: object) -> bool:
+    """Whether a resolved config's calibrator runs once per rate of a sweep (its class is ``paced``)."""
+    if not isinstance(calibrator, str):
+        return False  # an agent, or no calibrator
+    from bprl.errors import ConfigError
+    from bprl.policies.registry import resolve_calibrator
+
+    try:
+        return bool(getattr(resolve_calibrator(calibrator), "paced", False))
+    except ConfigError:
+        return False
+
+
 def current_logs(results: Path, config: dict[str, Any] | None) -> list[Path]:
     """The episode logs of the experiment's current policies and seeds, in the experiment's order.
 
@@ -144,7 +157,10 @@ def current_logs(results: Path, config: dict[str, Any] | None) -> list[Path]:
     order = []
     for p in (config or {}).get("policies", []):
         if isinstance(p, dict):  # a swept policy's logs are <name>@<rate>, in rate order
-            order += [str(p.get("name"))] + [f"{p.get('name')}@{float(r):g}" for r in rates]
+            if rates and _is_paced(p.get("calibrator")):
+                order += [f"{p.get('name')}@{float(r):g}" for r in rates]
+            else:
+                order.append(str(p.get("name")))
     seeds = [int(s) for s in (config or {}).get("seeds", [])]
     if order and seeds:
         wanted = {f"{p}__seed{s}": (i, j) for i, p in enumerate(order) for j, s in enumerate(seeds)}

@@ -322,8 +322,8 @@ class BudgetSpec(StrictSpec):
     @field_validator("sweep_cuffs_per_h")
     @classmethod
     def _distinct_rates(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and len(set(v)) != len(v):
-            raise ValueError(f"rates repeated: {v}")
+        if v is not None and len({f"{r:g}" for r in v}) != len(v):
+            raise ValueError(f"rates repeated (labels <name>@<rate> print rates with 6 digits): {v}")
         return v
 
     timesteps: StrictInt = Field(
