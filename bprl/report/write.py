@@ -299,7 +299,8 @@ def _sweep_section(
                 f"Families at {COMPARE_RATE_PER_H:g} cuff reading per hour, paired per subject",
                 "Each subject's MAE interpolated at the common rate along its own (cuffs per hour, MAE) "
                 "points (linear in log rate); differences from the best family per subject, mean "
-                "[95 % bootstrap interval over subjects]. Subjects where every family covers the rate.",
+                "[95 % bootstrap interval over subjects]. Families whose curves reach the rate for at "
+                "least half the subjects, on the subjects all of them reach.",
                 paired_rate_table(paired),
             )
         )
