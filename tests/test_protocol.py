@@ -400,6 +400,9 @@ def test_no_rule_spends_its_budget_in_the_first_hour_of_a_real_patient(
             log = rollout(pol, env, seed=0)
             hours = (log["t_s"] - float(table["t_start_s"].min())) / 3600.0
             first = int(log.loc[hours <= 1.0, "cuff"].sum())
+            print(
+                f"{patient} {cuff} {name}: {first} readings in the first hour, {int(log['cuff'].sum())} in all"
+            )
             assert first <= first_hour_max, (name, cuff, first)
             if "budget" in cuff:  # 8 readings over the episode: some are kept for after the first hour
                 assert log.loc[hours > 1.0, "cuff"].any(), (name, cuff)
