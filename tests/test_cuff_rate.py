@@ -479,3 +479,25 @@ def test_write_report_without_a_sweep_has_no_sweep_section(sweep_log, tmp_path):
     text = md.read_text()
     assert "Error against cuff rate" not in text and "paired per subject" not in text
     assert not (tmp_path / "figures" / "cuff_rate_curves.png").exists()
+
+
+def test_evaluation_writes_the_sweep_tables_and_the_results_page_shows_them(sweep_log, tmp_path):
+    """A sweep's curves and paired comparison are metrics tables of the run, and the docs page reads them."""
+    from bprl.experiments.outputs import write_metrics
+    from bprl.experiments.tasks import default_stages
+    from bprl.report.docs_page import results_page
+
+    config = {"evaluation": {"n_resamples": 50, "seed": 0}}
+    tables = write_metrics(tmp_path, sweep_log, config, default_stages())
+    assert {"cuff_rate", "paired_at_1_per_h"} <= set(tables)
+    curves = pd.read_csv(tmp_path / "metrics_cuff_rate.csv")
+    assert set(curves["family"]) == {"a", "b", "none", "oracle"}
+    page = results_page(tmp_path, "bprl run x.yaml")
+    assert "## Error against cuff rate" in page and "## Families at 1 cuff reading per hour" in page
+    assert "| b | 6 |" in page  # the paired table's row of family b, 6 subjects
+    # without a sweep: neither table nor section
+    plain = sweep_log.drop(columns=["family", "target_cuffs_per_h"])
+    out = tmp_path / "plain"
+    out.mkdir()
+    assert "cuff_rate" not in write_metrics(out, plain, config, default_stages())
+    assert "Error against cuff rate" not in results_page(out, "x")

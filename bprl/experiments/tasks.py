@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -373,16 +374,24 @@ def stage_rollout(
 def stage_evaluate(
     logs: pd.DataFrame, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, pd.DataFrame]:
-    """Standards metrics: per policy (``metrics``), per (policy, seed), per subject, by BP change."""
+    """Standards metrics: per policy (``metrics``), per (policy, seed), per subject, by BP change;
+    with a cuff-rate sweep also the error-against-rate curves (``cuff_rate``) and the families
+    compared at 1 reading per hour (``paired_at_1_per_h``)."""
     from bprl import evaluation as ev
 
     boot = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
-    return {
+    tables = {
         "metrics": ev.compare_policies(logs, **boot),
         "per_seed": ev.evaluate_log(logs, **boot),
         "per_subject": ev.evaluate_subjects(logs),
         "change_bins": ev.evaluate_change_bins(logs),
     }
+    if "target_cuffs_per_h" in logs and np.isfinite(logs["target_cuffs_per_h"].to_numpy(float)).any():
+        tables["cuff_rate"] = ev.cuff_rate_curves(logs, **boot)
+        paired = ev.paired_at_rate(logs, 1.0, **boot)
+        if not paired.empty:
+            tables["paired_at_1_per_h"] = paired
+    return tables
 
 
 def stage_report(

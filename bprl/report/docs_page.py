@@ -29,9 +29,11 @@ from bprl.errors import EvaluationError
 from bprl.io import write_text_atomic
 from bprl.report.tables import (
     accuracy_table,
+    cuff_rate_table,
     detail_table,
     format_value,
     markdown_table,
+    paired_rate_table,
     standards_table,
 )
 from bprl.report.write import report_notes
@@ -197,6 +199,35 @@ def _provenance_section(provenance: dict[str, Any] | None) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _sweep_sections(results: Path) -> list[str]:
+    """The cuff-rate sweep's tables (``metrics_cuff_rate.csv``, ``metrics_paired_at_1_per_h.csv``), if any."""
+    parts: list[str] = []
+    curves = results / "metrics_cuff_rate.csv"
+    if curves.is_file():
+        parts += [
+            "## Error against cuff rate",
+            "",
+            "Each calibrator family once per paced budget (readings per hour); MAE in mmHg, mean over "
+            "subjects of each subject's MAE (averaged over seeds), 95 % bootstrap intervals over subjects; "
+            "the oracle is an upper bound.",
+            "",
+            markdown_table(*cuff_rate_table(pd.read_csv(curves))),
+            "",
+        ]
+    paired = results / "metrics_paired_at_1_per_h.csv"
+    if paired.is_file():
+        parts += [
+            "## Families at 1 cuff reading per hour, paired per subject",
+            "",
+            "Each subject's MAE interpolated at 1 reading per hour along its own (cuffs per hour, MAE) "
+            "points; difference from the best family per subject, mean [95 % bootstrap interval].",
+            "",
+            markdown_table(*paired_rate_table(pd.read_csv(paired))),
+            "",
+        ]
+    return parts
+
+
 def results_page(results_dir: str | os.PathLike[str], command: str) -> str:
     """The Markdown page of a results folder for the docs site.
 
@@ -232,6 +263,7 @@ def results_page(results_dir: str | os.PathLike[str], command: str) -> str:
     ]
     if notes:
         parts += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    parts += _sweep_sections(results)
     parts += [
         "## Accuracy",
         "",
