@@ -410,3 +410,52 @@ def test_no_rule_spends_its_budget_in_the_first_hour_of_a_real_patient(
                 assert int(log["cuff"].sum()) <= 1 + math.floor(duration_h), (name, cuff)
             assert not log["cuff_refused"].any(), (name, cuff)
             assert log["segment"].nunique() == len(parts)
+
+
+def test_a_ppg_timing_offset_is_a_boundary_and_feature_correction_drops_pat_after_it():
+    """issue 16 item 5: a flagged pat_offset_ms step is observed as a boundary; feature_correction
+    then leaves the PAT change out of its correction until the next reading."""
+    t = synthetic_replay_tables(n_subjects=1, n_steps=60, seed=4)["s000"].copy()
+    t["pat_offset_ms"] = np.nan
+    t.loc[30, "pat_offset_ms"] = 45.0
+    data = build_replay_arrays({"s000": t})
+    assert np.flatnonzero(data.segment_start[0]).tolist() == [30]
+    env = BPCalibrationEnv(data=data, action_type="continuous", max_offset_step_mmhg=40.0)
+    obs, _ = env.reset(seed=0)
+    flags = []
+    for _ in range(59):
+        obs, *_ = env.step(np.zeros(5, np.float32))
+        flags.append(float(decode_obs(obs)["segment_start"]))
+    assert np.flatnonzero(flags).tolist() == [29]  # the observation of row 30
+    fc = make_calibrator("feature_correction", action_type="continuous", coef=[[-0.5, 0.0, 0.0]] * 2)
+    n = 1
+
+    def s(dpat, boundary, new=0.0):
+        return {
+            "has_cuff": np.ones(n),
+            "new_reading": np.full(n, new),
+            "since_cuff_h": np.full(n, 0.5),
+            "elapsed_h": np.full(n, 1.0),
+            "est_sbp": np.full(n, 120.0),
+            "est_dbp": np.full(n, 70.0),
+            "offset_sbp": np.full(n, 3.0),
+            "offset_dbp": np.full(n, 1.0),
+            "dpat_ms": np.full(n, dpat),
+            "dhr_bpm": np.zeros(n),
+            "segment_start": np.full(n, boundary),
+            "cuffs_available": np.ones(n),
+            "cuffs_used": np.ones(n),
+            "time_left_h": np.ones(n),
+        }
+
+    state = fc.initial_state(n)
+    fc.decide(s(0.0, 0.0, new=1.0), state)  # a reading: offsets 3 / 1 are the base correction
+    _, wanted = fc.decide(s(20.0, 0.0), state)
+    assert wanted[0].tolist() == [3.0 - 10.0, 1.0 - 10.0]  # -0.5 mmHg per ms of PAT change
+    _, wanted = fc.decide(s(60.0, 1.0), state)  # a boundary: PAT jumps by the offset
+    assert wanted[0].tolist() == [3.0, 1.0]
+    _, wanted = fc.decide(s(65.0, 0.0), state)  # still no PAT term until the next reading
+    assert wanted[0].tolist() == [3.0, 1.0]
+    fc.decide(s(65.0, 0.0, new=1.0), state)
+    _, wanted = fc.decide(s(10.0, 0.0), state)
+    assert wanted[0].tolist() == [3.0 - 5.0, 1.0 - 5.0]

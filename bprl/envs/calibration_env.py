@@ -109,8 +109,9 @@ class BPCalibrationEnv(gym.Env):
     reading minus the raw estimate at that time (SBP, DBP), cuff requests used, share of the
     per-episode budget left, hours left in the episode, readings a request could use now (the
     budget and its per-hour pacing, :meth:`~bprl.envs.cuff.CuffModel.available`; 100 when
-    unlimited), the record segment index and a segment-boundary flag (1 on the first window of each
-    segment after the first: PAT can jump there at unchanged BP). Everything is clipped to +-10.
+    unlimited), the record segment index and a boundary flag (1 on the first window of each
+    segment after the first, and on the first window after a detected PPG timing offset,
+    ``pat_offset_ms``: PAT jumps there at unchanged BP). Everything is clipped to +-10.
 
     ## Rewards
 

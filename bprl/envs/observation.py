@@ -96,7 +96,7 @@ STATE_FIELDS: tuple[str, ...] = (
     "time_left_h",  # hours from the end of this window to the end of the episode
     "cuffs_available",  # readings a request could use now (budget and per-hour pacing), count / 10
     "segment",  # index of the record segment this window belongs to (0, 1, ...), / 10
-    "segment_start",  # 1 on the first window of a segment after the first (a boundary), else 0
+    "segment_start",  # 1 at a boundary: a later segment's first window, or after a PPG timing offset
 )
 N_STATE = len(STATE_FIELDS)
 #: every observation value is clipped to +-OBS_CLIP

@@ -60,7 +60,7 @@ class SubjectSeries:
     t_start_s: list[float]
     t_end_s: list[float]
     segment: list[int]  #: record segment index of each step (0, 1, ...)
-    segment_start: list[float]  #: 1.0 on the first step of a segment after the first
+    segment_start: list[float]  #: 1.0 at a boundary (a later segment's first step, a PPG timing offset)
 
 
 @dataclass
@@ -84,7 +84,8 @@ class ReplayArrays:
         pat_carry, hr_carry: (S, T) PAT foot (ms) and HR (bpm) carried forward (NaN before the first).
         t_start_s, t_end_s: (S, T) window times.
         segment: (S, T) int64 index of the record segment of each step (:func:`segment_index`).
-        segment_start: (S, T) 1.0 on the first step of each segment after the first (a boundary).
+        segment_start: (S, T) 1.0 at a boundary: the first step of each segment after the first, or
+            the first step after a detected PPG timing offset (``pat_offset_ms`` finite).
         cuff_duration_s: the cuff duration ``cuff_ref`` was computed for.
         source: where the tables came from (for messages).
     """
@@ -259,7 +260,11 @@ def _fill_reference(
     out["hr_carry"][i, :n] = _ffill(np.where(np.isfinite(h), h, np.nan)[:, None])[:, 0]
     seg = segment_index(df)
     out["segment"][i, :n] = seg
-    out["segment_start"][i, 1:n] = seg[1:] != seg[:-1]
+    boundary = np.zeros(n, bool)
+    boundary[1:] = seg[1:] != seg[:-1]
+    if "pat_offset_ms" in df.columns:  # a detected PPG timing offset is a boundary too (issue 16)
+        boundary |= np.isfinite(df["pat_offset_ms"].to_numpy(np.float64))
+    out["segment_start"][i, :n] = boundary
 
 
 def build_replay_arrays(

@@ -11,7 +11,9 @@ with ``b`` fit on training subjects by ridge regression of ``e(t) - e(t0)`` on t
 (:func:`bprl.policies.fitting.fit_feature_change`; ``e`` = reference - estimate). The ``b_est``
 term corrects the population model's gain on within-subject changes. It wraps any calibrator
 (``base``: ``periodic`` by default, or ``kalman_ou``, ``rls_gain``, ``variance_trigger``, ...),
-which decides when to read and gives the base correction.
+which decides when to read and gives the base correction. After a boundary (a later record
+segment, a PPG timing offset: ``segment_start`` in the observation) the PAT term is left out
+until the next reading: the PAT change then holds the offset, not BP.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from bprl.policies.fitting import TrainingSubjects, fit_error_model, fit_feature
 
 __all__ = ["FeatureCorrectionCalibrator"]
 
-# own state: estimate at the last reading (SBP, DBP), base offsets then (SBP, DBP), started, prev est
-_EST0, _OFF0, _STARTED, _PREV = 0, 2, 4, 5
-_OWN = 7
+# own state: estimate at the last reading (SBP, DBP), base offsets then (SBP, DBP), started, prev
+# est (SBP, DBP), a boundary since the last reading
+_EST0, _OFF0, _STARTED, _PREV, _BOUNDARY = 0, 2, 4, 5, 7
+_OWN = 8
 
 
 class FeatureCorrectionCalibrator(Calibrator):
@@ -100,11 +103,16 @@ class FeatureCorrectionCalibrator(Calibrator):
             base_now = offsets if wanted is None else wanted
             state[new, _OFF0 : _OFF0 + 2] = base_now[new]
             state[new, _STARTED] = 1.0
+            state[new, _BOUNDARY] = 0.0
+        # a boundary (record segment, PPG timing offset) since the last reading: the PAT change
+        # since then holds the offset, not BP, so its term is left out until the next reading
+        state[:, _BOUNDARY] = np.maximum(state[:, _BOUNDARY], s["segment_start"] > 0.5)
         state[:, _PREV : _PREV + 2] = est
         started = state[:, _STARTED] > 0
         if not started.any():
             return request, wanted
-        dx = np.stack([np.repeat(s["dpat_ms"][:, None], 2, 1), np.repeat(s["dhr_bpm"][:, None], 2, 1)], 2)
+        dpat = np.where(state[:, _BOUNDARY] > 0, 0.0, s["dpat_ms"])
+        dx = np.stack([np.repeat(dpat[:, None], 2, 1), np.repeat(s["dhr_bpm"][:, None], 2, 1)], 2)
         dest = est - state[:, _EST0 : _EST0 + 2]
         x = np.concatenate([dx, dest[:, :, None]], axis=2)  # (n, 2, 3)
         delta = np.einsum("nbk,bk->nb", x, self.coef)
