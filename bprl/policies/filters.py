@@ -75,13 +75,15 @@ class _FilterCalibrator(Calibrator):
         cuffs_per_h: float | None = None,
         request_sd_mmhg: float | None = None,
         min_interval_min: float = 5.0,
-        cuff_sd_mmhg: tuple[float, float] = (5.0, 4.0),
+        cuff_sd_mmhg: tuple[float, float] | None = None,
         read_at_boundary: bool = True,
         **kw: Any,
     ) -> None:
         """Reading trigger: ``request_sd_mmhg`` (predicted SBP error SD), or set by :meth:`fit` to
         meet ``cuffs_per_h`` (default: the env's ``cuff.budget_per_h``, else 1 per hour) on the
-        training subjects. ``read_at_boundary``: a segment boundary makes the OU part and the
+        training subjects; no reading sooner than ``min_interval_min`` after the last one.
+        ``cuff_sd_mmhg``: the readings' error SDs (SBP, DBP; default: the env's cuff model).
+        ``read_at_boundary``: a boundary (segment, PPG timing offset) makes the OU part and the
         gain as uncertain as at the start (PAT can jump there).
         """
         super().__init__(**kw)
@@ -92,7 +94,11 @@ class _FilterCalibrator(Calibrator):
         self.cuffs_per_h = cuffs_per_h
         self.request_var = None if request_sd_mmhg is None else float(request_sd_mmhg) ** 2
         self.min_interval_h = float(min_interval_min) / 60.0
-        self.cuff_var = np.asarray(cuff_sd_mmhg, float) ** 2
+        self._cuff_sd_given = cuff_sd_mmhg is not None
+        sd = np.asarray((5.0, 4.0) if cuff_sd_mmhg is None else cuff_sd_mmhg, float).reshape(-1)
+        if sd.shape != (2,) or (sd <= 0).any():
+            raise ConfigError(f"cuff_sd_mmhg: expected two SDs > 0 (SBP, DBP), got {cuff_sd_mmhg!r}")
+        self.cuff_var = sd**2
         self.read_at_boundary = bool(read_at_boundary)
         self.models: tuple[ErrorModel, ErrorModel] | None = None
         self.gain_mean = np.zeros(2)
@@ -101,10 +107,11 @@ class _FilterCalibrator(Calibrator):
         self.var_per_bpm2 = np.zeros(2)
 
     def configure_for(self, env: Any) -> None:
-        """Adopt the env's step sizes, budget and cuff noise."""
+        """Adopt the env's step sizes and budget, and its cuff noise unless ``cuff_sd_mmhg`` was given."""
         super().configure_for(env)
-        cuff = env.unwrapped.cuff
-        self.cuff_var = np.array([max(cuff.sd_sbp_mmhg, 0.1), max(cuff.sd_dbp_mmhg, 0.1)]) ** 2
+        if not self._cuff_sd_given:
+            cuff = env.unwrapped.cuff
+            self.cuff_var = np.array([max(cuff.sd_sbp_mmhg, 0.1), max(cuff.sd_dbp_mmhg, 0.1)]) ** 2
 
     # ------------------------------------------------------------------ fitting
     def target_rate(self) -> float:
