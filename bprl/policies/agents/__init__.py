@@ -12,6 +12,8 @@ Their settings live in YAML files in ``agents/`` laid out like rl-baselines3-zoo
   ``lin_<start>`` schedules and safe literal parsing of zoo strings (no ``eval``);
 * :mod:`bprl.policies.agents.envs` -- env builders, SB3 vector envs, :class:`CycleSubjects`,
   JSON records of spaces and ``VecNormalize`` statistics;
+* :mod:`bprl.policies.agents.batched_vec_env` -- :class:`~bprl.policies.agents.batched_vec_env.BatchedVecEnv`,
+  an SB3 ``VecEnv`` over the batched calibration env (``vec_env: batched``; imports SB3);
 * :mod:`bprl.policies.agents.folder` -- the files of an agent folder;
 * :mod:`bprl.policies.agents.train` -- :func:`train_agent`;
 * :mod:`bprl.policies.agents.policy` -- :class:`AgentPolicy` and :func:`load_agent` (nothing unpickled).

@@ -146,7 +146,8 @@ def make_vec_env(
 
     Args:
         factory: builds one environment.
-        n_envs: number of copies (``DummyVecEnv``, each in a ``Monitor``).
+        n_envs: number of copies (``DummyVecEnv``, each in a ``Monitor``; with ``vec_env: batched``
+            one :class:`~bprl.policies.agents.batched_vec_env.BatchedVecEnv` for training envs).
         seed: env ``i`` is reset with ``seed + i`` and its action space seeded with ``seed + i``.
         spec: the agent spec (``normalize`` -> ``VecNormalize``, ``frame_stack`` -> ``VecFrameStack``).
         training: False for evaluation envs (statistics frozen, rewards not normalised).
@@ -157,10 +158,16 @@ def make_vec_env(
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNormalize
 
-    venv = DummyVecEnv([lambda: Monitor(factory()) for _ in range(n_envs)])
-    venv.seed(seed)
-    for i, env in enumerate(venv.envs):
-        env.action_space.seed(seed + i)
+    if spec.vec_env == "batched" and training:
+        from bprl.policies.agents.batched_vec_env import batched_vec_env
+
+        venv = batched_vec_env(factory(), n_envs)
+        venv.seed(seed)
+    else:
+        venv = DummyVecEnv([lambda: Monitor(factory()) for _ in range(n_envs)])
+        venv.seed(seed)
+        for i, env in enumerate(venv.envs):
+            env.action_space.seed(seed + i)
     if spec.normalize is not None:
         kwargs = dict(spec.normalize)
         if not training:

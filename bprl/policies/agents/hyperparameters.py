@@ -44,6 +44,7 @@ WRAPPER_KEYS: tuple[str, ...] = (
     "frame_stack",
     "policy_kwargs",
     "env_kwargs",
+    "vec_env",
 )
 
 #: constructor arguments never taken from a file (set by train_agent)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -169,6 +169,11 @@ class AgentSpec(Spec):
     )
     frame_stack: int | None = Field(
         None, ge=1, description="number of stacked observations (VecFrameStack); null or 1 = no stacking"
+    )
+    vec_env: Literal["dummy", "batched"] = Field(
+        "dummy",
+        description="training envs: dummy (SB3 DummyVecEnv of single envs) or batched (one "
+        "BPCalibrationVectorEnv stepping all n_envs in numpy; bprl-only key, rl_zoo3 does not know it)",
     )
     policy_kwargs: dict[str, Any] = Field(
         default_factory=dict,
