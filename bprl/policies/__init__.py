@@ -11,6 +11,8 @@ Every policy, classical or learned, satisfies :class:`Policy` (SB3's ``predict``
 * :mod:`bprl.policies.oracle` -- :class:`OracleCalibrator`, an UPPER BOUND that reads the reference;
 * :mod:`bprl.policies.registry` -- :data:`CALIBRATORS`, :func:`make_calibrator`,
   :func:`known_calibrators`, ``module:Class`` specs and the ``bprl.calibrators`` entry-point group;
+* :mod:`bprl.policies.residual` -- :class:`ResidualCalibrationEnv` and :class:`ResidualPolicy`: a
+  learned bounded correction and cuff decision on top of a classical calibrator;
 * :mod:`bprl.policies.rollout` -- :func:`fit_calibrator` on training subjects, :func:`rollout` to an
   episode log;
 * :mod:`bprl.policies.agents` -- RL agents (PPO, DQN, RecurrentPPO): :class:`AgentSpec`,
@@ -56,6 +58,7 @@ from bprl.policies.registry import (
     plugin_calibrators,
     resolve_calibrator,
 )
+from bprl.policies.residual import ResidualCalibrationEnv, ResidualPolicy
 from bprl.policies.rollout import episode_seed, fit_calibrator, rollout
 
 __all__ = [
@@ -81,6 +84,8 @@ __all__ = [
     "PeriodicCalibrator",
     "Policy",
     "RLSGainCalibrator",
+    "ResidualCalibrationEnv",
+    "ResidualPolicy",
     "TrainingSubjects",
     "VarianceTriggerCalibrator",
     "episode_seed",

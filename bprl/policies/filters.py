@@ -105,6 +105,8 @@ class _FilterCalibrator(Calibrator):
         self.gain_var = np.zeros(2)
         self.var_per_ms2 = np.zeros(2)
         self.var_per_bpm2 = np.zeros(2)
+        #: predicted error variance (n, 2) of the last decide, mmHg^2 (None before the first)
+        self.last_var: np.ndarray | None = None
 
     def configure_for(self, env: Any) -> None:
         """Adopt the env's step sizes and budget, and its cuff noise unless ``cuff_sd_mmhg`` was given."""
@@ -246,6 +248,7 @@ class _FilterCalibrator(Calibrator):
         state[:, _EST_PREV : _EST_PREV + 2] = est
         h_now = self._h(est)
         var = self.predicted_var(p, h_now, s["dpat_ms"], s["dhr_bpm"])
+        self.last_var = var  # (n, 2): what a residual agent sees as the filter's uncertainty
         since_h = s["since_cuff_h"]
         request = (s["has_cuff"] < 0.5) | ((var[:, 0] >= self.request_var) & (since_h >= self.min_interval_h))
         wanted = np.einsum("nbi,nbi->nb", h_now, m)

@@ -1,0 +1,113 @@
+"""Residual calibration (bprl.policies.residual): a bounded learned correction on top of a classical rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bprl.envs import BPCalibrationEnv, synthetic_replay_tables
+from bprl.errors import ConfigError
+from bprl.policies import fit_calibrator, make_calibrator, rollout
+from bprl.policies.residual import BELIEF_FIELDS, ResidualCalibrationEnv, ResidualPolicy
+
+KW = {"action_type": "continuous", "max_offset_step_mmhg": 40.0, "cuff": {"budget_per_h": 2.0}}
+
+
+@pytest.fixture(scope="module")
+def envs() -> tuple[BPCalibrationEnv, BPCalibrationEnv]:
+    tables = synthetic_replay_tables(n_subjects=7, n_steps=240, seed=6)
+    ids = sorted(tables)
+    train = BPCalibrationEnv(tables={k: tables[k] for k in ids[:4]}, split=None, **KW)
+    test = BPCalibrationEnv(tables={k: tables[k] for k in ids[4:]}, split=None, **KW)
+    return train, test
+
+
+class Constant:
+    """A stand-in agent that always answers the same action."""
+
+    def __init__(self, action):
+        self.action = np.asarray(action, np.float32)
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        assert obs.shape[-1] > len(BELIEF_FIELDS)
+        return self.action, state
+
+
+def _base(name, train):
+    base = make_calibrator(name, action_type="continuous")
+    fit_calibrator(base, train)
+    return base
+
+
+@pytest.mark.parametrize("name", ["periodic", "kalman_ou", "rls_gain"])
+def test_a_zero_residual_reproduces_the_base_rule_exactly(envs, name):
+    train, test = envs
+    alone = rollout(_base(name, train), test, seed=3, policy_name="x")
+    residual = ResidualPolicy(Constant([0.0, 0.0, -1.0]), _base(name, train), name="x")
+    with_zero = rollout(residual, test, seed=3, policy_name="x")
+    pd.testing.assert_frame_equal(alone, with_zero)
+
+
+def test_a_residual_moves_the_correction_by_its_size(envs):
+    """+0.5 of a 10-mmHg residual on SBP and -0.5 on DBP: the corrected estimate is +5 / -5 mmHg
+    from the base rule's at every step but those of a reading (where the env recalibrates)."""
+    train, test = envs
+    alone = rollout(_base("kalman_ou", train), test, seed=3)
+    moved = rollout(ResidualPolicy(Constant([0.5, -0.5, -1.0]), _base("kalman_ou", train)), test, seed=3)
+    assert (alone["cuff"] == moved["cuff"]).all()  # the base still decides when to read
+    keep = ~moved["cuff"].to_numpy()
+    d_sbp = (moved["corr_sbp_mmhg"] - alone["corr_sbp_mmhg"]).to_numpy()[keep]
+    d_dbp = (moved["corr_dbp_mmhg"] - alone["corr_dbp_mmhg"]).to_numpy()[keep]
+    np.testing.assert_allclose(d_sbp, 5.0, atol=1e-6)
+    np.testing.assert_allclose(d_dbp, -5.0, atol=1e-6)
+
+
+def test_cuff_modes(envs):
+    train, test = envs
+    never = rollout(
+        ResidualPolicy(Constant([0, 0, -1.0]), _base("periodic", train), cuff="agent"), test, seed=0
+    )
+    assert not never["cuff"].any()
+    always = rollout(
+        ResidualPolicy(Constant([0, 0, 1.0]), _base("periodic", train), cuff="agent"), test, seed=0
+    )
+    assert always["cuff"].sum() > never["cuff"].sum()
+    assert not always["cuff_refused"].any()  # the agent's requests are paced too
+    base_only = rollout(_base("periodic", train), test, seed=0)
+    either = rollout(
+        ResidualPolicy(Constant([0, 0, -1.0]), _base("periodic", train), cuff="either"), test, seed=0
+    )
+    pd.testing.assert_frame_equal(base_only.drop(columns="policy"), either.drop(columns="policy"))
+
+
+def test_the_wrapper_env_passes_the_checkers_and_trains(envs):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    train, test = envs
+    env = ResidualCalibrationEnv(BPCalibrationEnv(data=train.data, **KW), _base("kalman_ou", train))
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (test.observation_space.shape[0] + len(BELIEF_FIELDS),)
+    assert obs[-2] == 1.0 and obs[-1] == 1.0  # no reading yet: the base wants one and may
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=128)
+    log = rollout(ResidualPolicy(model, _base("kalman_ou", train), name="ppo_residual"), test, seed=0)
+    assert (log["policy"] == "ppo_residual").all() and log["cuff"].any()
+
+
+def test_bad_settings_are_config_errors(envs):
+    train, _ = envs
+    with pytest.raises(ConfigError, match="continuous"):
+        ResidualCalibrationEnv(BPCalibrationEnv(data=train.data), _base("periodic", train))
+    with pytest.raises(ConfigError, match="action_type='continuous'"):
+        ResidualPolicy(Constant([0, 0, 0]), make_calibrator("periodic"))
+    with pytest.raises(ConfigError, match="cuff"):
+        ResidualPolicy(Constant([0, 0, 0]), _base("periodic", train), cuff="sometimes")
+    with pytest.raises(ConfigError, match="fit_calibrator"):
+        ResidualCalibrationEnv(
+            BPCalibrationEnv(data=train.data, **KW), make_calibrator("kalman_ou", action_type="continuous")
+        )
