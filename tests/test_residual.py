@@ -111,3 +111,46 @@ def test_bad_settings_are_config_errors(envs):
         ResidualCalibrationEnv(
             BPCalibrationEnv(data=train.data, **KW), make_calibrator("kalman_ou", action_type="continuous")
         )
+
+
+def test_a_residual_agent_trains_from_its_agent_entry_and_runs_with_its_base(tmp_path):
+    """``residual:`` in an agent entry: the base is fit on the train split, agent.json records it,
+    and residual_policy refits it identically for evaluation."""
+    import json
+
+    from bprl.features.replay_set import write_replay_set
+    from bprl.policies.agents import load_agent, residual_policy, train_agent
+
+    tables = synthetic_replay_tables(n_subjects=6, n_steps=120, seed=8)
+    rs = tmp_path / "rs"
+    write_replay_set(rs, tables, dict(zip(sorted(tables), ["train"] * 4 + ["val", "test"], strict=True)))
+    env = {
+        "id": "bprl/BPCalibrationContinuous-v1",
+        "replay_set": str(rs),
+        "cuff": {"budget_per_h": 2.0},
+        "actions": {"max_offset_step_mmhg": 40.0},
+    }
+    agent = {
+        "algo": "ppo",
+        "default": {
+            "n_timesteps": 256,
+            "policy": "MlpPolicy",
+            "n_steps": 64,
+            "batch_size": 64,
+            "n_epochs": 1,
+            "residual": {"base": "kalman_ou", "max_residual_mmhg": 5.0},
+        },
+    }
+    out = train_agent(env, agent, seed=0, out_dir=tmp_path / "agent", eval_freq=128, n_eval_episodes=1)
+    meta = json.loads((out / "agent.json").read_text())
+    assert meta["residual"]["base"] == "kalman_ou" and meta["residual"]["base_fitted"]["sbp"]["tau_h"] > 0
+    pol = residual_policy(load_agent(out), env, name="res")
+    log = rollout(pol, {**env, "split": "test"}, seed=0, policy_name="res")
+    assert len(log) == 120 and log["cuff"].any()
+    # a different train split fits the base differently: refused
+    other = tmp_path / "rs2"
+    write_replay_set(
+        other, tables, dict(zip(sorted(tables), ["val"] + ["train"] * 4 + ["test"], strict=True))
+    )
+    with pytest.raises(ConfigError, match="fits differently"):
+        residual_policy(load_agent(out), {**env, "replay_set": str(other)})

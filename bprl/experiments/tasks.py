@@ -348,6 +348,10 @@ def stage_rollout(
         from bprl.policies.agents import load_agent
 
         pol = load_agent(agent_dir, name=policy["name"])
+        if pol.meta.get("residual"):  # a residual agent acts with its base rule, refit on the train split
+            from bprl.policies.agents import residual_policy
+
+            pol = residual_policy(pol, env["spec"], env["overrides"], name=policy["name"])
     live = make_env_from_spec(env["spec"], split="test", **env["overrides"])
     fitted = None
     if agent_dir is None:

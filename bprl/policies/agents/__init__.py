@@ -16,7 +16,8 @@ Their settings live in YAML files in ``agents/`` laid out like rl-baselines3-zoo
   an SB3 ``VecEnv`` over the batched calibration env (``vec_env: batched``; imports SB3);
 * :mod:`bprl.policies.agents.folder` -- the files of an agent folder;
 * :mod:`bprl.policies.agents.train` -- :func:`train_agent`;
-* :mod:`bprl.policies.agents.policy` -- :class:`AgentPolicy` and :func:`load_agent` (nothing unpickled).
+* :mod:`bprl.policies.agents.policy` -- :class:`AgentPolicy` and :func:`load_agent` (nothing unpickled),
+  :func:`residual_policy` (a residual agent with its refitted base rule).
 
 stable-baselines3 and torch are imported only when an agent is validated, trained or loaded.
 """
@@ -49,7 +50,7 @@ from bprl.policies.agents.hyperparameters import (
     parse_kwargs_string,
     valid_hyperparameters,
 )
-from bprl.policies.agents.policy import AgentPolicy, load_agent
+from bprl.policies.agents.policy import AgentPolicy, load_agent, residual_policy
 from bprl.policies.agents.spec import (
     EVAL_SEED_OFFSET,
     MAX_SEED,
@@ -88,6 +89,7 @@ __all__ = [
     "make_vec_env",
     "normalize_to_json",
     "parse_kwargs_string",
+    "residual_policy",
     "space_from_json",
     "space_to_json",
     "train_agent",

@@ -45,6 +45,7 @@ WRAPPER_KEYS: tuple[str, ...] = (
     "policy_kwargs",
     "env_kwargs",
     "vec_env",
+    "residual",
 )
 
 #: constructor arguments never taken from a file (set by train_agent)

@@ -243,3 +243,46 @@ def _model_observation_space(meta: dict[str, Any], where: str) -> gym.Space:
             low=np.tile(obs_space.low, k), high=np.tile(obs_space.high, k), dtype=obs_space.dtype
         )
     return obs_space
+
+
+def residual_policy(
+    agent: AgentPolicy, env_spec: Any, env_overrides: dict[str, Any] | None = None, name: str | None = None
+) -> Any:
+    """A residual agent (``residual:`` in its entry) with its base rule, as a policy on raw observations.
+
+    The base calibrator is fit again on the train split of ``env_spec`` (fitting is deterministic)
+    and must come out as it did for training (``agent.json`` records what it fitted).
+
+    Args:
+        agent: the loaded agent (:func:`load_agent`); it acts on the residual env's observation.
+        env_spec: the env spec the agent was trained with (its train split fits the base).
+        env_overrides: the env overrides (e.g. the experiment's replay set).
+        name: policy name (default: the agent's).
+
+    Returns:
+        A :class:`bprl.policies.residual.ResidualPolicy`.
+
+    Raises:
+        ConfigError: the agent is not a residual agent, or the base fits differently than it did
+            for training (the train split changed).
+    """
+    from bprl.policies.agents.hyperparameters import jsonable
+    from bprl.policies.agents.spec import ResidualSpec
+    from bprl.policies.agents.train import residual_base
+    from bprl.policies.residual import ResidualPolicy
+
+    rec = agent.meta.get("residual")
+    if not rec:
+        raise ConfigError(
+            f"agent {agent.name!r} was not trained as a residual agent (no 'residual' in agent.json)"
+        )
+    spec = ResidualSpec(**{k: v for k, v in rec.items() if k != "base_fitted"})
+    base = residual_base(spec, env_spec, env_overrides)
+    if json.dumps(jsonable(base.fitted), sort_keys=True) != json.dumps(
+        rec.get("base_fitted"), sort_keys=True
+    ):
+        raise ConfigError(
+            f"agent {agent.name!r}: its base {spec.base!r} fits differently on this train split than it did "
+            "for training; evaluate it with the env spec and replay set it was trained with"
+        )
+    return ResidualPolicy(agent, base, spec.max_residual_mmhg, spec.cuff, name=name or agent.name)

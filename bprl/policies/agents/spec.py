@@ -96,6 +96,21 @@ def _kwargs_dict(value: Any, name: str) -> dict[str, Any]:
     return dict(value)
 
 
+class ResidualSpec(Spec):
+    """A residual agent's base rule: see :class:`bprl.policies.residual.ResidualCalibrationEnv`.
+
+    The base is fit on the env's train split before training (and again, identically, before
+    evaluation: fitting is deterministic).
+    """
+
+    base: str = Field(
+        description="the base calibrator: a registry name (kalman_ou, rls_gain, ...) or 'module:Class'"
+    )
+    base_params: dict[str, Any] = Field(default_factory=dict, description="the base calibrator's parameters")
+    max_residual_mmhg: float = Field(10.0, gt=0, le=80, description="largest residual correction, mmHg")
+    cuff: Literal["base", "agent", "either"] = Field("base", description="who decides when to read")
+
+
 class AgentSpec(Spec):
     '''One validated agent entry: algorithm, policy, budget, wrappers and hyperparameters.
 
@@ -169,6 +184,11 @@ class AgentSpec(Spec):
     )
     frame_stack: int | None = Field(
         None, ge=1, description="number of stacked observations (VecFrameStack); null or 1 = no stacking"
+    )
+    residual: ResidualSpec | None = Field(
+        None,
+        description="train the agent as a residual on a classical calibrator (bprl.policies.residual; "
+        "continuous envs only; bprl-only key)",
     )
     vec_env: Literal["dummy", "batched"] = Field(
         "dummy",

@@ -49,6 +49,7 @@ from bprl.policies.agents.hyperparameters import algorithm_class, jsonable
 from bprl.policies.agents.spec import (
     EVAL_SEED_OFFSET,
     AgentSpec,
+    ResidualSpec,
     check_seed,
     check_timesteps,
     load_agent_spec,
@@ -85,6 +86,7 @@ class _Run:
     eval_split: str = "val"
     val_ids: list[str] = field(default_factory=list)
     n_eval_episodes: int = 5
+    residual_fitted: dict[str, Any] | None = None  #: what a residual agent's base rule fitted
 
 
 @dataclass
@@ -159,10 +161,11 @@ def train_agent(
         say=progress or (lambda _msg: None),
     )
     _plan_validation(run, n_eval_episodes)
-    train_env = make_vec_env(
-        env_builder(env_spec, "train", run.overrides), spec.n_envs, seed, spec, training=True
-    )
-    eval_env = make_vec_env(_eval_factory(run), 1, seed + EVAL_SEED_OFFSET, spec, training=False)
+    train_factory, eval_factory = env_builder(env_spec, "train", run.overrides), _eval_factory(run)
+    if spec.residual is not None:
+        train_factory, eval_factory = _residual_factories(run, train_factory, eval_factory)
+    train_env = make_vec_env(train_factory, spec.n_envs, seed, spec, training=True)
+    eval_env = make_vec_env(eval_factory, 1, seed + EVAL_SEED_OFFSET, spec, training=False)
     model = _build_model(spec, train_env, seed, verbose)
     outcome = _learn_and_keep_best(run, model, train_env, eval_env)
     record = _agent_record(run, outcome)
@@ -232,6 +235,46 @@ def _eval_factory(run: _Run) -> Callable[[], gym.Env]:
         return factory
     val_ids = run.val_ids
     return lambda: CycleSubjects(factory(), val_ids)
+
+
+def _residual_factories(
+    run: _Run, train_factory: Callable[[], gym.Env], eval_factory: Callable[[], gym.Env]
+) -> tuple[Callable[[], gym.Env], Callable[[], gym.Env]]:
+    """Both factories wrapped in :class:`~bprl.policies.residual.ResidualCalibrationEnv` around the
+    base rule, fit once on the train split (each env gets its own copy); the probe's spaces and
+    the fitted parameters (for agent.json) are updated."""
+    import copy
+
+    from bprl.policies.residual import ResidualCalibrationEnv
+
+    r = run.spec.residual
+    assert r is not None
+    base = residual_base(r, run.env_spec, run.overrides)
+    run.residual_fitted = base.fitted
+
+    def wrap(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
+        return lambda: ResidualCalibrationEnv(factory(), copy.deepcopy(base), r.max_residual_mmhg, r.cuff)
+
+    probe_env = wrap(train_factory)()
+    run.probe.observation_space, run.probe.action_space = probe_env.observation_space, probe_env.action_space
+    probe_env.close()
+    return wrap(train_factory), wrap(eval_factory)
+
+
+def residual_base(r: ResidualSpec, env_spec: Any, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The base calibrator of a residual agent, fit on the env's train split (deterministic)."""
+    from bprl.policies import fit_calibrator, make_calibrator
+
+    base = make_calibrator(r.base, action_type="continuous", **r.base_params)
+    train = env_builder(env_spec, "train", overrides)()
+    try:
+        if getattr(base, "fits", False):
+            fit_calibrator(base, train)
+        else:
+            base.configure_for(train)
+    finally:
+        train.close()
+    return base
 
 
 def _build_model(spec: AgentSpec, train_env: Any, seed: int, verbose: int) -> Any:
@@ -367,6 +410,9 @@ def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
         "n_envs": spec.n_envs,
         "normalize": spec.normalize,
         "frame_stack": spec.frame_stack,
+        "residual": None
+        if spec.residual is None
+        else {**spec.residual.model_dump(), "base_fitted": jsonable(run.residual_fitted)},
         "env_spec": env_spec_record(run.env_spec),
         "env_overrides": jsonable(run.overrides),
         "seed": run.seed,
