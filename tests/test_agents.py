@@ -126,9 +126,10 @@ def recurrent_ppo_dir(replay_dir: Path, tmp_path_factory: pytest.TempPathFactory
 def test_shipped_agent_files_are_valid(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     assert doc, path
+    algo = doc.pop("algo", path.stem)  # a file may name its algorithm (ppo_residual.yaml: ppo)
     for env_id in doc:
         spec = load_agent_spec(path, env_id=env_id)
-        assert spec.algo == path.stem and spec.env_key == env_id
+        assert spec.algo == algo and spec.env_key == env_id
         assert 0 < spec.n_timesteps <= 200_000  # "bprl train" must stay a few minutes on 2 cores
         spec.algorithm_kwargs()
 
