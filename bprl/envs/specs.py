@@ -158,7 +158,15 @@ def _action_type_kwargs(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
     env_id = spec.get("id")
     if env_id is not None:
         if env_id not in (ENV_ID, ENV_ID_CONTINUOUS):
-            raise ConfigError(f"{where}: id: unknown env id {env_id!r}; valid: {[ENV_ID, ENV_ID_CONTINUOUS]}")
+            hint = (
+                " (the v0 ids were replaced by v1, whose observation has 4 more fields: change the id and "
+                "retrain agents)"
+                if str(env_id).endswith("-v0")
+                else ""
+            )
+            raise ConfigError(
+                f"{where}: id: unknown env id {env_id!r}; valid: {[ENV_ID, ENV_ID_CONTINUOUS]}{hint}"
+            )
         kw["action_type"] = "discrete" if env_id == ENV_ID else "continuous"
     if "action_type" in spec:
         kw["action_type"] = spec["action_type"]
