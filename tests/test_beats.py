@@ -251,3 +251,36 @@ def test_signals_shim_warns_and_reexports(monkeypatch):
     assert shim._ecg_peaks_filled is ecg._ecg_peaks_filled
     assert shim._ppg_fiducials_filled is ppg._ppg_fiducials_filled
     assert shim._beat_sqi_filled is quality._beat_sqi_filled
+
+
+def test_premature_beats_of_the_records_qrs_shape_survive_noise_pruning():
+    """A premature atrial beat splits a long RR interval and is a little weaker than its
+    neighbours, like noise; unlike noise it has the record's QRS shape and is kept (QTDB sel232
+    lost 4 such beats before). A transient of another shape at the same place is still pruned."""
+    fs = 250.0
+    rng = np.random.default_rng(0)
+    t = np.arange(int(120 * fs)) / fs
+    x = 0.01 * rng.standard_normal(len(t))
+
+    def qrs(c: float, amp: float = 1.0) -> np.ndarray:
+        return amp * (
+            np.exp(-0.5 * ((t - c) / 0.012) ** 2) - 0.25 * np.exp(-0.5 * ((t - c - 0.03) / 0.01) ** 2)
+        )
+
+    apb, spikes = [], []
+    for k, c in enumerate(np.arange(1.0, 118.0, 1.4)):
+        x += qrs(c)
+        if k % 5 == 2:  # premature atrial beat 0.68 s later (RR 0.68 then 0.72 s in a 1.4 s rhythm)
+            x += qrs(c + 0.68, 0.9)
+            apb.append(c + 0.68)
+        elif k % 5 == 4 and c + 0.7 < 118.0:  # a 40-Hz transient of the same energy at the same place
+            s = c + 0.7
+            x += 0.9 * np.sin(2 * np.pi * 40 * (t - s)) * np.exp(-0.5 * ((t - s) / 0.02) ** 2)
+            spikes.append(s)
+    found = ecg_peaks(x, fs)
+
+    def hit(ref: list[float]) -> np.ndarray:
+        return np.array([np.any(np.abs(found - r) < 0.075) for r in ref])
+
+    assert len(apb) > 10 and hit(apb).all()
+    assert len(spikes) > 10 and not hit(spikes).any()

@@ -65,7 +65,9 @@ def ecg_peaks(ecg: np.ndarray, fs_hz: float, return_times: bool = True) -> np.nd
     adaptive threshold = 0.12 x the local (+-8 s) 90th percentile of candidate heights;
     T-wave rejection (a candidate < 360 ms after a beat with < 40 % of its energy); noise
     pruning (a detection that splits a normal RR interval into two short ones and is weaker
-    than its neighbours; a premature ectopic beat is kept because a long pause follows it);
+    than its neighbours; a premature ectopic beat is kept because a long pause follows it, and a
+    pruned detection whose +-50 ms QRS correlates >= 0.9 with the record's median QRS is given
+    back: a supraventricular premature beat keeps the normal QRS shape, noise does not);
     search-back with half the threshold in RR gaps > 1.6 x the local median RR (one beat per
     gap and pass, up to three passes: a gap that lost several beats gets them all back).
 
@@ -120,7 +122,9 @@ def _ecg_peaks_filled(
     beats = cand[h >= thr]
     hb = h[h >= thr]
     beats, hb = _reject_t_waves(beats, hb, fs_hz)
+    before = beats
     beats, hb = _prune_noise(beats, hb)
+    beats, hb = _restore_lookalikes(filled, fs_hz, before, beats, hb, energy)
     beats = _search_back(beats, cand, h, thr, fs_hz)
     return _ecg_refine(filled, fs_hz, beats, nan_mask, return_times)
 
@@ -177,6 +181,48 @@ def _prune_noise(beats: np.ndarray, hb: np.ndarray) -> tuple[np.ndarray, np.ndar
         keep[np.flatnonzero(bad) + 1] = False
         beats, hb = beats[keep], hb[keep]
     return beats, hb
+
+
+#: a pruned detection whose QRS correlates at least this well with the record's QRS template is a
+#: beat (a supraventricular premature beat keeps the normal QRS shape; noise does not)
+_LOOKALIKE_CORR = 0.9
+
+
+def _restore_lookalikes(
+    ecg: np.ndarray, fs_hz: float, before: np.ndarray, beats: np.ndarray, hb: np.ndarray, energy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give back the detections noise pruning removed whose QRS looks like the record's own.
+
+    Noise pruning drops a detection that splits a normal RR interval and is weaker than its
+    neighbours; a premature atrial beat does that too. Its QRS, unlike noise, has the record's
+    morphology: the Pearson correlation of the +-50 ms window of the ECG (mean removed) with the
+    median window of the kept beats is at least :data:`_LOOKALIKE_CORR`.
+    """
+    pruned = np.setdiff1d(before, beats)
+    if len(pruned) == 0 or len(beats) < 8:
+        return beats, hb
+    m = max(2, round(0.05 * fs_hz))
+    n = len(ecg)
+
+    def windows(idx: np.ndarray) -> np.ndarray:
+        idx = idx[(idx >= m) & (idx < n - m)]
+        w = ecg[idx[:, None] + np.arange(-m, m + 1)[None, :]]
+        return w - w.mean(axis=1, keepdims=True)
+
+    kept = beats[(beats >= m) & (beats < n - m)]
+    template = np.median(windows(kept[:: max(1, len(kept) // 1000)]), axis=0)
+    tn = np.linalg.norm(template)
+    cand = pruned[(pruned >= m) & (pruned < n - m)]
+    if tn == 0 or len(cand) == 0:
+        return beats, hb
+    w = windows(cand)
+    corr = (w @ template) / (np.linalg.norm(w, axis=1) * tn + 1e-12)
+    back = cand[corr >= _LOOKALIKE_CORR]
+    if len(back) == 0:
+        return beats, hb
+    out = np.concatenate([beats, back])
+    order = np.argsort(out, kind="stable")
+    return out[order], np.concatenate([hb, energy[back]])[order]
 
 
 def _search_back(
