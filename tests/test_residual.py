@@ -154,3 +154,42 @@ def test_a_residual_agent_trains_from_its_agent_entry_and_runs_with_its_base(tmp
     )
     with pytest.raises(ConfigError, match="fits differently"):
         residual_policy(load_agent(out), {**env, "replay_set": str(other)})
+
+
+def test_reference_never_leaks_into_the_residual_observation():
+    """Changing the reference everywhere except where cuff readings were taken leaves every
+    observation of the residual env unchanged (env fields, the v1 fields and the base's belief),
+    with a paced budget and a two-segment subject."""
+    from bprl.features.replay_set import concat_records
+
+    t = synthetic_replay_tables(n_subjects=6, n_steps=120, seed=12)
+    joined = concat_records([t["s004"], t["s005"]])
+    joined["subject_id"] = "j"
+    train_tables = {k: t[k] for k in ("s000", "s001", "s002", "s003")}
+    kw = {**KW, "split": None, "cuff": {"budget_per_h": 6.0, "duration_s": 45.0}}
+    base = _base("kalman_ou", BPCalibrationEnv(tables=train_tables, **kw))
+
+    def episode(table):
+        import copy
+
+        env = ResidualCalibrationEnv(BPCalibrationEnv(tables={"j": table}, **kw), copy.deepcopy(base))
+        obs, _ = env.reset(seed=3, options={"whole_record": True})
+        seen, cuffs, done = [obs], [], False
+        while not done:
+            obs, _, _, done, info = env.step(np.array([0.3, -0.2, 1.0], np.float32))
+            seen.append(obs)
+            if info["cuff"]:
+                cuffs.append(info["step"])
+        return np.array(seen), cuffs
+
+    obs_a, cuffs = episode(joined)
+    assert len(cuffs) >= 4
+    protected = {k for c in cuffs for k in (c, c - 1)}
+    changed = joined.copy()
+    rows = np.array([i not in protected for i in range(len(changed))])
+    rng = np.random.default_rng(0)
+    changed.loc[rows, "ref_sbp_mmhg"] = rng.uniform(60, 220, rows.sum())
+    changed.loc[rows, "ref_dbp_mmhg"] = rng.uniform(30, 130, rows.sum())
+    obs_b, cuffs_b = episode(changed)
+    assert cuffs_b == cuffs
+    np.testing.assert_array_equal(obs_a, obs_b)
