@@ -193,3 +193,28 @@ def test_reference_never_leaks_into_the_residual_observation():
     obs_b, cuffs_b = episode(changed)
     assert cuffs_b == cuffs
     np.testing.assert_array_equal(obs_a, obs_b)
+
+
+def test_safety_check_counts_subjects_where_the_agent_is_worse_than_its_base(envs, tmp_path):
+    from bprl.evaluation import base_safety
+    from bprl.report import write_report
+
+    train, test = envs
+    base_log = rollout(_base("kalman_ou", train), test, seed=1, policy_name="kalman_ou")
+    same = rollout(
+        ResidualPolicy(Constant([0, 0, -1.0]), _base("kalman_ou", train)), test, seed=1, policy_name="zero"
+    )
+    off = rollout(
+        ResidualPolicy(Constant([1.0, 1.0, -1.0]), _base("kalman_ou", train)), test, seed=1, policy_name="off"
+    )
+    for log in (same, off):
+        log["base_policy"] = pd.array(["kalman_ou"] * len(log), dtype="string")
+    logs = pd.concat([base_log, same, off], ignore_index=True)
+    s = base_safety(logs).set_index("policy")
+    assert s.loc["zero", "n_subjects"] == 3 and s.loc["zero", "n_worse_sbp"] == 0
+    assert s.loc["zero", "worst_ratio_sbp"] == pytest.approx(1.0)
+    assert s.loc["off", "n_worse_sbp"] == 3 and s.loc["off", "worst_ratio_sbp"] > 1.1  # +10 mmHg everywhere
+    assert len(s.loc["off", "worse_subjects"].split(",")) == 3
+    assert base_safety(base_log).empty  # no residual agent: nothing to check
+    write_report(tmp_path, logs, n_resamples=20)
+    assert "Residual agents against their base rule" in (tmp_path / "report.md").read_text()

@@ -44,6 +44,7 @@ from bprl.evaluation.logs import (
     read_episode_logs,
 )
 from bprl.evaluation.pareto import pareto_front
+from bprl.evaluation.safety import base_safety
 from bprl.evaluation.standards import (
     AAMI_C2_ERROR_MMHG,
     AAMI_C2_PROBABILITY,
@@ -106,6 +107,7 @@ __all__ = [
     "aggregate_seeds",
     "annotate_calibration",
     "as_float_array",
+    "base_safety",
     "bhs_grade",
     "bootstrap_subjects",
     "bp_category",

@@ -61,6 +61,7 @@ def check_episode_log(log: pd.DataFrame, what: str = "episode log") -> pd.DataFr
         out["segment"] = pd.to_numeric(out["segment"], errors="raise").fillna(0).astype("int64")
         out["target_cuffs_per_h"] = pd.to_numeric(out["target_cuffs_per_h"], errors="raise").astype("float64")
         out["family"] = out["family"].fillna(out["policy"]).astype(str)
+        out["base_policy"] = out["base_policy"].astype("string")
         for col, dtype in EPISODE_LOG_COLUMNS.items():
             if dtype == "float64":
                 out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")

@@ -368,6 +368,10 @@ def stage_rollout(
     finally:
         live.close()
     log["family"] = pd.array([policy.get("family") or policy["name"]] * len(log), dtype="string")
+    # a residual agent names its base rule (by its calibrator name: the label of that rule when
+    # the experiment runs it too), for the safety comparison of the report
+    base_name = pol.core.base.name if hasattr(pol, "core") else None
+    log["base_policy"] = pd.array([base_name] * len(log), dtype="string")
     rate = policy.get("target_cuffs_per_h")
     log["target_cuffs_per_h"] = float("nan") if rate is None else float(rate)
     write_parquet_atomic(log, out)

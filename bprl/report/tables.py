@@ -282,6 +282,23 @@ def paired_rate_table(paired: pd.DataFrame) -> Table:
     return head, body
 
 
+def safety_table(safety: pd.DataFrame) -> Table:
+    """Residual agents against their base rule (:func:`bprl.evaluation.base_safety`)."""
+    head = ["Agent", "Base rule", "Subjects", "Worse > 10 % SBP", "Worse > 10 % DBP", "Worst ratio SBP / DBP"]
+    body = [
+        [
+            str(r["policy"]),
+            str(r["base_policy"]),
+            format_value(int(r["n_subjects"])),
+            format_value(int(r["n_worse_sbp"])),
+            format_value(int(r["n_worse_dbp"])),
+            f"{format_value(float(r['worst_ratio_sbp']), 2)} / {format_value(float(r['worst_ratio_dbp']), 2)}",
+        ]
+        for _, r in safety.iterrows()
+    ]
+    return head, body
+
+
 def markdown_table(head: list[str], body: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
 

@@ -48,6 +48,7 @@ from bprl.report.tables import (
     html_table,
     markdown_table,
     paired_rate_table,
+    safety_table,
     standards_table,
     tracking_table,
 )
@@ -309,6 +310,21 @@ def _sweep_section(
     return tables, curves, cuff_rate_figure(curves, colors)
 
 
+def _safety_section(log: pd.DataFrame) -> list[tuple[str, str, Table]]:
+    """Residual agents against their base rule, when the logs hold both."""
+    safety = ev.base_safety(log)
+    if safety.empty:
+        return []
+    return [
+        (
+            "Residual agents against their base rule",
+            "Per subject (MAE averaged over seeds): subjects where the agent's MAE exceeds its base "
+            "rule's by more than 10 %, and the largest ratio of agent to base MAE.",
+            safety_table(safety),
+        )
+    ]
+
+
 # ------------------------------------------------------------------ rendering
 def render_markdown(content: ReportContent) -> str:
     """The Markdown report; figures are linked as ``figures/<name>.png``."""
@@ -428,6 +444,7 @@ def write_report(
         ),
         notes=report_notes(metrics, problems, log),
         tables=(sweep[0] if sweep else [])
+        + _safety_section(log)
         + _report_tables(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples),
         methods=methods_text(),
         figures=figures,

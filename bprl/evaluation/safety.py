@@ -1,0 +1,76 @@
+"""Safety of residual agents: is a learned correction ever much worse than the rule it starts from?
+
+A residual agent (:mod:`bprl.policies.residual`) adds a learned correction to a classical base
+rule; its episode logs name that rule in ``base_policy``. :func:`base_safety` compares, subject by
+subject (each subject's MAE averaged over seeds), the agent with the policy of that name in the
+same logs and counts the subjects where the agent's SBP or DBP MAE exceeds the base's by more than
+``margin`` (10 % by default, the bound issue 15 sets for real patients). The report shows the
+result next to the accuracy tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bprl.evaluation.evaluate import evaluate_subjects
+from bprl.evaluation.logs import check_episode_log
+
+__all__ = ["base_safety"]
+
+
+def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
+    """Per residual agent: subjects where it is worse than its base rule by more than ``margin``.
+
+    Args:
+        log: episode logs of the agents and their base rules (same subjects and seeds).
+        margin: allowed relative excess of the agent's per-subject MAE over the base's.
+
+    Returns:
+        One row per (policy, base_policy) whose base ran too: ``n_subjects``, ``n_worse_sbp``,
+        ``n_worse_dbp``, ``worst_ratio_sbp`` / ``worst_ratio_dbp`` (largest agent / base MAE over
+        subjects), ``worse_subjects`` (comma-separated ids); empty when no log names a base.
+
+    Raises:
+        EvaluationError: a malformed log.
+    """
+    df = check_episode_log(log)
+    base_of = df.groupby("policy", sort=False)["base_policy"].first().dropna()
+    base_of = base_of[base_of.astype(str) != ""]
+    cols = [
+        "policy",
+        "base_policy",
+        "n_subjects",
+        "n_worse_sbp",
+        "n_worse_dbp",
+        "worst_ratio_sbp",
+        "worst_ratio_dbp",
+        "worse_subjects",
+    ]
+    if base_of.empty:
+        return pd.DataFrame(columns=cols)
+    per = evaluate_subjects(df).groupby(["policy", "subject_id"])[["sbp_mae_mmhg", "dbp_mae_mmhg"]].mean()
+    policies = set(per.index.get_level_values(0))
+    rows = []
+    for agent, base in base_of.items():
+        if str(base) not in policies:
+            continue
+        a, b = per.loc[str(agent)], per.loc[str(base)]
+        common = a.index.intersection(b.index)
+        a, b = a.loc[common], b.loc[common]
+        ratio = a / b.where(b > 0)
+        worse = (ratio > 1.0 + margin).fillna(False)
+        bad = worse["sbp_mae_mmhg"] | worse["dbp_mae_mmhg"]
+        rows.append(
+            {
+                "policy": str(agent),
+                "base_policy": str(base),
+                "n_subjects": len(common),
+                "n_worse_sbp": int(worse["sbp_mae_mmhg"].sum()),
+                "n_worse_dbp": int(worse["dbp_mae_mmhg"].sum()),
+                "worst_ratio_sbp": float(np.nanmax(ratio["sbp_mae_mmhg"])) if len(common) else float("nan"),
+                "worst_ratio_dbp": float(np.nanmax(ratio["dbp_mae_mmhg"])) if len(common) else float("nan"),
+                "worse_subjects": ",".join(str(s) for s in common[bad.to_numpy()]),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
