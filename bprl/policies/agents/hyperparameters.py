@@ -46,6 +46,7 @@ WRAPPER_KEYS: tuple[str, ...] = (
     "env_kwargs",
     "vec_env",
     "residual",
+    "cuff_price",
 )
 
 #: constructor arguments never taken from a file (set by train_agent)

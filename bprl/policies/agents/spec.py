@@ -111,6 +111,15 @@ class ResidualSpec(Spec):
     cuff: Literal["base", "agent", "either"] = Field("base", description="who decides when to read")
 
 
+class CuffPriceSpec(Spec):
+    """A Lagrangian cuff price (:mod:`bprl.policies.agents.cuff_price`): readings cost a price that
+    training adapts until the agent reads ``target_per_h`` times an hour."""
+
+    target_per_h: float = Field(gt=0, le=60, description="cuff readings per hour the price steers to")
+    initial: float = Field(0.5, ge=0, description="price of a reading at the start, reward units")
+    lr: float = Field(0.1, gt=0, description="step of the price per rollout, per unit of relative rate error")
+
+
 class AgentSpec(Spec):
     '''One validated agent entry: algorithm, policy, budget, wrappers and hyperparameters.
 
@@ -189,6 +198,11 @@ class AgentSpec(Spec):
         None,
         description="train the agent as a residual on a classical calibrator (bprl.policies.residual; "
         "continuous envs only; bprl-only key)",
+    )
+    cuff_price: CuffPriceSpec | None = Field(
+        None,
+        description="a Lagrangian cuff price steering the agent to a cuff rate (bprl-only key; "
+        "bprl.policies.agents.cuff_price)",
     )
     vec_env: Literal["dummy", "batched"] = Field(
         "dummy",

@@ -87,6 +87,7 @@ class _Run:
     val_ids: list[str] = field(default_factory=list)
     n_eval_episodes: int = 5
     residual_fitted: dict[str, Any] | None = None  #: what a residual agent's base rule fitted
+    cuff_price: Any = None  #: the shared CuffPrice of a cuff_price entry
 
 
 @dataclass
@@ -164,6 +165,8 @@ def train_agent(
     train_factory, eval_factory = env_builder(env_spec, "train", run.overrides), _eval_factory(run)
     if spec.residual is not None:
         train_factory, eval_factory = _residual_factories(run, train_factory, eval_factory)
+    if spec.cuff_price is not None:
+        train_factory, eval_factory = _priced_factories(run, train_factory, eval_factory)
     train_env = make_vec_env(train_factory, spec.n_envs, seed, spec, training=True)
     eval_env = make_vec_env(eval_factory, 1, seed + EVAL_SEED_OFFSET, spec, training=False)
     model = _build_model(spec, train_env, seed, verbose)
@@ -261,6 +264,21 @@ def _residual_factories(
     return wrap(train_factory), wrap(eval_factory)
 
 
+def _priced_factories(
+    run: _Run, train_factory: Callable[[], gym.Env], eval_factory: Callable[[], gym.Env]
+) -> tuple[Callable[[], gym.Env], Callable[[], gym.Env]]:
+    """Both factories wrapped in :class:`~bprl.policies.agents.cuff_price.PricedCuffs` around one
+    shared price (only the training envs count towards its updates)."""
+    from bprl.policies.agents.cuff_price import CuffPrice, PricedCuffs
+
+    c = run.spec.cuff_price
+    assert c is not None
+    run.cuff_price = price = CuffPrice(value=c.initial, target_per_h=c.target_per_h, lr=c.lr)
+    return (lambda: PricedCuffs(train_factory(), price)), (
+        lambda: PricedCuffs(eval_factory(), price, count=False)
+    )
+
+
 def residual_base(r: ResidualSpec, env_spec: Any, overrides: Mapping[str, Any] | None = None) -> Any:
     """The base calibrator of a residual agent, fit on the env's train split (deterministic)."""
     from bprl.policies import fit_calibrator, make_calibrator
@@ -313,9 +331,12 @@ def _learn_and_keep_best(run: _Run, model: Any, train_env: Any, eval_env: Any) -
             f"{run.n_timesteps} steps, seed {run.seed}, evaluating every {run.eval_freq} steps on "
             f"{run.n_eval_episodes} '{run.eval_split}' episode(s)"
         )
-        model.learn(
-            total_timesteps=run.n_timesteps, callback=[eval_cb, progress_callback(run.n_timesteps, run.say)]
-        )
+        callbacks = [eval_cb, progress_callback(run.n_timesteps, run.say)]
+        if run.cuff_price is not None:
+            from bprl.policies.agents.cuff_price import CuffPriceCallback
+
+            callbacks.append(CuffPriceCallback(run.cuff_price))
+        model.learn(total_timesteps=run.n_timesteps, callback=callbacks)
         final_mean = _final_evaluation(run, model, train_env, eval_env)
         outcome = _keep_best(run, log_dir, float(eval_cb.best_mean_reward), final_mean)
         if (log_dir / "evaluations.npz").is_file():
@@ -410,6 +431,9 @@ def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
         "n_envs": spec.n_envs,
         "normalize": spec.normalize,
         "frame_stack": spec.frame_stack,
+        "cuff_price": None
+        if spec.cuff_price is None
+        else {**spec.cuff_price.model_dump(), "final": float(run.cuff_price.value)},
         "residual": None
         if spec.residual is None
         else {**spec.residual.model_dump(), "base_fitted": jsonable(run.residual_fitted)},
