@@ -36,3 +36,21 @@ def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_cohort")
     return make_cohort(out, n_subjects=6, hours=0.25, seed=0, progress=False)
+
+
+def protocol_env_spec(root: Path, budget_per_h: float, seed: int = 8) -> dict:
+    """A continuous env spec over a 6-subject synthetic replay set written under ``root`` (4 train,
+    1 val, 1 test; 1-h records), paced at ``budget_per_h``, with 40-mmHg offset steps (the
+    protocol's env): what the agent-training tests of the residual and cuff-price code use."""
+    from bprl.envs import synthetic_replay_tables
+    from bprl.features.replay_set import write_replay_set
+
+    tables = synthetic_replay_tables(n_subjects=6, n_steps=120, seed=seed)
+    rs = root / "rs"
+    write_replay_set(rs, tables, dict(zip(sorted(tables), ["train"] * 4 + ["val", "test"], strict=True)))
+    return {
+        "id": "bprl/BPCalibrationContinuous-v1",
+        "replay_set": str(rs),
+        "cuff": {"budget_per_h": budget_per_h},
+        "actions": {"max_offset_step_mmhg": 40.0},
+    }

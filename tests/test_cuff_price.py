@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import protocol_env_spec
 
 from bprl.envs import BPCalibrationEnv, synthetic_replay_tables
 from bprl.policies.agents.cuff_price import CuffPrice, PricedCuffs
@@ -46,18 +47,9 @@ def test_priced_readings_cost_the_price_and_are_counted():
 
 def test_an_agent_trains_with_a_cuff_price(tmp_path):
     """A residual agent that decides its own readings, with a price steering it to 1 per hour."""
-    from bprl.features.replay_set import write_replay_set
     from bprl.policies.agents import train_agent
 
-    tables = synthetic_replay_tables(n_subjects=6, n_steps=120, seed=8)
-    rs = tmp_path / "rs"
-    write_replay_set(rs, tables, dict(zip(sorted(tables), ["train"] * 4 + ["val", "test"], strict=True)))
-    env = {
-        "id": "bprl/BPCalibrationContinuous-v1",
-        "replay_set": str(rs),
-        "cuff": {"budget_per_h": 4.0},
-        "actions": {"max_offset_step_mmhg": 40.0},
-    }
+    env = protocol_env_spec(tmp_path, budget_per_h=4.0)
     agent = {
         "algo": "ppo",
         "default": {

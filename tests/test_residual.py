@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import protocol_env_spec
 
 from bprl.envs import BPCalibrationEnv, synthetic_replay_tables
 from bprl.errors import ConfigError
@@ -118,18 +119,9 @@ def test_a_residual_agent_trains_from_its_agent_entry_and_runs_with_its_base(tmp
     and residual_policy refits it identically for evaluation."""
     import json
 
-    from bprl.features.replay_set import write_replay_set
     from bprl.policies.agents import load_agent, residual_policy, train_agent
 
-    tables = synthetic_replay_tables(n_subjects=6, n_steps=120, seed=8)
-    rs = tmp_path / "rs"
-    write_replay_set(rs, tables, dict(zip(sorted(tables), ["train"] * 4 + ["val", "test"], strict=True)))
-    env = {
-        "id": "bprl/BPCalibrationContinuous-v1",
-        "replay_set": str(rs),
-        "cuff": {"budget_per_h": 2.0},
-        "actions": {"max_offset_step_mmhg": 40.0},
-    }
+    env = protocol_env_spec(tmp_path, budget_per_h=2.0)
     agent = {
         "algo": "ppo",
         "default": {
@@ -148,6 +140,9 @@ def test_a_residual_agent_trains_from_its_agent_entry_and_runs_with_its_base(tmp
     log = rollout(pol, {**env, "split": "test"}, seed=0, policy_name="res")
     assert len(log) == 120 and log["cuff"].any()
     # a different train split fits the base differently: refused
+    from bprl.features.replay_set import write_replay_set
+
+    tables = synthetic_replay_tables(n_subjects=6, n_steps=120, seed=8)  # those of protocol_env_spec
     other = tmp_path / "rs2"
     write_replay_set(
         other, tables, dict(zip(sorted(tables), ["val"] + ["train"] * 4 + ["test"], strict=True))
