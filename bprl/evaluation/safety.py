@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bprl.evaluation.evaluate import evaluate_subjects
+from bprl.evaluation.cuff_rate import subject_rate_points
 from bprl.evaluation.logs import check_episode_log
 
 __all__ = ["base_safety"]
@@ -49,7 +49,8 @@ def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
     ]
     if base_of.empty:
         return pd.DataFrame(columns=cols)
-    per = evaluate_subjects(df).groupby(["policy", "subject_id"])[["sbp_mae_mmhg", "dbp_mae_mmhg"]].mean()
+    # each subject's MAE averaged over seeds: the points the cuff-rate curves use too
+    per = subject_rate_points(df).set_index(["policy", "subject_id"])[["sbp_mae_mmhg", "dbp_mae_mmhg"]]
     policies = set(per.index.get_level_values(0))
     rows = []
     for agent, base in base_of.items():

@@ -73,7 +73,9 @@ class FeatureCorrectionCalibrator(Calibrator):
         if self.base.fits:
             out["base"] = self.base.fit(train)
         if self.coef is None:
-            fc = fit_feature_change(train, fit_error_model(train))
+            # the base's error models when it fitted them (the same fit on the same subjects)
+            models = getattr(self.base, "models", None) or fit_error_model(train)
+            fc = fit_feature_change(train, models)
             self.coef = np.array(fc.coef)
             out["r2"] = list(fc.r2)
         out["coef"] = self.coef.tolist()

@@ -138,7 +138,7 @@ def fit_calibrator(policy: Policy, train_env: gym.Env | Any) -> dict[str, Any] |
     if not (isinstance(policy, Calibrator) and policy.fits):
         return None
     data = train_env.unwrapped.data if isinstance(train_env, gym.Env) else train_env
-    if isinstance(policy, Calibrator) and isinstance(train_env, gym.Env):
+    if isinstance(train_env, gym.Env):
         policy.configure_for(train_env)  # the trigger is set for the env's budget
     return policy.fit(training_subjects(data))
 
