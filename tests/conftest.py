@@ -54,3 +54,54 @@ def protocol_env_spec(root: Path, budget_per_h: float, seed: int = 8) -> dict:
         "cuff": {"budget_per_h": budget_per_h},
         "actions": {"max_offset_step_mmhg": 40.0},
     }
+
+
+# ------------------------------------------------------------------ headless browser
+def _browser_paths() -> tuple[str | None, str | None]:
+    """Chromium and chromedriver: ``$BPRL_CHROMIUM`` / ``$BPRL_CHROMEDRIVER``, else from PATH."""
+    import shutil
+
+    chromium = os.environ.get("BPRL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = os.environ.get("BPRL_CHROMEDRIVER") or shutil.which("chromedriver")
+    return chromium, driver
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Selenium through Debian's chromedriver, with the console log on.
+
+    ``make test`` installs ``chromium`` and ``chromium-driver`` where missing (tools/install_browser.sh);
+    where they cannot be installed the tests that use this fixture are skipped with the reason.
+    Selenium Manager is never asked for a driver (it would download one).
+    """
+    chromium, driver_path = _browser_paths()
+    if chromium is None or driver_path is None:
+        pytest.skip(
+            "headless-browser test skipped: chromium and chromedriver not found "
+            "(Debian: apt-get install chromium chromium-driver; `make test` tries this)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1100",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def browser_console_errors(driver) -> list[str]:
+    """The console messages of level SEVERE since the last call (the log is drained by reading it)."""
+    return [str(e.get("message")) for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
