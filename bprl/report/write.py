@@ -387,6 +387,7 @@ def write_report(
     title: str = "bprl calibration report",
     seed: int = 0,
     n_resamples: int = 1000,
+    extra_tables: Sequence[tuple[str, str, Table]] = (),
 ) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (+ ``figures/*.png``) into ``results_dir``.
 
@@ -401,6 +402,8 @@ def write_report(
         title: report title.
         seed: seed of the scatter subsampling, jitter and (when computed) bootstrap.
         n_resamples: bootstrap resamples when ``metrics`` is computed here.
+        extra_tables: ``(section name, caption, table)`` shown first (e.g. the paired differences
+            of :func:`bprl.report.compare.compare_results`).
 
     Returns:
         ``(html_path, md_path)``. Every file is written atomically; the same inputs give
@@ -443,7 +446,8 @@ def write_report(
             f"{log['seed'].nunique()} seeds, {len(log)} steps."
         ),
         notes=report_notes(metrics, problems, log),
-        tables=(sweep[0] if sweep else [])
+        tables=list(extra_tables)
+        + (sweep[0] if sweep else [])
         + _safety_section(log)
         + _report_tables(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples),
         methods=methods_text(),
