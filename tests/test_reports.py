@@ -86,19 +86,24 @@ def test_report_written_with_table_and_images(report_pair):
     assert 'class="pass"' in page or 'class="fail"' in page
     # self-contained: every image is embedded PNG, no external sources
     imgs = re.findall(r'src="([^"]+)"', page)
-    assert len(imgs) == 6
+    pngs = sorted((d / "figures").glob("*.png"))
+    assert len(imgs) == len(pngs) == 10  # population, 2 Bland-Altman, time, cuffs, per subject, 4 traces
     for src in imgs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     for fig in (
+        "test_population",
         "bland_altman_sbp",
         "bland_altman_dbp",
         "cuffs_vs_mae",
-        "example_trace",
         "per_subject_errors",
+        *(f"trace_s{i}" for i in range(4)),
     ):
         assert f'id="{fig}"' in page
+        # every figure as PNG, SVG and PDF
         assert (d / "figures" / f"{fig}.png").is_file()
+        assert (d / "figures" / f"{fig}.svg").read_bytes().lstrip().startswith(b"<?xml")
+        assert (d / "figures" / f"{fig}.pdf").read_bytes()[:5] == b"%PDF-"
     # oracle note, subject-count flag, configuration and provenance
     assert "upper bound" in page and "85 subjects" in page
     assert "unit-test" in page and "0123abc" in page

@@ -17,6 +17,7 @@ Modules:
 * :mod:`~bprl.evaluation.statistics`: bootstrap intervals over subjects, mean and
   interquartile mean (IQM) over seeds.
 * :mod:`~bprl.evaluation.pareto`: the Pareto front of policies on two costs.
+* :mod:`~bprl.evaluation.population`: the test subjects and ISO 81060-2's sample requirements.
 * :mod:`~bprl.evaluation.evaluate`: the tables (:func:`evaluate_log`,
   :func:`compare_policies`, :func:`evaluate_subjects`, :func:`evaluate_change_bins`).
 
@@ -26,7 +27,13 @@ Every name of the former single module ``bprl/evaluation.py`` is re-exported her
 from __future__ import annotations
 
 from bprl.errors import EvaluationError
-from bprl.evaluation.cuff_rate import BOUND_POLICIES, cuff_rate_curves, paired_at_rate, subject_rate_points
+from bprl.evaluation.cuff_rate import (
+    BOUND_POLICIES,
+    cuff_rate_curves,
+    is_bound_policy,
+    paired_at_rate,
+    subject_rate_points,
+)
 from bprl.evaluation.evaluate import (
     compare_policies,
     evaluate_change_bins,
@@ -43,7 +50,12 @@ from bprl.evaluation.logs import (
     episode_durations_h,
     read_episode_logs,
 )
-from bprl.evaluation.pareto import pareto_front
+from bprl.evaluation.pareto import deployable_front, pareto_front
+from bprl.evaluation.population import (
+    ISO81060_2_BP_REQUIREMENTS,
+    iso81060_2_sample_requirements,
+    test_population,
+)
 from bprl.evaluation.safety import base_safety
 from bprl.evaluation.standards import (
     AAMI_C2_ERROR_MMHG,
@@ -69,6 +81,7 @@ from bprl.evaluation.standards import (
     ieee1708,
     ieee1708_grade,
     iso81060_3,
+    verdict,
 )
 from bprl.evaluation.statistics import (
     aggregate_seeds,
@@ -101,6 +114,7 @@ __all__ = [
     "ISO3_MEAN_LIMIT_MMHG",
     "ISO3_MIN_CHANGE_MMHG",
     "ISO3_SD_LIMIT_MMHG",
+    "ISO81060_2_BP_REQUIREMENTS",
     "EvaluationError",
     "aami_criteria",
     "aami_sd_limit",
@@ -118,6 +132,7 @@ __all__ = [
     "compare_policies",
     "cuff_rate_curves",
     "cuffs_per_hour",
+    "deployable_front",
     "episode_durations_h",
     "error_stats",
     "evaluate_change_bins",
@@ -127,10 +142,14 @@ __all__ = [
     "ieee1708",
     "ieee1708_grade",
     "iqm",
+    "is_bound_policy",
+    "iso81060_2_sample_requirements",
     "iso81060_3",
     "paired_at_rate",
     "pareto_front",
     "percentile_interval",
     "read_episode_logs",
     "subject_rate_points",
+    "test_population",
+    "verdict",
 ]

@@ -22,10 +22,22 @@ from bprl.evaluation.evaluate import evaluate_subjects
 from bprl.evaluation.logs import check_episode_log
 from bprl.evaluation.statistics import percentile_interval
 
-__all__ = ["BOUND_POLICIES", "cuff_rate_curves", "paired_at_rate", "subject_rate_points"]
+__all__ = ["BOUND_POLICIES", "cuff_rate_curves", "is_bound_policy", "paired_at_rate", "subject_rate_points"]
 
 #: policies that read privileged data: shown apart as bounds, never on a front
 BOUND_POLICIES: frozenset[str] = frozenset({"oracle"})
+
+
+def is_bound_policy(name: str) -> bool:
+    """Whether a policy (or family) name is one of :data:`BOUND_POLICIES`, also with a run label
+    (``run:oracle``, from ``bprl compare``) or a swept budget (``oracle@1``).
+
+    >>> [is_bound_policy(n) for n in ("oracle", "seed23:oracle", "oracle@1", "kalman", "oracle_like")]
+    [True, True, True, False, False]
+    """
+    return str(name).rsplit(":", 1)[-1].split("@", 1)[0] in BOUND_POLICIES
+
+
 _BPS = ("sbp", "dbp")
 
 
@@ -87,7 +99,7 @@ def cuff_rate_curves(
             "family": str(g["family"].iloc[0]),
             "target_cuffs_per_h": float(g["target_cuffs_per_h"].iloc[0]),
             "policy": str(policy),
-            "bound": str(g["family"].iloc[0]) in BOUND_POLICIES,
+            "bound": is_bound_policy(str(g["family"].iloc[0])),
             "n_subjects": int(g["subject_id"].nunique()),
             "cuffs_per_hour": float(g["cuffs_per_hour"].mean()),
             "n_refused": int(g["n_refused"].sum()),
@@ -147,7 +159,7 @@ def paired_at_rate(
         half the subjects.
     """
     pts = subject_rate_points(log)
-    pts = pts[~pts["family"].isin(BOUND_POLICIES)]
+    pts = pts[~pts["family"].map(is_bound_policy).astype(bool)]
     tabs = {bp: _interpolated(pts, rate_per_h, bp) for bp in _BPS}
     if tabs["sbp"].empty:
         return pd.DataFrame()

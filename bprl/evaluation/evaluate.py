@@ -55,9 +55,11 @@ def _bp_row(
     row.update(
         {
             f"{p}aami_c1_pass": aami["c1_pass"],
+            f"{p}aami_c1_verdict": aami["c1_verdict"],
             f"{p}subject_me_sd_mmhg": aami["subject_me_sd"],
             f"{p}aami_c2_limit_mmhg": aami["c2_limit"],
             f"{p}aami_c2_pass": aami["c2_pass"],
+            f"{p}aami_c2_verdict": aami["c2_verdict"],
             f"{p}bhs_pct5": bhs["pct5"],
             f"{p}bhs_pct10": bhs["pct10"],
             f"{p}bhs_pct15": bhs["pct15"],
@@ -78,6 +80,7 @@ def _bp_row(
             f"{p}iso3_ape_p85_pct": iso3["ape_p85_pct"],
             f"{p}iso3_tracking_pass": iso3["tracking_pass"],
             f"{p}iso3_pass": iso3["pass"],
+            f"{p}iso3_verdict": iso3["verdict"],
         }
     )
     return row

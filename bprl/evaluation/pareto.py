@@ -1,6 +1,7 @@
 """The Pareto front of policies compared on two costs (e.g. cuff readings per hour and MAE).
 
-A pure function of two cost vectors: no plotting, no tables. The report draws the front
+:func:`pareto_front` is a pure function of two cost vectors: no plotting, no tables;
+:func:`deployable_front` applies it to a policy comparison, leaving out bound policies. The report draws the front
 (:func:`bprl.report.figures.cuffs_vs_mae_figure`); anything else that ranks policies on two
 costs can use it too.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def pareto_front(cost_a: Sequence[float], cost_b: Sequence[float]) -> list[int]:
@@ -39,3 +41,23 @@ def pareto_front(cost_a: Sequence[float], cost_b: Sequence[float]) -> list[int]:
         if not dominated:
             front.append(int(i))
     return sorted(front, key=lambda i: (a[i], b[i], i))
+
+
+def deployable_front(metrics: pd.DataFrame, bp: str) -> list[str]:
+    """The policies on the Pareto front of cuff readings per hour and ``bp`` MAE, among the
+    deployable ones: bound policies (the oracle, :func:`bprl.evaluation.is_bound_policy`) read the
+    reference and are left out, so they never hide the policies one can deploy.
+
+    Args:
+        metrics: policy comparison (:func:`bprl.evaluation.compare_policies`): ``policy``,
+            ``cuffs_per_hour`` and ``<bp>_mae_mmhg``.
+        bp: ``"sbp"`` or ``"dbp"``.
+
+    Returns:
+        Policy names on the front, by increasing cuff rate.
+    """
+    from bprl.evaluation.cuff_rate import is_bound_policy
+
+    deploy = metrics[~metrics["policy"].map(is_bound_policy).astype(bool)]
+    front = pareto_front(deploy["cuffs_per_hour"].to_numpy(float), deploy[f"{bp}_mae_mmhg"].to_numpy(float))
+    return [str(deploy["policy"].iloc[i]) for i in front]

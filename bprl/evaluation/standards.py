@@ -146,7 +146,9 @@ def aami_criteria(
         ``me``, ``sd`` (all pairs, mmHg), ``c1_pass``; ``subject_me_sd`` (sample SD of
         per-subject mean errors, mmHg), ``c2_limit`` (:func:`aami_sd_limit` of ``me``),
         ``c2_pass`` (``|me| <= 5`` and ``subject_me_sd <= c2_limit``; False with fewer than
-        2 subjects); ``n_pairs``, ``n_subjects`` and ``enough_subjects`` (>= 85: a flag only).
+        2 subjects); ``c1_verdict`` / ``c2_verdict``: ``"pass"``, ``"fail"`` or ``"not assessable"``
+        (c1 without 2 finite errors, c2 without 2 subjects); ``n_pairs``, ``n_subjects`` and
+        ``enough_subjects`` (>= 85: a flag only).
 
     Raises:
         EvaluationError: ``err_mmhg`` and ``subject_ids`` differ in length.
@@ -172,6 +174,8 @@ def aami_criteria(
     limit = aami_sd_limit(s["me"])
     c2 = bool(abs(s["me"]) <= AAMI_MEAN_LIMIT_MMHG and subj_sd <= limit)
     return {
+        "c1_verdict": verdict(c1, s["n"] >= 2),
+        "c2_verdict": verdict(c2, n_subj >= 2),
         "n_pairs": s["n"],
         "n_subjects": n_subj,
         "me": s["me"],
@@ -182,6 +186,18 @@ def aami_criteria(
         "c2_pass": c2,
         "enough_subjects": n_subj >= AAMI_MIN_SUBJECTS,
     }
+
+
+def verdict(passed: bool, assessable: bool) -> str:
+    """A standard's verdict: ``"not assessable"`` when the data cannot show it either way, else
+    ``"pass"`` or ``"fail"``.
+
+    >>> verdict(True, True), verdict(False, True), verdict(False, False)
+    ('pass', 'fail', 'not assessable')
+    """
+    if not assessable:
+        return "not assessable"
+    return "pass" if passed else "fail"
 
 
 # ------------------------------------------------------------------ BHS
@@ -329,7 +345,8 @@ def iso81060_3(
     tracking over pairs with finite deltas and ``|delta_ref| >= min_change_mmhg``:
     ``APE = |delta_device - delta_ref| / |delta_ref| * 100``; median ``<= 25 %`` and 85th
     percentile (linear interpolation) ``<= 50 %``. Tracking without any qualifying
-    change cannot be shown and does not pass (``n_changes = 0``).
+    change cannot be shown and does not pass (``n_changes = 0``); the verdict is then "not
+    assessable" unless the accuracy part already fails.
 
     Args:
         err_mmhg: error of each pair, mmHg.
@@ -339,7 +356,9 @@ def iso81060_3(
 
     Returns:
         ``me``, ``sd`` (mmHg), ``accuracy_pass``, ``n_changes``, ``ape_median_pct``,
-        ``ape_p85_pct``, ``tracking_pass`` and ``pass`` (accuracy and tracking).
+        ``ape_p85_pct``, ``tracking_pass``, ``pass`` (accuracy and tracking) and ``verdict``
+        (``"pass"``, ``"fail"``, or ``"not assessable"``: no qualifying change, or fewer than two
+        finite errors, and no failed accuracy part to make it a fail).
 
     Two qualifying changes: reference +10 read as +12 (APE 20 %), reference -12 read as
     -9 (APE 25 %); the change of 2 mmHg is too small and the NaN one is dropped:
@@ -347,6 +366,11 @@ def iso81060_3(
     >>> r = iso81060_3([1.0, -2.0, 4.0, -3.0], [12.0, -9.0, 3.0, float("nan")], [10.0, -12.0, 2.0, 15.0])
     >>> r["n_changes"], r["ape_median_pct"], r["ape_p85_pct"], r["pass"]
     (2, 22.5, 24.25, True)
+
+    No cuff reading (every change NaN): accurate, but tracking cannot be assessed:
+
+    >>> iso81060_3([1.0, -1.0, 2.0], [float("nan")] * 3, [float("nan")] * 3)["verdict"]
+    'not assessable'
     """
     s = error_stats(err_mmhg)
     acc = bool(abs(s["me"]) <= ISO3_MEAN_LIMIT_MMHG and s["sd"] <= ISO3_SD_LIMIT_MMHG)
@@ -368,4 +392,5 @@ def iso81060_3(
         "ape_p85_pct": p85,
         "tracking_pass": track,
         "pass": bool(acc and track),
+        "verdict": verdict(bool(acc and track), s["n"] >= 2 and (bool(sel.any()) or not acc)),
     }

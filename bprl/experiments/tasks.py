@@ -405,10 +405,20 @@ def stage_evaluate(
 def stage_report(
     results_dir: Path, logs: pd.DataFrame, tables: dict[str, pd.DataFrame], config: dict, problems: list[str]
 ) -> Any:
-    """Write figures and the HTML/Markdown report (:func:`bprl.report.write_report`)."""
+    """Write figures, tables and the HTML/Markdown report (:func:`bprl.report.write_report`); the
+    cohort manifest under ``work/cohort`` (virtual subjects' sex, age, category and rhythm
+    settings) describes the test population when it is there."""
+    from bprl.cohort.layout import load_manifest
     from bprl.report import write_report
 
     boot = (config or {}).get("evaluation") or {}
+    subjects = None
+    cohort_dir = Path(results_dir) / "work" / "cohort"
+    if (cohort_dir / "manifest.parquet").is_file():
+        try:
+            subjects = load_manifest(cohort_dir)
+        except (BprlError, OSError, ValueError) as exc:
+            problems = [*problems, f"{cohort_dir}: manifest unreadable, test population without it ({exc})"]
     return write_report(
         results_dir,
         logs,
@@ -417,6 +427,7 @@ def stage_report(
         problems=problems,
         seed=int(boot.get("seed", 0)),
         n_resamples=int(boot.get("n_resamples", 1000)),
+        subjects=subjects,
     )
 
 

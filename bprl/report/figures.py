@@ -1,13 +1,16 @@
-"""The report's matplotlib figures, each rendered to PNG bytes by one function.
+"""The report's matplotlib figures, each rendered to PNG, SVG and PDF by one function.
 
 Bland-Altman plots (one panel per policy), mean absolute error against time since the last
-cuff reading, cuff readings per hour against MAE with the Pareto front, per-subject errors
-and an example episode trace. Every function takes episode-log derived tables (the output of
+cuff reading, cuff readings per hour against MAE with the Pareto front of the deployable
+policies, the cuff-rate curves of a sweep and the reference-BP distribution of the test
+population. Per-subject figures (errors, traces) are in :mod:`bprl.report.subject_figures`.
+Every function takes episode-log derived tables (the output of
 :func:`bprl.evaluation.annotate_calibration`, :func:`bprl.evaluation.compare_policies` or
 :func:`bprl.evaluation.evaluate_subjects`) and returns a :class:`ReportFigure`.
 
-Rendering is deterministic: the Agg canvas, fixed rc parameters, no software stamp in the
-PNG metadata, and seeded scatter subsampling and jitter.
+Rendering is deterministic: the Agg canvas, fixed rc parameters (including the SVG hash salt),
+no software or date stamp in the PNG, SVG or PDF metadata, and seeded scatter subsampling and
+jitter. Legends sit outside the axes, so they never cover data.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bprl import evaluation as ev
-from bprl.evaluation.pareto import pareto_front
 
 #: at most this many points per policy in a Bland-Altman panel (seeded subsample beyond it)
 MAX_SCATTER_POINTS = 20000
 
 _RC = {
     "svg.hashsalt": "bprl",
+    # text stays text: editable in a vector editor, searchable; TrueType (Type 42) in PDF, as
+    # journals that refuse Type 3 fonts ask
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
@@ -41,7 +47,13 @@ _RC = {
     "axes.spines.right": False,
     "figure.dpi": 100,
 }
-_PNG_METADATA = {"Software": None}
+_METADATA = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+    "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+}
+#: resolution of the PNG figures (report.html embeds them; the SVG and PDF twins are vector)
+PNG_DPI = 150
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -50,14 +62,26 @@ class ReportFigure:
     """One rendered figure of the report.
 
     Attributes:
-        name: file stem (``figures/<name>.png``) and HTML element id.
+        name: file stem (``figures/<name>.png`` / ``.svg`` / ``.pdf``) and HTML element id.
         caption: caption text (plain text, escaped when written to HTML).
-        png: the PNG bytes.
+        png: the PNG bytes (:data:`PNG_DPI`).
+        svg: the SVG bytes (empty: not rendered).
+        pdf: the PDF bytes (empty: not rendered).
     """
 
     name: str
     caption: str
     png: bytes
+    svg: bytes = b""
+    pdf: bytes = b""
+
+    def files(self) -> dict[str, bytes]:
+        """``{file name: bytes}`` of every rendered format."""
+        return {
+            f"{self.name}.{ext}": data
+            for ext, data in (("png", self.png), ("svg", self.svg), ("pdf", self.pdf))
+            if data
+        }
 
 
 # ------------------------------------------------------------------ helpers
@@ -79,12 +103,17 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
-    """PNG bytes of ``fig`` at 100 dpi, without a software stamp."""
+def _save(fig: Figure, fmt: str, dpi: float = PNG_DPI) -> bytes:
+    """``fig`` as ``fmt`` (png, svg, pdf) bytes, without software or date stamps."""
     buf = io.BytesIO()
     with matplotlib.rc_context(_RC):
-        fig.savefig(buf, format="png", dpi=100, metadata=_PNG_METADATA)
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
     return buf.getvalue()
+
+
+def rendered(fig: Figure, name: str, caption: str, png_dpi: float = PNG_DPI) -> ReportFigure:
+    """``fig`` rendered as PNG (``png_dpi``), SVG and PDF into a :class:`ReportFigure`."""
+    return ReportFigure(name, caption, _save(fig, "png", png_dpi), _save(fig, "svg"), _save(fig, "pdf"))
 
 
 # ------------------------------------------------------------------ Bland-Altman
@@ -139,11 +168,11 @@ def bland_altman_figure(ann: pd.DataFrame, policies: list[str], bp: str, seed: i
             _bland_altman_panel(ax, ann[ann["policy"] == policy], policy, bp, seed)
         fig.supxlabel(f"mean of corrected and reference {bp.upper()} (mmHg)", fontsize=9)
         fig.supylabel("corrected − reference (mmHg)", fontsize=9)
-    return ReportFigure(
+    return rendered(
+        fig,
         f"bland_altman_{bp}",
         f"Bland-Altman plot of {bp.upper()} per policy (all seeds): bias (solid) and 95 % limits of "
         "agreement, bias ± 1.96 SD (dashed).",
-        _png(fig),
     )
 
 
@@ -184,7 +213,7 @@ def error_vs_time_figure(
     t_max = float(np.nanmax(t))
     edges = np.linspace(0.0, t_max if t_max > 0 else 1.0, 13)
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(7.0, 2.8)
+        fig = _new_figure(8.2, 2.8)
         axes = fig.subplots(1, 2, sharex=True)
         for ax, bp in zip(axes, ev.BP_KINDS, strict=True):
             for policy in policies:
@@ -196,23 +225,26 @@ def error_vs_time_figure(
             ax.set_xlabel("time since last cuff reading (min)")
             ax.set_ylabel("mean |error| (mmHg)")
             ax.set_ylim(bottom=0)
-        axes[1].legend(frameon=False)
-    return ReportFigure(
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=7)
+    return rendered(
+        fig,
         "error_vs_time_since_calibration",
         "Mean absolute error against time since the last cuff reading (12 equal bins; steps before the "
         "first cuff reading are left out).",
-        _png(fig),
     )
 
 
 # ------------------------------------------------------------------ cuffs vs MAE
-def _draw_pareto_front(ax: Axes, x: np.ndarray, y: np.ndarray) -> None:
-    """Draw the Pareto front of ``(x, y)`` (both minimised) as a dashed step line with ringed points."""
-    front = pareto_front(x, y)
+def _draw_pareto_front(ax: Axes, deploy: pd.DataFrame, bp: str) -> None:
+    """Draw the deployable policies' Pareto front (:func:`bprl.evaluation.deployable_front`) as a
+    dashed step line with ringed points."""
+    front = ev.deployable_front(deploy, bp)
     if not front:
         return
-    fx, fy = x[front], y[front]
-    x_end = max(float(np.nanmax(x)), float(fx[-1]))
+    on = deploy.set_index("policy").loc[front]
+    fx, fy = on["cuffs_per_hour"].to_numpy(float), on[f"{bp}_mae_mmhg"].to_numpy(float)
+    x_end = max(float(np.nanmax(deploy["cuffs_per_hour"].to_numpy(float))), float(fx[-1]))
     ax.step(
         np.append(fx, x_end),
         np.append(fy, fy[-1]),
@@ -223,149 +255,102 @@ def _draw_pareto_front(ax: Axes, x: np.ndarray, y: np.ndarray) -> None:
         label="Pareto front",
     )
     ax.scatter(fx, fy, s=70, facecolors="none", edgecolors="black", lw=0.8, zorder=4)
-    ax.legend(frameon=False, loc="upper right")
+
+
+#: marker cycle of the cuffs-vs-MAE figure (with the colour cycle: 64 distinct policies)
+_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
 
 
 def cuffs_vs_mae_figure(metrics: pd.DataFrame, colors: dict[str, str]) -> ReportFigure:
-    """Cuff readings per hour against MAE per policy, with the Pareto front, SBP and DBP panels.
+    """Cuff readings per hour against MAE of the deployable policies, with their Pareto front, SBP
+    and DBP panels; bound policies (the oracle: :func:`bprl.evaluation.is_bound_policy`) are drawn
+    apart as a horizontal grey line and never join the front.
 
     Args:
         metrics: policy comparison (:func:`bprl.evaluation.compare_policies`).
         colors: colour per policy (:func:`policy_colors`).
 
     Returns:
-        The figure ``cuffs_vs_mae``.
+        The figure ``cuffs_vs_mae``; policies are named in a legend beside the panels (no labels
+        at the points, so nearby points never overlap their names).
     """
+    bound = metrics["policy"].map(ev.is_bound_policy).to_numpy(bool)
+    deploy, bounds = metrics[~bound], metrics[bound]
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(7.0, 2.9)
+        fig = _new_figure(8.2, 3.0)
         axes = fig.subplots(1, 2)
-        x = metrics["cuffs_per_hour"].to_numpy(float)
+        x = deploy["cuffs_per_hour"].to_numpy(float)
         for ax, bp in zip(axes, ev.BP_KINDS, strict=True):
-            y = metrics[f"{bp}_mae_mmhg"].to_numpy(float)
-            for i, policy in enumerate(metrics["policy"]):
-                ax.scatter([x[i]], [y[i]], color=colors[policy], s=28, zorder=3)
-                ax.annotate(str(policy), (x[i], y[i]), xytext=(4, 3), textcoords="offset points", fontsize=7)
-            _draw_pareto_front(ax, x, y)
+            y = deploy[f"{bp}_mae_mmhg"].to_numpy(float)
+            for i, policy in enumerate(deploy["policy"]):
+                ax.scatter(
+                    [x[i]],
+                    [y[i]],
+                    color=colors[policy],
+                    marker=_MARKERS[(i // 8) % len(_MARKERS)],
+                    s=30,
+                    zorder=3,
+                    label=str(policy),
+                )
+            if len(deploy):
+                _draw_pareto_front(ax, deploy, bp)
+            for _, r in bounds.iterrows():
+                ax.axhline(
+                    float(r[f"{bp}_mae_mmhg"]), color="grey", ls="-.", lw=0.9, label=f"{r['policy']} (bound)"
+                )
             ax.set_xlabel("cuff readings per hour")
             ax.set_ylabel(f"{bp.upper()} MAE (mmHg)")
             ax.set_title(bp.upper())
-    return ReportFigure(
+            ax.set_ylim(bottom=0)
+            ax.set_xlim(left=-0.05 * max(1.0, float(np.nanmax(x)) if np.isfinite(x).any() else 1.0))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", frameon=False, fontsize=7)
+    return rendered(
+        fig,
         "cuffs_vs_mae",
-        "Cuff readings per hour against MAE (pooled over seeds); the dashed line joins the policies that no "
-        "other policy beats on both.",
-        _png(fig),
+        "Cuff readings per hour against MAE of the deployable policies (pooled over seeds); the dashed "
+        "line joins those that no other deployable policy beats on both. The oracle reads the "
+        "reference: drawn as a grey bound, not a point of the front.",
     )
 
 
-# ------------------------------------------------------------------ per subject
-def per_subject_figure(
-    subjects: pd.DataFrame, policies: list[str], colors: dict[str, str], seed: int
-) -> ReportFigure:
-    """Per-subject MAE (mean over seeds) as a box and jittered points per policy, SBP and DBP panels.
+# ------------------------------------------------------------------ test population
+def population_figure(ref: pd.DataFrame) -> ReportFigure:
+    """Histograms of the test population's reference SBP and DBP (every test step; each subject
+    weighted by 1 / its steps, as a validation takes the same number of readings per subject),
+    with the ISO 81060-2 thresholds (:data:`bprl.evaluation.ISO81060_2_BP_REQUIREMENTS`).
 
     Args:
-        subjects: per-subject table (:func:`bprl.evaluation.evaluate_subjects`).
-        policies: policies to draw, in box order.
-        colors: colour per policy (:func:`policy_colors`).
-        seed: seed of the horizontal jitter.
+        ref: :func:`bprl.evaluation.population.reference_steps`.
 
     Returns:
-        The figure ``per_subject_errors``.
+        The figure ``test_population``.
     """
-    per = subjects.groupby(["policy", "subject_id"], sort=False)[["sbp_mae_mmhg", "dbp_mae_mmhg"]].mean()
-    rng = np.random.default_rng(seed)
+    n_per = ref.groupby("subject_id")["subject_id"].transform("size").to_numpy(float)
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(max(4.0, 1.2 * len(policies) + 2.0) * 1.6, 3.0)
+        fig = _new_figure(7.0, 2.6)
         axes = fig.subplots(1, 2)
         for ax, bp in zip(axes, ev.BP_KINDS, strict=True):
-            data = []
-            for policy in policies:
-                v = per.loc[policy, f"{bp}_mae_mmhg"].to_numpy(float) if policy in per.index else np.empty(0)
-                data.append(v[np.isfinite(v)])
-            ax.boxplot(
-                data, tick_labels=policies, widths=0.5, showfliers=False, medianprops={"color": "black"}
-            )
-            for i, (policy, v) in enumerate(zip(policies, data, strict=True)):
-                jitter = rng.uniform(-0.12, 0.12, v.size)
-                ax.scatter(i + 1 + jitter, v, s=10, color=colors[policy], alpha=0.8, zorder=3, linewidths=0)
-            ax.set_ylabel(f"per-subject {bp.upper()} MAE (mmHg)")
-            ax.tick_params(axis="x", labelrotation=30)
-            ax.set_ylim(bottom=0)
-    return ReportFigure(
-        "per_subject_errors",
-        "Per-subject mean absolute error (mean over seeds), box and points per policy.",
-        _png(fig),
-    )
-
-
-# ------------------------------------------------------------------ example trace
-def _trace_panel(ax: Axes, g: pd.DataFrame, color: str) -> None:
-    """Draw one episode's reference, raw and corrected SBP/DBP and its cuff readings on ``ax``."""
-    t_h = g["t_s"].to_numpy(float) / 3600.0
-    for bp, lw in (("sbp", 1.2), ("dbp", 1.0)):
-        ax.plot(t_h, g[f"ref_{bp}_mmhg"], color="black", lw=lw, label="reference" if bp == "sbp" else None)
-        ax.plot(
-            t_h,
-            g[f"est_{bp}_mmhg"],
-            color="#888888",
-            lw=0.8,
-            ls="--",
-            label="raw estimate" if bp == "sbp" else None,
-        )
-        ax.plot(t_h, g[f"corr_{bp}_mmhg"], color=color, lw=1.0, label="corrected" if bp == "sbp" else None)
-    if "segment" in g.columns:  # record segments: PAT can jump at a boundary at unchanged BP
-        seg = g["segment"].to_numpy()
-        for k, i in enumerate(np.flatnonzero(seg[1:] != seg[:-1]) + 1):
-            ax.axvline(t_h[i], color="#9467bd", lw=0.8, ls=":", label="segment boundary" if k == 0 else None)
-    cuff = g["cuff"].to_numpy(bool)
-    if cuff.any():
-        ax.scatter(
-            np.concatenate([t_h[cuff], t_h[cuff]]),
-            np.concatenate(
-                [g["cuff_sbp_mmhg"].to_numpy(float)[cuff], g["cuff_dbp_mmhg"].to_numpy(float)[cuff]]
-            ),
-            marker="v",
-            color="#d62728",
-            s=22,
-            zorder=4,
-            label="cuff reading",
-        )
-
-
-def trace_figure(ann: pd.DataFrame, policies: list[str], colors: dict[str, str]) -> tuple[ReportFigure, str]:
-    """An example episode per policy: the first subject (sorted ids), its lowest seed, first episode.
-
-    Args:
-        ann: annotated episode log (:func:`bprl.evaluation.annotate_calibration`).
-        policies: policies to draw, one panel each.
-        colors: colour per policy (:func:`policy_colors`).
-
-    Returns:
-        ``(figure example_trace, subject id shown)``.
-    """
-    subject = sorted(ann["subject_id"].unique())[0]
-    seed = int(ann.loc[ann["subject_id"] == subject, "seed"].min())
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(7.0, 1.9 * len(policies) + 0.4)
-        axes = fig.subplots(len(policies), 1, squeeze=False, sharex=True)[:, 0]
-        for ax, policy in zip(axes, policies, strict=True):
-            g = ann[(ann["policy"] == policy) & (ann["subject_id"] == subject) & (ann["seed"] == seed)]
-            if g.empty:
-                ax.set_title(f"{policy}: no episode for subject {subject}")
-                continue
-            _trace_panel(ax, g[g["episode"] == g["episode"].min()], colors[policy])
-            ax.set_title(f"{policy}  (subject {subject}, seed {seed})")
-            ax.set_ylabel("BP (mmHg)")
-            ax.legend(frameon=False, ncols=4, loc="upper right", fontsize=7)
-        axes[-1].set_xlabel("time (h)")
-    return (
-        ReportFigure(
-            "example_trace",
-            f"Example episode of subject {subject} (seed {seed}): reference, raw estimator output, corrected "
-            "estimate (SBP upper and DBP lower traces), cuff readings and record-segment boundaries.",
-            _png(fig),
-        ),
-        str(subject),
+            v = ref[f"ref_{bp}_mmhg"].to_numpy(float)
+            ok = np.isfinite(v)
+            w = 100.0 / n_per[ok] / max(1, ref.loc[ok, "subject_id"].nunique())
+            ax.hist(v[ok], bins=np.arange(20.0, 260.0, 5.0), weights=w, color="#4c72b0", alpha=0.85)
+            for _label, kind, _op, thr, _need in ev.ISO81060_2_BP_REQUIREMENTS:
+                if kind == bp:
+                    ax.axvline(thr, color="#b42318", lw=0.8, ls="--")
+            if ok.any():
+                ax.set_xlim(
+                    min(40.0, float(v[ok].min()) - 5),
+                    max(200.0 if bp == "sbp" else 120.0, float(v[ok].max()) + 5),
+                )
+            ax.set_xlabel(f"reference {bp.upper()} (mmHg)")
+            ax.set_ylabel("% of readings")
+            ax.set_title(bp.upper())
+    return rendered(
+        fig,
+        "test_population",
+        "Reference BP of the test steps (each subject weighted equally); dashed red: the ISO 81060-2 "
+        "thresholds (SBP ≤ 100, ≥ 140, ≥ 160; DBP ≤ 60, ≥ 85, ≥ 100 mmHg).",
     )
 
 
@@ -430,10 +415,10 @@ def cuff_rate_figure(curves: pd.DataFrame, colors: dict[str, str]) -> ReportFigu
             ax.set_ylabel(f"{bp.upper()} MAE (mmHg)")
             ax.set_title(bp.upper())
         axes[1].legend(frameon=False, fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return ReportFigure(
+    return rendered(
+        fig,
         "cuff_rate_curves",
         "MAE against achieved cuff readings per hour for each calibrator family swept over per-hour "
         "budgets (means over subjects, 95 % bootstrap intervals); horizontal lines: policies outside "
         "the sweep, the oracle dashed as an upper bound.",
-        _png(fig),
     )

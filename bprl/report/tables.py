@@ -113,8 +113,24 @@ def accuracy_table(metrics: pd.DataFrame) -> Table:
     return head, body
 
 
+#: how a verdict (:func:`bprl.evaluation.verdict`) is written in a table
+VERDICT_TEXT = {"pass": "pass", "fail": "FAIL", "not assessable": "not assessable"}
+
+
+def _standard_cell(row: pd.Series, column: str) -> str:
+    """A standards cell: the verdict (pass / FAIL / not assessable) where the metrics have one for
+    this pass/fail column (``..._pass`` -> ``..._verdict``), else the formatted value."""
+    vcol = column[: -len("_pass")] + "_verdict" if column.endswith("_pass") else None
+    if vcol is not None and vcol in row.index and isinstance(row[vcol], str):
+        return VERDICT_TEXT.get(row[vcol], row[vcol])
+    return format_value(row[column])
+
+
 def standards_table(metrics: pd.DataFrame) -> Table:
-    """Pass/fail and grades per standard (:data:`STANDARD_COLUMNS`) and hypertension detection per policy.
+    """Verdicts and grades per standard (:data:`STANDARD_COLUMNS`) and hypertension detection per policy.
+
+    A pass/fail criterion reads ``pass``, ``FAIL`` or ``not assessable`` (e.g. ISO 81060-3 change
+    tracking of a policy that never takes a cuff reading: no change since a reading to track).
 
     Args:
         metrics: policy comparison (:func:`bprl.evaluation.compare_policies`).
@@ -127,7 +143,7 @@ def standards_table(metrics: pd.DataFrame) -> Table:
     )
     body = []
     for _, r in metrics.iterrows():
-        line = [str(r["policy"])] + [format_value(r[c]) for _, c in STANDARD_COLUMNS]
+        line = [str(r["policy"])] + [_standard_cell(r, c) for _, c in STANDARD_COLUMNS]
         line += [
             format_value(r["htn_sensitivity"], 2),
             format_value(r["htn_specificity"], 2),
@@ -299,6 +315,67 @@ def safety_table(safety: pd.DataFrame) -> Table:
     return head, body
 
 
+def population_table(population: pd.DataFrame) -> Table:
+    """The test subjects (:func:`bprl.evaluation.test_population`): steps, hours, segments,
+    reference SBP/DBP mean ± SD [min, max], and sex, age, category and rhythm where known."""
+    has = set(population.columns)
+    head = [
+        "Subject",
+        "Steps",
+        "Hours",
+        "Segments",
+        "Ref SBP mean ± SD [min, max]",
+        "Ref DBP mean ± SD [min, max]",
+    ]
+    extra = [
+        (c, h) for c, h in (("sex", "Sex"), ("age_years", "Age (y)"), ("category", "Category")) if c in has
+    ]
+    rhythm = {"af_rate_per_h", "ectopic_prob"} <= has
+    head += [h for _, h in extra] + (["AF episodes / h", "Ectopic beats %"] if rhythm else [])
+    body = []
+    for _, r in population.iterrows():
+        line = [
+            str(r["subject_id"]),
+            format_value(r["n_steps"]),
+            format_value(r["hours"], 2),
+            format_value(r["n_segments"]),
+        ]
+        for bp in ev.BP_KINDS:
+            line.append(
+                f"{format_value(r[f'{bp}_mean_mmhg'])} ± {format_value(r[f'{bp}_sd_mmhg'])} "
+                f"[{format_value(r[f'{bp}_min_mmhg'])}, {format_value(r[f'{bp}_max_mmhg'])}]"
+            )
+        line += [format_value(r[c], 0) if c == "age_years" else format_value(r[c]) for c, _ in extra]
+        if rhythm:
+            line += [format_value(r["af_rate_per_h"], 2), format_value(100.0 * float(r["ectopic_prob"]), 2)]
+        body.append(line)
+    return head, body
+
+
+def requirements_table(requirements: pd.DataFrame) -> Table:
+    """ISO 81060-2 sample requirements (:func:`bprl.evaluation.iso81060_2_sample_requirements`):
+    requirement, required, measured, and ``pass`` / ``FAIL`` / ``not assessable``."""
+    head = ["Requirement", "Required", "Test population", "Met"]
+    body = []
+    for _, r in requirements.iterrows():
+        measured = float(r["measured"])
+        text = (
+            format_value(int(measured)) if r["requirement"] == "subjects" else f"{format_value(measured)} %"
+        )
+        met = r["met"]
+        body.append(
+            [
+                str(r["requirement"]),
+                str(r["required"]),
+                text if np.isfinite(measured) else "–",
+                "not assessable"
+                if met is None or (isinstance(met, float) and np.isnan(met))
+                else format_value(bool(met)),
+            ]
+        )
+    return head, body
+
+
 def markdown_table(head: list[str], body: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
 
@@ -314,7 +391,7 @@ def html_table(head: list[str], body: list[list[str]]) -> str:
     """An HTML table (cells escaped); ``pass``/``FAIL`` and grades A-D get a CSS class for colour."""
 
     def cell(c: str) -> str:
-        cls = {"pass": "pass", "FAIL": "fail"}.get(c, "")
+        cls = {"pass": "pass", "FAIL": "fail", "not assessable": "na"}.get(c, "")
         if c in ("A", "B", "C", "D"):
             cls = "grade" + c
         return f'<td class="{cls}">{html.escape(c)}</td>' if cls else f"<td>{html.escape(c)}</td>"

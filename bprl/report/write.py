@@ -1,21 +1,20 @@
-"""Writing the report: ``report.html`` (self-contained) and ``report.md`` with ``figures/*.png``.
+"""Writing the report: ``report.html`` (self-contained), ``report.md``, ``figures/*.png|svg|pdf``
+and ``tables/*.tex|csv``.
 
 :func:`write_report` evaluates the episode logs (or takes the policy comparison it is given),
-renders the figures (:mod:`bprl.report.figures`) and tables (:mod:`bprl.report.tables`),
-gathers notes, the methods text, the configuration and the provenance into a
-:class:`ReportContent`, and renders that twice: :func:`render_markdown` and :func:`render_html`.
-Provenance comes from the results folder's ``provenance.json`` when the runner recorded one,
-else from :func:`collect_provenance` (built on :mod:`bprl.provenance`).
+builds the sections (test population, accuracy, standards, figures, methods, files, configuration,
+provenance) from the figures (:mod:`bprl.report.figures`, :mod:`bprl.report.subject_figures`) and
+tables (:mod:`bprl.report.tables`) into a :class:`~bprl.report.render.ReportContent`, writes every
+table and figure as files for a paper (:mod:`bprl.report.exports`) and renders the content twice
+(:mod:`bprl.report.render`). Provenance comes from the results folder's ``provenance.json`` when
+the runner recorded one, else from :func:`collect_provenance` (built on :mod:`bprl.provenance`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,20 @@ import pandas as pd
 import yaml
 
 from bprl import evaluation as ev
-from bprl.io import atomic_output, write_text_atomic
+from bprl.io import write_text_atomic
 from bprl.provenance import git_commit, package_versions
+from bprl.report.exports import slug, write_figure_files, write_table_files
 from bprl.report.figures import (
     ReportFigure,
     bland_altman_figure,
     cuff_rate_figure,
     cuffs_vs_mae_figure,
     error_vs_time_figure,
-    per_subject_figure,
     policy_colors,
-    trace_figure,
+    population_figure,
 )
+from bprl.report.render import REPORT_CSS, ReportContent, ReportTable, Section, render_html, render_markdown
+from bprl.report.subject_figures import per_subject_figures, trace_figures
 from bprl.report.tables import (
     Table,
     accuracy_table,
@@ -45,13 +46,26 @@ from bprl.report.tables import (
     cuff_rate_table,
     detail_table,
     flatten_mapping,
-    html_table,
-    markdown_table,
     paired_rate_table,
+    population_table,
+    requirements_table,
     safety_table,
     standards_table,
     tracking_table,
 )
+
+__all__ = [
+    "METHODS_TEMPLATE",
+    "PROVENANCE_PACKAGES",
+    "REPORT_CSS",
+    "ReportContent",
+    "collect_provenance",
+    "methods_text",
+    "render_html",
+    "render_markdown",
+    "report_notes",
+    "write_report",
+]
 
 #: packages whose versions go into the provenance section (when the report collects it itself)
 PROVENANCE_PACKAGES: tuple[str, ...] = (
@@ -64,24 +78,6 @@ PROVENANCE_PACKAGES: tuple[str, ...] = (
     "stable-baselines3",
     "matplotlib",
 )
-
-#: the style sheet embedded in report.html
-REPORT_CSS = """
-body { font-family: Helvetica, Arial, sans-serif; color: #222; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
-h1 { font-size: 1.5em; border-bottom: 2px solid #222; padding-bottom: .2em; }
-h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #bbb; }
-table { border-collapse: collapse; font-size: .82em; margin: .8em 0; font-variant-numeric: tabular-nums; }
-thead th { border-top: 2px solid #222; border-bottom: 1px solid #222; padding: .3em .6em; text-align: left; }
-tbody td { padding: .25em .6em; border-bottom: 1px solid #eee; white-space: nowrap; }
-tbody tr:last-child td { border-bottom: 2px solid #222; }
-td.pass, td.gradeA { color: #1a7f37; font-weight: 600; }
-td.fail, td.gradeD { color: #b42318; font-weight: 600; }
-td.gradeB { color: #4d7c0f; } td.gradeC { color: #b54708; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; }
-figcaption { font-size: .85em; color: #555; }
-pre { background: #f6f6f6; padding: .8em; font-size: .8em; overflow-x: auto; }
-.note { background: #fff8e1; border-left: 4px solid #f5b400; padding: .5em .8em; font-size: .9em; }
-""".strip()
 
 #: the methods section; ``{min_change}`` is the ISO 81060-3 minimum BP change in mmHg
 METHODS_TEMPLATE = (
@@ -96,31 +92,6 @@ METHODS_TEMPLATE = (
     "reading the absolute percentage error of the tracked change has median ≤ 25 % and 85th percentile "
     "≤ 50 %. Hypertension = ACC/AHA 2017 stage 1 or 2."
 )
-
-
-@dataclass
-class ReportContent:
-    """Everything the report shows, ready to render as Markdown or HTML.
-
-    Attributes:
-        title: report title.
-        summary: one line: policies, subjects, seeds and steps.
-        notes: notes shown before the tables (oracle, subject count, skipped inputs).
-        tables: ``(section name, caption, table)`` in order.
-        methods: the methods text.
-        figures: the rendered figures in order.
-        config_yaml: the configuration as YAML, or None when none was given.
-        provenance_rows: flattened ``[item, value]`` provenance rows (empty: no section).
-    """
-
-    title: str
-    summary: str
-    notes: list[str]
-    tables: list[tuple[str, str, Table]]
-    methods: str
-    figures: list[ReportFigure]
-    config_yaml: str | None
-    provenance_rows: list[list[str]]
 
 
 # ------------------------------------------------------------------ provenance
@@ -206,55 +177,162 @@ def methods_text() -> str:
     return METHODS_TEMPLATE.format(min_change=ev.ISO3_MIN_CHANGE_MMHG)
 
 
-def _report_figures(
+def _table(name: str, caption: str, table: Table, title: str = "") -> ReportTable:
+    """A :class:`ReportTable` whose file stem is the slug of ``name``."""
+    return ReportTable(slug(name), title, caption, table)
+
+
+def _population_section(log: pd.DataFrame, subjects: pd.DataFrame | None) -> Section:
+    """The test population: summary text, ISO 81060-2 sample requirements, one row per subject,
+    and the reference-BP distribution."""
+    pop = ev.test_population(log, subjects)
+    req = ev.iso81060_2_sample_requirements(log, subjects)
+    n_met = int(sum(bool(m) for m in req["met"] if m is not None and m == m))
+    n_assessable = int(sum(m is not None and m == m for m in req["met"]))
+    text = [
+        f"{len(pop)} test subjects, {pop['hours'].sum():.2f} h in all "
+        f"({pop['hours'].min():.2f}-{pop['hours'].max():.2f} h each), {int(pop['n_steps'].sum())} steps, "
+        f"{int(pop['n_segments'].sum())} record segments ({int((pop['n_segments'] > 1).sum())} subjects with "
+        f"more than one). Reference SBP {pop['sbp_mean_mmhg'].mean():.1f} mmHg (mean of the subjects' means; "
+        f"range {pop['sbp_min_mmhg'].min():.0f}-{pop['sbp_max_mmhg'].max():.0f}), DBP "
+        f"{pop['dbp_mean_mmhg'].mean():.1f} mmHg (range {pop['dbp_min_mmhg'].min():.0f}-"
+        f"{pop['dbp_max_mmhg'].max():.0f}).",
+        f"ISO 81060-2 sample requirements: {n_met} of {n_assessable} assessable ones met.",
+    ]
+    if {"af_rate_per_h", "ectopic_prob"} <= set(pop.columns):
+        af = pop["af_rate_per_h"].to_numpy(float)
+        ect = 100.0 * pop["ectopic_prob"].to_numpy(float)
+        text.append(
+            f"Rhythm (virtual subjects' settings): {int((af > 0).sum())} of {len(pop)} with paroxysmal AF "
+            f"episodes; ectopic beats median {np.nanmedian(ect):.2f} % (max {np.nanmax(ect):.2f} %)."
+        )
+    else:
+        text.append("Rhythm: not recorded for these subjects.")
+    return Section(
+        "test-population",
+        "Test population",
+        text=text,
+        tables=[
+            _table(
+                "ISO 81060-2 sample requirements",
+                "ISO 81060-2:2018 general-population requirements against the test population: subjects, "
+                "sex (from the subjects table, not assessable without it) and the share of reference "
+                "readings (test steps, each subject weighted equally) beyond each BP threshold.",
+                requirements_table(req),
+                "ISO 81060-2 sample requirements",
+            ),
+            _table(
+                "Test subjects",
+                "Per test subject: steps, hours and record segments replayed; reference BP in mmHg.",
+                population_table(pop),
+                "Test subjects",
+            ),
+        ],
+        figures=[population_figure(ev.population.reference_steps(log))],
+    )
+
+
+def _result_sections(
+    metrics: pd.DataFrame, bins: pd.DataFrame, log: pd.DataFrame, seed: int, n_resamples: int
+) -> list[Section]:
+    """The accuracy, standards, criterion-detail, IEEE 1708-by-change and tracking sections."""
+    return [
+        Section(
+            "accuracy",
+            "Accuracy",
+            tables=[
+                _table(
+                    "Accuracy",
+                    "ME, SD and MAE in mmHg with 95 % bootstrap intervals over subjects.",
+                    accuracy_table(metrics),
+                )
+            ],
+        ),
+        Section(
+            "standards",
+            "Standards",
+            tables=[
+                _table(
+                    "Standards",
+                    "Verdict and grade per standard (pooled over seeds). Not assessable: the data cannot "
+                    "show it either way (ISO 81060-3 tracking without any cuff reading to track a change "
+                    "from, AAMI criterion 2 with one subject), which is neither a pass nor a FAIL.",
+                    standards_table(metrics),
+                )
+            ],
+        ),
+        Section(
+            "criterion-details",
+            "Criterion details",
+            tables=[
+                _table(
+                    "Criterion details",
+                    "AAMI criterion 2, BHS percentages and ISO 81060-3 change tracking.",
+                    detail_table(metrics),
+                )
+            ],
+        ),
+        Section(
+            "ieee-1708-by-change",
+            "IEEE 1708 by BP change since calibration",
+            tables=[
+                _table(
+                    "IEEE 1708 by BP change",
+                    "MAE in mmHg (grade, pairs) by |reference − reference at the last cuff reading|.",
+                    change_table(bins),
+                )
+            ],
+        ),
+        Section(
+            "estimator-tracking",
+            "Estimator tracking",
+            tables=[
+                _table(
+                    "Estimator tracking",
+                    "Within-subject tracking of the raw estimator (before any calibration): per subject r, "
+                    "slope of estimate on reference, estimate SD / reference SD, and after a one-point "
+                    "calibration at the first step the MAE of the change since then against holding that "
+                    "value; medians over subjects [95 % bootstrap intervals].",
+                    tracking_table(log, seed, n_resamples),
+                )
+            ],
+        ),
+    ]
+
+
+def _figure_sections(
     ann: pd.DataFrame,
     metrics: pd.DataFrame,
     subjects: pd.DataFrame,
     policies: list[str],
     colors: dict[str, str],
     seed: int,
-) -> list[ReportFigure]:
-    """All figures in report order (the error-vs-time figure only when a step follows a cuff reading)."""
-    figures = [bland_altman_figure(ann, policies, bp, seed) for bp in ev.BP_KINDS]
+) -> list[Section]:
+    """Bland-Altman, error against time, cuffs against MAE, per-subject errors and every subject's
+    traces (the error-vs-time figure only when a step follows a cuff reading)."""
+    sections = [
+        Section(
+            "bland-altman",
+            "Bland-Altman",
+            figures=[bland_altman_figure(ann, policies, bp, seed) for bp in ev.BP_KINDS],
+        )
+    ]
     tfig = error_vs_time_figure(ann, policies, colors)
     if tfig is not None:
-        figures.append(tfig)
-    figures.append(cuffs_vs_mae_figure(metrics, colors))
-    figures.append(per_subject_figure(subjects, policies, colors, seed))
-    figures.append(trace_figure(ann, policies, colors)[0])
-    return figures
-
-
-def _report_tables(
-    metrics: pd.DataFrame, bins: pd.DataFrame, log: pd.DataFrame, seed: int, n_resamples: int
-) -> list[tuple[str, str, Table]]:
-    """``(section name, caption, table)`` of the five tables in report order."""
-    return [
-        (
-            "Accuracy",
-            "ME, SD and MAE in mmHg with 95 % bootstrap intervals over subjects.",
-            accuracy_table(metrics),
+        sections.append(Section("error-vs-time", "Error against time since calibration", figures=[tfig]))
+    sections += [
+        Section(
+            "cuffs-vs-mae", "Cuff readings against error", figures=[cuffs_vs_mae_figure(metrics, colors)]
         ),
-        ("Standards", "Pass/fail and grades per standard (pooled over seeds).", standards_table(metrics)),
-        (
-            "Criterion details",
-            "AAMI criterion 2, BHS percentages and ISO 81060-3 change tracking.",
-            detail_table(metrics),
-        ),
-        (
-            "IEEE 1708 by BP change since calibration",
-            "MAE in mmHg (grade, pairs) by |reference − reference at the last cuff reading|.",
-            change_table(bins),
-        ),
-        (
-            "Estimator tracking",
-            "Within-subject tracking of the raw estimator (before any calibration): per subject r, "
-            "slope of estimate on reference, estimate SD / reference SD, and after a one-point "
-            "calibration at the first step the MAE of the change since then against holding that "
-            "value; medians over subjects [95 % bootstrap intervals].",
-            tracking_table(log, seed, n_resamples),
+        Section("per-subject", "Per-subject errors", figures=per_subject_figures(subjects, policies, colors)),
+        Section(
+            "traces",
+            "Traces of every test subject",
+            text=["One figure per subject, one panel per policy (the subject's lowest seed, first episode)."],
+            figures=trace_figures(ann, policies, colors),
         ),
     ]
+    return sections
 
 
 #: the cuff rate at which a sweep's families are compared in the report, readings per hour
@@ -276,103 +354,88 @@ def _representative_policies(log: pd.DataFrame, policies: list[str]) -> list[str
     return [p for p in policies if p in set(keep)]
 
 
-def _sweep_section(
-    log: pd.DataFrame, seed: int, n_resamples: int
-) -> tuple[list[tuple[str, str, Table]], pd.DataFrame, ReportFigure] | None:
-    """The sweep's tables, curves and figure (None when the logs hold no cuff-rate sweep)."""
+def _sweep_sections(log: pd.DataFrame, seed: int, n_resamples: int) -> list[Section]:
+    """The sweep's curves (table and figure) and paired comparison (empty without a cuff-rate sweep)."""
     if not np.isfinite(log["target_cuffs_per_h"].to_numpy(float)).any():
-        return None
+        return []
     curves = ev.cuff_rate_curves(log, n_resamples=n_resamples, seed=seed)
     paired = ev.paired_at_rate(log, COMPARE_RATE_PER_H, n_resamples=n_resamples, seed=seed)
     families = [str(f) for f in pd.unique(curves["family"])]
-    tables: list[tuple[str, str, Table]] = [
-        (
+    cmap = matplotlib.colormaps["tab20"]
+    colors = {f: matplotlib.colors.to_hex(cmap((2 * i) % 20 + (i // 10) % 2)) for i, f in enumerate(families)}
+    sections = [
+        Section(
+            "cuff-rate",
             "Error against cuff rate",
-            "Each calibrator family run once per budget (readings per hour, paced); MAE in mmHg, mean "
-            "over subjects of each subject's MAE (averaged over seeds), 95 % bootstrap intervals over "
-            "subjects. The oracle reads the reference: an upper bound, not a competitor.",
-            cuff_rate_table(curves),
+            tables=[
+                _table(
+                    "Error against cuff rate",
+                    "Each calibrator family run once per budget (readings per hour, paced); MAE in mmHg, "
+                    "mean over subjects of each subject's MAE (averaged over seeds), 95 % bootstrap "
+                    "intervals over subjects. The oracle reads the reference: an upper bound, not a "
+                    "competitor.",
+                    cuff_rate_table(curves),
+                )
+            ],
+            figures=[cuff_rate_figure(curves, colors)],
         )
     ]
     if not paired.empty:
-        tables.append(
-            (
+        sections.append(
+            Section(
+                "paired-at-rate",
                 f"Families at {COMPARE_RATE_PER_H:g} cuff reading per hour, paired per subject",
-                "Each subject's MAE interpolated at the common rate along its own (cuffs per hour, MAE) "
-                "points (linear in log rate); differences from the best family per subject, mean "
-                "[95 % bootstrap interval over subjects]. Families whose curves reach the rate for at "
-                "least half the subjects, on the subjects all of them reach.",
-                paired_rate_table(paired),
+                tables=[
+                    _table(
+                        "Families paired at rate",
+                        "Each subject's MAE interpolated at the common rate along its own (cuffs per hour, "
+                        "MAE) points (linear in log rate); differences from the best family per subject, "
+                        "mean [95 % bootstrap interval over subjects]. Families whose curves reach the rate "
+                        "for at least half the subjects, on the subjects all of them reach.",
+                        paired_rate_table(paired),
+                    )
+                ],
             )
         )
-    cmap = matplotlib.colormaps["tab20"]
-    colors = {f: matplotlib.colors.to_hex(cmap((2 * i) % 20 + (i // 10) % 2)) for i, f in enumerate(families)}
-    return tables, curves, cuff_rate_figure(curves, colors)
+    return sections
 
 
-def _safety_section(log: pd.DataFrame) -> list[tuple[str, str, Table]]:
+def _safety_sections(log: pd.DataFrame) -> list[Section]:
     """Residual agents against their base rule, when the logs hold both."""
     safety = ev.base_safety(log)
     if safety.empty:
         return []
     return [
-        (
+        Section(
+            "safety",
             "Residual agents against their base rule",
-            "Per subject (MAE averaged over seeds): subjects where the agent's MAE exceeds its base "
-            "rule's by more than 10 %, and the largest ratio of agent to base MAE.",
-            safety_table(safety),
+            tables=[
+                _table(
+                    "Residual agents against their base rule",
+                    "Per subject (MAE averaged over seeds): subjects where the agent's MAE exceeds its base "
+                    "rule's by more than 10 %, and the largest ratio of agent to base MAE.",
+                    safety_table(safety),
+                )
+            ],
         )
     ]
 
 
-# ------------------------------------------------------------------ rendering
-def render_markdown(content: ReportContent) -> str:
-    """The Markdown report; figures are linked as ``figures/<name>.png``."""
-    md = [f"# {content.title}", ""]
-    md.append(content.summary)
-    md.append("")
-    for n in content.notes:
-        md += [f"> **Note.** {n}", ""]
-    for name, caption, (head, body) in content.tables:
-        md += [f"## {name}", "", caption, "", markdown_table(head, body), ""]
-    md += ["## Methods", "", content.methods, ""]
-    md += ["## Figures", ""]
-    for f in content.figures:
-        md += [f"![{f.name}](figures/{f.name}.png)", "", f"*{f.caption}*", ""]
-    if content.config_yaml is not None:
-        md += ["## Configuration", "", "```yaml", content.config_yaml.rstrip(), "```", ""]
-    if content.provenance_rows:
-        md += ["## Provenance", "", markdown_table(["Item", "Value"], content.provenance_rows), ""]
-    return "\n".join(md)
-
-
-def render_html(content: ReportContent) -> str:
-    """The self-contained HTML report: embedded CSS and base64 PNG figures, no external assets."""
-    h = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(content.title)}</title>",
-        f"<style>\n{REPORT_CSS}\n</style>",
-        "</head><body>",
-        f"<h1>{html.escape(content.title)}</h1>",
-        f"<p>{content.summary}</p>",
-    ]
-    h += [f'<p class="note"><b>Note.</b> {html.escape(n)}</p>' for n in content.notes]
-    for name, caption, (head, body) in content.tables:
-        h += [f"<h2>{html.escape(name)}</h2>", f"<p>{html.escape(caption)}</p>", html_table(head, body)]
-    h += ["<h2>Methods</h2>", f"<p>{html.escape(content.methods)}</p>", "<h2>Figures</h2>"]
-    for f in content.figures:
-        b64 = base64.b64encode(f.png).decode("ascii")
-        h += [
-            f'<figure id="{f.name}"><img alt="{f.name}" src="data:image/png;base64,{b64}">',
-            f"<figcaption>{html.escape(f.caption)}</figcaption></figure>",
-        ]
-    if content.config_yaml is not None:
-        h += ["<h2>Configuration</h2>", f"<pre>{html.escape(content.config_yaml)}</pre>"]
-    if content.provenance_rows:
-        h += ["<h2>Provenance</h2>", html_table(["Item", "Value"], content.provenance_rows)]
-    h += ["</body></html>", ""]
-    return "\n".join(h)
+def _files_section(content_tables: list[ReportTable], figures: list[ReportFigure]) -> Section:
+    """How to take the tables and figures into a paper, with the list of files."""
+    return Section(
+        "files",
+        "Tables and figures for a paper",
+        text=[
+            r"Every table is also in tables/<name>.tex (a booktabs tabular: \usepackage{booktabs}, then "
+            r"\input{tables/<name>.tex} inside your table float) and tables/<name>.csv; every figure is also "
+            r"in figures/<name>.svg and figures/<name>.pdf (vector; \includegraphics{figures/<name>.pdf}) "
+            "beside the PNG. The numbers behind the tables are in metrics.csv, metrics_per_seed.csv and "
+            "metrics_per_subject.csv.",
+            "Tables: " + ", ".join(f"{t.name}.tex" for t in content_tables) + ".",
+            "Figures: " + ", ".join(f"{f.name}.pdf" for f in figures) + ".",
+        ],
+    )
 
 
 # ------------------------------------------------------------------ the report
@@ -388,8 +451,10 @@ def write_report(
     seed: int = 0,
     n_resamples: int = 1000,
     extra_tables: Sequence[tuple[str, str, Table]] = (),
+    subjects: pd.DataFrame | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``report.html`` (self-contained) and ``report.md`` (+ ``figures/*.png``) into ``results_dir``.
+    """Write ``report.html`` (self-contained), ``report.md``, ``figures/*`` and ``tables/*`` into
+    ``results_dir``.
 
     Args:
         results_dir: output folder (created).
@@ -400,10 +465,12 @@ def write_report(
         provenance: explicit provenance mapping (e.g. recorded by the runner at run time).
         problems: messages about inputs that were skipped (shown as notes).
         title: report title.
-        seed: seed of the scatter subsampling, jitter and (when computed) bootstrap.
+        seed: seed of the scatter subsampling and (when computed) bootstrap.
         n_resamples: bootstrap resamples when ``metrics`` is computed here.
         extra_tables: ``(section name, caption, table)`` shown first (e.g. the paired differences
             of :func:`bprl.report.compare.compare_results`).
+        subjects: per-subject table with ``subject_id`` (e.g. a virtual cohort's manifest): sex,
+            age, BP category and rhythm settings for the test-population section.
 
     Returns:
         ``(html_path, md_path)``. Every file is written atomically; the same inputs give
@@ -420,10 +487,18 @@ def write_report(
     policies = [str(p) for p in metrics["policy"]] + [
         str(p) for p in pd.unique(ann["policy"]) if str(p) not in set(metrics["policy"].astype(str))
     ]
-    sweep = _sweep_section(log, seed, n_resamples)
+    sweep = _sweep_sections(log, seed, n_resamples)
     shown = _representative_policies(log, policies) if sweep else policies
     colors = policy_colors(policies)
-    figures = _report_figures(
+
+    sections = [_population_section(log, subjects)]
+    sections += [
+        Section(f"extra-{slug(name)}", name, tables=[_table(name, caption, table)])
+        for name, caption, table in extra_tables
+    ]
+    sections += sweep + _safety_sections(log)
+    sections += _result_sections(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples)
+    sections += _figure_sections(
         ann[ann["policy"].isin(shown)],
         metrics[metrics["policy"].isin(shown)],
         ev.evaluate_subjects(log[log["policy"].isin(shown)]),
@@ -431,14 +506,35 @@ def write_report(
         colors,
         seed,
     )
-    if sweep:
-        figures.insert(0, sweep[2])
-    for f in figures:
-        with atomic_output(out / "figures" / f"{f.name}.png") as tmp:
-            tmp.write_bytes(f.png)
+    sections.append(Section("methods", "Methods", text=[methods_text()]))
+    tables = [t for s in sections for t in s.tables]
+    figures = [f for s in sections for f in s.figures]
+    sections.append(_files_section(tables, figures))
 
     problems = list(problems)
     provenance = _resolve_provenance(out, provenance, config, problems)
+    if config is not None:
+        sections.append(
+            Section(
+                "configuration",
+                "Configuration",
+                preformatted=yaml.safe_dump(config, sort_keys=True, default_flow_style=False),
+            )
+        )
+    if provenance:
+        sections.append(
+            Section(
+                "provenance",
+                "Provenance",
+                tables=[
+                    _table(
+                        "Provenance",
+                        "Versions and source of this run.",
+                        (["Item", "Value"], flatten_mapping(provenance)),
+                    )
+                ],
+            )
+        )
     content = ReportContent(
         title=title,
         summary=(
@@ -446,17 +542,12 @@ def write_report(
             f"{log['seed'].nunique()} seeds, {len(log)} steps."
         ),
         notes=report_notes(metrics, problems, log),
-        tables=list(extra_tables)
-        + (sweep[0] if sweep else [])
-        + _safety_section(log)
-        + _report_tables(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples),
-        methods=methods_text(),
-        figures=figures,
-        config_yaml=(
-            yaml.safe_dump(config, sort_keys=True, default_flow_style=False) if config is not None else None
-        ),
-        provenance_rows=flatten_mapping(provenance) if provenance else [],
+        sections=sections,
     )
+    for f in content.figures:
+        write_figure_files(out / "figures", f)
+    for t in content.tables:
+        write_table_files(out / "tables", t.name, t.table, t.caption)
     md_path = write_text_atomic(render_markdown(content), out / "report.md")
     html_path = write_text_atomic(render_html(content), out / "report.html")
     return html_path, md_path
