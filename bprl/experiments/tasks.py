@@ -408,17 +408,11 @@ def stage_report(
     """Write figures, tables and the HTML/Markdown report (:func:`bprl.report.write_report`); the
     cohort manifest under ``work/cohort`` (virtual subjects' sex, age, category and rhythm
     settings) describes the test population when it is there."""
-    from bprl.cohort.layout import load_manifest
     from bprl.report import write_report
+    from bprl.report.write import results_subjects
 
     boot = (config or {}).get("evaluation") or {}
-    subjects = None
-    cohort_dir = Path(results_dir) / "work" / "cohort"
-    if (cohort_dir / "manifest.parquet").is_file():
-        try:
-            subjects = load_manifest(cohort_dir)
-        except (BprlError, OSError, ValueError) as exc:
-            problems = [*problems, f"{cohort_dir}: manifest unreadable, test population without it ({exc})"]
+    subjects = results_subjects(results_dir)
     return write_report(
         results_dir,
         logs,

@@ -30,7 +30,7 @@ from bprl.errors import EvaluationError
 from bprl.features.replay_set import REPLAY_SET_INDEX
 from bprl.io import atomic_output, write_json_atomic
 from bprl.report.tables import Table, format_value
-from bprl.report.write import write_report
+from bprl.report.write import results_subjects, write_report
 
 __all__ = [
     "COMPARED_FILE",
@@ -473,5 +473,6 @@ def compare_results(
         seed=seed,
         n_resamples=n_resamples,
         extra_tables=[("Paired per-subject differences between runs", caption, paired_table(paired))],
+        subjects=results_subjects(runs[0].folder),
     )
     return Comparison(out=target, report=html, labels=names, paired=paired)

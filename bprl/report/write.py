@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from bprl import evaluation as ev
+from bprl.errors import BprlError
 from bprl.io import write_text_atomic
 from bprl.provenance import git_commit, package_versions
 from bprl.report.exports import slug, write_figure_files, write_table_files
@@ -64,6 +65,7 @@ __all__ = [
     "render_html",
     "render_markdown",
     "report_notes",
+    "results_subjects",
     "write_report",
 ]
 
@@ -129,6 +131,22 @@ def _resolve_provenance(
     if provenance is None and config is not None:
         provenance = collect_provenance()
     return provenance
+
+
+# ------------------------------------------------------------------ test subjects
+def results_subjects(results_dir: str | Path) -> pd.DataFrame | None:
+    """The subjects table of a results folder of ``bprl run``: the cohort manifest it wrote under
+    ``work/cohort`` (virtual subjects' sex, age, BP category and rhythm settings; real records
+    listed as a cohort carry ids only). None when there is none or it cannot be read."""
+    from bprl.cohort.layout import load_manifest
+
+    cohort_dir = Path(results_dir) / "work" / "cohort"
+    if not (cohort_dir / "manifest.parquet").is_file() and not (cohort_dir / "manifest.csv").is_file():
+        return None
+    try:
+        return load_manifest(cohort_dir)
+    except (BprlError, OSError, ValueError):
+        return None
 
 
 # ------------------------------------------------------------------ content
