@@ -4,8 +4,10 @@
 A LaTeX table is a bare ``tabular`` with ``\\toprule`` / ``\\midrule`` / ``\\bottomrule`` (the
 ``booktabs`` package) and the caption as a comment above it, so that it can be ``\\input`` into
 a ``table`` float of the paper's own style. Cell text is escaped for LaTeX, and the symbols the
-report uses (``±``, ``≤``, ``≥``, ``−``, ``κ``, ``–``, ``×``, ``²``) become math-mode or ASCII
-forms, so a plain pdflatex document compiles it without extra packages beyond booktabs.
+report uses (``±``, ``≤``, ``≥``, ``−``, ``κ``, ``Δ``, ``–``, ``×``, ``²``, ...) become math-mode or
+ASCII forms; any other non-ASCII character is decomposed to ASCII. The output is pure ASCII, so a
+plain pdflatex document compiles it without packages beyond booktabs (checked with pdflatex on a
+quickstart report).
 The CSV holds the same cells as the report (numbers with their intervals as text); the raw
 numbers are in ``metrics*.csv``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from pathlib import Path
 
 from bprl.io import atomic_output, write_text_atomic
@@ -45,17 +48,34 @@ _LATEX = {
     "²": r"$^{2}$",
     "·": r"$\cdot$",
     "→": r"$\rightarrow$",
+    "Δ": r"$\Delta$",
+    "δ": r"$\delta$",
+    "σ": r"$\sigma$",
+    "μ": r"$\mu$",
+    "°": r"$^{\circ}$",
+    "…": r"\ldots{}",
+    "’": "'",
+    "‘": "`",
+    "“": "``",
+    "”": "''",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX))
 
 
-def latex_escape(text: str) -> str:
-    r"""``text`` safe in LaTeX text mode.
+def _ascii(ch: str) -> str:
+    """A non-ASCII character without a LaTeX form: its ASCII decomposition (é -> e), else ``?``."""
+    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode("ascii")
+    return plain or "?"
 
-    >>> latex_escape("4.3 ± 0.2 [3.9, 4.8] ≤ 5 % of kalman_ou")
-    '4.3 $\\pm$ 0.2 [3.9, 4.8] $\\leq$ 5 \\% of kalman\\_ou'
+
+def latex_escape(text: str) -> str:
+    r"""``text`` safe in LaTeX text mode, in ASCII only (pdflatex needs no Unicode set-up).
+
+    >>> latex_escape("4.3 ± 0.2 [3.9, 4.8] ≤ 5 % of kalman_ou, |Δref| 10–20, Müller")
+    '4.3 $\\pm$ 0.2 [3.9, 4.8] $\\leq$ 5 \\% of kalman\\_ou, |$\\Delta$ref| 10--20, Muller'
     """
-    return _LATEX_RE.sub(lambda m: _LATEX[m.group(0)], text)
+    out = _LATEX_RE.sub(lambda m: _LATEX[m.group(0)], text)
+    return "".join(c if ord(c) < 128 else _ascii(c) for c in out)
 
 
 def latex_table(table: Table, caption: str = "") -> str:
