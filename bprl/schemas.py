@@ -26,12 +26,14 @@ from bprl.splits import SPLITS
 __all__ = [
     "EPISODE_LOG_COLUMNS",
     "EPISODE_LOG_OPTIONAL",
+    "OBSERVABLE_FEATURES",
     "REPLAY_COLUMNS",
     "REPLAY_ESTIMATE",
     "REPLAY_FEATURES",
     "REPLAY_INDEX",
     "REPLAY_REFERENCE",
     "REPLAY_REQUIRED",
+    "REPLAY_RHYTHM",
     "REPLAY_SEGMENT",
     "REPLAY_TIMING",
     "SPLITS",
@@ -82,6 +84,15 @@ REPLAY_TIMING: dict[str, str] = {
     "pat_offset_ms": "float64",
 }
 
+#: rhythm of each window (issue 17: bprl.beats rhythm detection), optional: tables written before
+#: them lack them; observable features like :data:`REPLAY_FEATURES` (``features: [..., af_share]``)
+REPLAY_RHYTHM: dict[str, str] = {
+    "af_share": "float64",  # share of the window inside 30-s windows detected as AF, 0..1
+    "ectopic_share": "float64",  # share of the window's beats classed ventricular / supraventricular ectopic
+    "qtc_ms": "float64",  # median QTc (Fridericia) of the window's delineated beats
+    "pat_qrs_onset_ms": "float64",  # QRS onset -> PPG foot, median of the PAT-valid beats
+}
+
 #: record segment of each step of a subject joined from several records (0, 1, ...), written by
 #: ``bprl.features.replay_set.concat_records``; optional (environments fall back to ``record_id``)
 REPLAY_SEGMENT: dict[str, str] = {"segment": "int64"}
@@ -97,6 +108,9 @@ REPLAY_REQUIRED: dict[str, str] = {**REPLAY_INDEX, **REPLAY_FEATURES, **REPLAY_R
 
 #: every column :mod:`bprl.features` writes, in order
 REPLAY_COLUMNS: dict[str, str] = {**REPLAY_REQUIRED, **REPLAY_TIMING}
+
+#: columns an environment may observe (``features:`` of an env spec)
+OBSERVABLE_FEATURES: dict[str, str] = {**REPLAY_FEATURES, **REPLAY_RHYTHM}
 
 # ----------------------------------------------------------------- episode log
 #: one row per environment step

@@ -67,6 +67,8 @@ ROW_SCALE = np.array(
 READING_FIRST = ROW_DPAT
 READING_ROWS = N_ROWS + ROW_SINCE_CUFF + 1 - READING_FIRST
 BLOCK_LOOKUP, LOOKUP_ROWS = ROW_CUFF_MINUS_EST - READING_FIRST, 6  # filled from the episode's readings
+#: columns of RowTables.cuff_ref_est: cuff reference (2), carried estimate (2), reading SD (2), failure p
+REF_EST_COLS = 7
 BLOCK_RECAL = BLOCK_LOOKUP + 2  # the recalibrated offsets, twice (add of offset and of corr)
 BLOCK_NEGATED = N_ROWS + ROW_HAS_CUFF - READING_FIRST  # minus the row factors of has_cuff .. since
 # ---- rows of the per-step buffer: the row factors (their corr rows are the raw estimate, their since
@@ -184,11 +186,16 @@ class RowTables:
     )  #: (rows, obs size) float32: features, normalised estimate, est_valid, room, segment
     n_static: int  #: columns of obs_static before the 16 state observations
     step_rows: np.ndarray  #: (GATHERED, rows) float64: what a step gathers into StepRows
-    cuff_ref_est: np.ndarray  #: (rows + tmax, 4): cuff reference SBP/DBP, carried estimate SBP/DBP
+    #: (rows + tmax, REF_EST_COLS): cuff reference SBP/DBP, carried estimate SBP/DBP, reading SD
+    #: SBP/DBP, reading failure probability
+    cuff_ref_est: np.ndarray
 
     @classmethod
-    def build(cls, d: ReplayArrays, p: EnvParams, reward_kind: int) -> RowTables:
-        """Pack the replay arrays ``d`` for the settings ``p`` (``reward_kind`` -1: custom reward)."""
+    def build(
+        cls, d: ReplayArrays, p: EnvParams, reward_kind: int, cuff_sd: np.ndarray, fail_p: np.ndarray
+    ) -> RowTables:
+        """Pack the replay arrays ``d`` for the settings ``p`` (``reward_kind`` -1: custom reward),
+        with the cuff's reading SD ``cuff_sd`` (S, T, 2) and failure probability ``fail_p`` (S, T)."""
         s, tmax, k = d.feat_obs.shape
         ec = d.est_carry
         st = np.zeros((s, tmax, k + 3 + N_ROWS + N_TAIL), np.float32)
@@ -221,9 +228,11 @@ class RowTables:
         # cuff reference and carried estimate per replay row, padded with tmax rows so that any row
         # starts a window of up to tmax rows (the episodes' reading windows)
         rows = s * tmax
-        ref_est = np.zeros((rows + tmax, 4))
+        ref_est = np.zeros((rows + tmax, REF_EST_COLS))
         ref_est[:rows, :2] = d.cuff_ref.reshape(-1, 2)
-        ref_est[:rows, 2:] = d.est_carry.reshape(-1, 2)
+        ref_est[:rows, 2:4] = d.est_carry.reshape(-1, 2)
+        ref_est[:rows, 4:6] = cuff_sd.reshape(-1, 2)
+        ref_est[:rows, 6] = fail_p.reshape(-1)
         return cls(
             obs_static=st.reshape(s * tmax, -1),
             n_static=k + 3,
@@ -339,7 +348,6 @@ class EpisodeReadings:
 
     values: np.ndarray  #: (LOOKUP_ROWS, n * tmax)
     per_env: np.ndarray  #: (LOOKUP_ROWS, n, tmax) view of it
-    sd: np.ndarray  #: (2, 1, 1) cuff SD SBP, DBP, mmHg
     step_index: np.ndarray  #: arange(tmax)
 
 
@@ -348,8 +356,10 @@ class ResetWorkspace:
     """Work space of resets, reused (fresh large arrays would cost page faults at every reset)."""
 
     noise: np.ndarray  #: (n, width, 2) the standard normal draws of every sub-environment
+    fail_u: np.ndarray  #: (n, width) uniform draws deciding failed readings (AF episodes only)
+    can_fail: np.ndarray  #: (n,) bool: the episode drew ``fail_u`` (a reading can fail)
     rows: np.ndarray  #: (group * width,) table rows of a group of episodes
-    ref_est: np.ndarray  #: (group * width, 4) their cuff reference and estimate
+    ref_est: np.ndarray  #: (group * width, REF_EST_COLS) their RowTables.cuff_ref_est rows
     values: np.ndarray  #: (LOOKUP_ROWS, group, width) their readings' rows
 
     @classmethod
@@ -358,8 +368,10 @@ class ResetWorkspace:
         g = max(1, min(n, RESET_GROUP_STEPS // width))
         return cls(
             noise=np.zeros((n, width, 2)),
+            fail_u=np.ones((n, width)),
+            can_fail=np.zeros(n, bool),
             rows=np.zeros(g * width, np.int64),
-            ref_est=np.zeros((g * width, 4)),
+            ref_est=np.zeros((g * width, REF_EST_COLS)),
             values=np.zeros((LOOKUP_ROWS, g, width)),
         )
 

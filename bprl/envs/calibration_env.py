@@ -130,7 +130,10 @@ class BPCalibrationEnv(gym.Env):
     Offsets 0, gains 1, no reading. The subject is drawn uniformly from the split with
     ``self.np_random`` (or ``reset(options={"subject_id": ...})``); the first step is 0
     (``start="zero"``) or uniform in the record (``start="random"``; ``options={"start_step": k}``).
-    The cuff noise of the episode is drawn at reset (one pair of standard normals per step).
+    The cuff noise of the episode is drawn at reset (one pair of standard normals per step; then,
+    only in an episode with atrial fibrillation and a cuff with ``af_failure_prob > 0``, one uniform
+    per step deciding which readings fail). The reading SD grows with the step's AF share
+    (:class:`~bprl.envs.cuff.CuffModel`).
 
     ## Episode End
 
@@ -254,6 +257,12 @@ class BPCalibrationEnv(gym.Env):
         self._end = 0
         self._noise_sbp: list[float] = []
         self._noise_dbp: list[float] = []
+        # the cuff's reading SD and failure probability of every replay row (worse in AF)
+        self._cuff_sd = self.cuff.reading_sd(data.af_share)
+        self._cuff_fail_p = self.cuff.failure_prob(data.af_share)
+        self._sd_sbp: list[float] = []
+        self._sd_dbp: list[float] = []
+        self._fail: list[bool] | None = None  # steps whose reading fails (AF), None: none can
         self._t_last_s = 0.0  # end of the episode's last window, s
         self._last_info: dict[str, Any] = {}
 
@@ -362,6 +371,11 @@ class BPCalibrationEnv(gym.Env):
         noise = self.np_random.standard_normal((end - t0, 2))
         self._noise_sbp = noise[:, 0].tolist()
         self._noise_dbp = noise[:, 1].tolist()
+        self._sd_sbp = self._cuff_sd[i, t0:end, 0].tolist()
+        self._sd_dbp = self._cuff_sd[i, t0:end, 1].tolist()
+        fail_p = self._cuff_fail_p[i, t0:end]
+        # drawn only for episodes where a reading can fail: other episodes' draws stay as they were
+        self._fail = (self.np_random.random(end - t0) < fail_p).tolist() if fail_p.any() else None
         t_begin = series.t_start_s[t0]
         self._t_last_s = series.t_end_s[end - 1]
         self._cal = _Calibration(t_begin_s=t_begin, t_cuff_s=t_begin)
@@ -445,9 +459,9 @@ class BPCalibrationEnv(gym.Env):
         c.cuffs_used += 1
         reward = 0.0 - cuff.cost
         k = t - self._start
-        rs = s.cuff_ref_sbp[t] + cuff.sd_sbp_mmhg * self._noise_sbp[k]
-        rd = s.cuff_ref_dbp[t] + cuff.sd_dbp_mmhg * self._noise_dbp[k]
-        if rs != rs or rd != rd:
+        rs = s.cuff_ref_sbp[t] + self._sd_sbp[k] * self._noise_sbp[k]
+        rd = s.cuff_ref_dbp[t] + self._sd_dbp[k] * self._noise_dbp[k]
+        if rs != rs or rd != rd or (self._fail is not None and self._fail[k]):
             return reward, True, True, False, math.nan, math.nan
         es, ed = s.est_carry_sbp[t], s.est_carry_dbp[t]
         if p.recalibrate_on_cuff:

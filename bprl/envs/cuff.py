@@ -38,6 +38,16 @@ class CuffModel(SettingsSpec):
     a failed attempt still counts against the budget and costs ``cost`` (the cuff still inflated).
     With a ``budget`` (readings per episode), requests beyond it are refused: no reading, no cost.
 
+    During atrial fibrillation oscillometric readings are less reliable: automated devices agree
+    with manual readings less well in AF, for DBP more than for SBP (meta-analysis of 12
+    validations: the SD of the differences exceeded 8 mmHg in half of them; Stergiou et al., J
+    Hypertens 2012;30:2074), and devices differ widely (mean differences from -3.1 to +6.1 / -4.6 to
+    +9.0 mmHg; Clark et al., J Hum Hypertens 2019;33:352). A step whose replay row has an AF share
+    ``a`` (the ``af_share`` column of rhythm-aware replay tables; 0 without it) reads with SD
+    ``sqrt(sd**2 + a * af_sd**2)`` (defaults: +5 / +6 mmHg in full AF, giving about 7.1 / 7.2 mmHg)
+    and fails with probability ``a * af_failure_prob`` (default 5 %: an assumption, no pooled
+    figure was found). Set both to 0 for a cuff that ignores rhythm.
+
     With ``budget_per_h`` the budget is paced: readings accrue at that rate, ``budget_start`` of them
     available at the episode's start, so that after ``h`` hours at most
     ``floor(budget_start + budget_per_h * h)`` requests can have been charged (a token bucket that
@@ -76,6 +86,45 @@ class CuffModel(SettingsSpec):
     budget_start: int = Field(
         1, ge=0, strict=True, description="readings available at the episode start with budget_per_h"
     )
+
+    af_sd_sbp_mmhg: float = Field(
+        5.0,
+        ge=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="extra SBP error SD in atrial fibrillation, mmHg",
+    )
+    af_sd_dbp_mmhg: float = Field(
+        6.0,
+        ge=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="extra DBP error SD in atrial fibrillation, mmHg",
+    )
+    af_failure_prob: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        strict=True,
+        description="probability that a reading fails in atrial fibrillation (scaled by the step's AF share)",
+    )
+
+    def reading_sd(self, af_share: np.ndarray) -> np.ndarray:
+        """Reading-error SD (SBP, DBP) of steps with AF shares ``af_share``: shape ``(..., 2)``, mmHg.
+
+        >>> CuffModel().reading_sd(np.array([0.0, 1.0])).round(2).tolist()
+        [[5.0, 4.0], [7.07, 7.21]]
+        """
+        a = np.clip(np.nan_to_num(np.asarray(af_share, np.float64)), 0.0, 1.0)
+        sbp = np.sqrt(self.sd_sbp_mmhg**2 + a * self.af_sd_sbp_mmhg**2)
+        dbp = np.sqrt(self.sd_dbp_mmhg**2 + a * self.af_sd_dbp_mmhg**2)
+        return np.stack([sbp, dbp], axis=-1)
+
+    def failure_prob(self, af_share: np.ndarray) -> np.ndarray:
+        """Probability that a reading fails at steps with AF shares ``af_share`` (beyond a missing reference)."""
+        a = np.clip(np.nan_to_num(np.asarray(af_share, np.float64)), 0.0, 1.0)
+        return a * self.af_failure_prob
 
     def available(self, used: int, elapsed_h: float) -> float:
         """Readings a request could use after ``used`` charged ones, ``elapsed_h`` hours into the episode.

@@ -70,6 +70,10 @@ FEATURE_NORMALIZATION: dict[str, tuple[float, float]] = {
     "sqi_ppg": (0.5, 0.5),
     "n_beats": (37.0, 15.0),
     "valid_beat_share": (0.5, 0.5),
+    "af_share": (0.0, 1.0),
+    "ectopic_share": (0.0, 0.2),
+    "qtc_ms": (420.0, 40.0),
+    "pat_qrs_onset_ms": (290.0, 50.0),
 }
 
 #: calibration-state part of the observation, always the LAST len(STATE_FIELDS) elements, in this order

@@ -28,7 +28,7 @@ from bprl.envs.observation import (
     feature_scaling,
 )
 from bprl.errors import BprlError, ConfigError
-from bprl.schemas import REPLAY_ESTIMATE, REPLAY_FEATURES
+from bprl.schemas import OBSERVABLE_FEATURES, REPLAY_ESTIMATE
 
 if TYPE_CHECKING:
     from bprl.features.replay_set import ReplaySet
@@ -86,6 +86,9 @@ class ReplayArrays:
         segment: (S, T) int64 index of the record segment of each step (:func:`segment_index`).
         segment_start: (S, T) 1.0 at a boundary: the first step of each segment after the first, or
             the first step after a detected PPG timing offset (``pat_offset_ms`` finite).
+        af_share: (S, T) share of each step in atrial fibrillation (the table's ``af_share``
+            column, 0 without it or where NaN): the cuff reads worse in AF
+            (:meth:`bprl.envs.cuff.CuffModel.reading_sd`).
         cuff_duration_s: the cuff duration ``cuff_ref`` was computed for.
         source: where the tables came from (for messages).
     """
@@ -105,6 +108,7 @@ class ReplayArrays:
     t_end_s: np.ndarray
     segment: np.ndarray
     segment_start: np.ndarray
+    af_share: np.ndarray
     cuff_duration_s: float
     source: str = ""
     _series: dict[int, SubjectSeries] = field(default_factory=dict, repr=False)
@@ -154,9 +158,9 @@ def _check_tables(tables: Mapping[str, pd.DataFrame], features: tuple[str, ...],
         ConfigError: unknown or no features, no subjects.
         BprlError: naming the subject, when a table lacks columns or has no rows.
     """
-    bad = [f for f in features if f not in REPLAY_FEATURES]
+    bad = [f for f in features if f not in OBSERVABLE_FEATURES]
     if bad:
-        raise ConfigError(f"features: unknown feature(s) {bad}; valid: {list(REPLAY_FEATURES)}")
+        raise ConfigError(f"features: unknown feature(s) {bad}; valid: {list(OBSERVABLE_FEATURES)}")
     if not features:
         raise ConfigError("features: at least one feature is needed")
     if not tables:
@@ -190,6 +194,7 @@ def _padded(n_subjects: int, tmax: int, n_features: int) -> dict[str, np.ndarray
         "t_end_s": np.zeros((s, tmax)),
         "segment": np.zeros((s, tmax), np.int64),
         "segment_start": np.zeros((s, tmax)),
+        "af_share": np.zeros((s, tmax)),
     }
 
 
@@ -265,6 +270,9 @@ def _fill_reference(
     if "pat_offset_ms" in df.columns:  # a detected PPG timing offset is a boundary too (issue 16)
         boundary |= np.isfinite(df["pat_offset_ms"].to_numpy(np.float64))
     out["segment_start"][i, :n] = boundary
+    if "af_share" in df.columns:
+        af = df["af_share"].to_numpy(np.float64)
+        out["af_share"][i, :n] = np.clip(np.where(np.isfinite(af), af, 0.0), 0.0, 1.0)
 
 
 def build_replay_arrays(
@@ -277,7 +285,8 @@ def build_replay_arrays(
 
     Args:
         tables: subject id -> replay table (rows sorted by ``step`` when it has that column).
-        features: the observed feature columns (:data:`bprl.schemas.REPLAY_FEATURES`).
+        features: the observed feature columns (:data:`bprl.schemas.OBSERVABLE_FEATURES`: the
+            replay features and, in tables that have them, the rhythm columns).
         cuff_duration_s: the cuff's measurement duration, s (for ``cuff_ref``).
         source: where the tables come from, for messages.
 

@@ -150,7 +150,11 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._reward_function = tmpl._reward_entry.function
         self._tmax = self.data.feat_obs.shape[1]
         self._lengths = [int(v) for v in self.data.lengths]
-        self._tables = vs.RowTables.build(self.data, self.params, self._reward_kind)
+        # the cuff's reading SD and failure probability of every replay row (worse in AF)
+        self._fail_p = self.cuff.failure_prob(self.data.af_share)
+        self._tables = vs.RowTables.build(
+            self.data, self.params, self._reward_kind, self.cuff.reading_sd(self.data.af_share), self._fail_p
+        )
         self._init_buffers(num_envs)
 
     def _init_buffers(self, n: int) -> None:
@@ -179,7 +183,6 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         self._readings = vs.EpisodeReadings(
             values=readings,
             per_env=readings.reshape(vs.LOOKUP_ROWS, n, self._tmax),
-            sd=np.array([[cuff.sd_sbp_mmhg], [cuff.sd_dbp_mmhg]])[:, :, None],
             step_index=np.arange(self._tmax),
         )
         self._workspace: vs.ResetWorkspace | None = None
@@ -200,10 +203,12 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
 
     # ------------------------------------------------------------------ resets
     def _draw_episodes(
-        self, idx: Sequence[int], options: Mapping[str, Any], noise: np.ndarray
+        self, idx: Sequence[int], options: Mapping[str, Any], ws: vs.ResetWorkspace
     ) -> tuple[list[int], list[int], list[int]]:
         """Per sub-environment in ``idx``, BPCalibrationEnv.reset's random draws in its order:
-        subject, first step, cuff noise (into ``noise``). Returns (subjects, first steps, ends).
+        subject, first step, cuff noise (into ``ws.noise``), and in an episode where a reading can
+        fail (AF) the failure uniforms (into ``ws.fail_u``, flagged in ``ws.can_fail``).
+        Returns (subjects, first steps, ends).
 
         Raises:
             ConfigError: an unknown ``subject_id`` or a ``start_step`` outside a record.
@@ -220,6 +225,7 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         start_opt = options.get("start_step")
         random_start = p.start == "random" and not whole and start_opt is None
         lengths, n_sub, max_steps = self._lengths, data.n_subjects, p.max_steps
+        noise, fail_u, can_fail, fail_p = ws.noise, ws.fail_u, ws.can_fail, self._fail_p
         subjects, starts, ends = [], [], []
         for j, i in enumerate(idx):
             rng = self._rngs[i]
@@ -235,6 +241,9 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
                 t0 = 0
             end = n if (whole or max_steps is None) else min(n, t0 + max_steps)
             rng.standard_normal(out=noise[j, : end - t0])  # = standard_normal((end - t0, 2))
+            can_fail[j] = fail_p[s, t0:end].any()
+            if can_fail[j]:
+                rng.random(out=fail_u[j, : end - t0])  # = random(end - t0)
             subjects.append(s)
             starts.append(t0)
             ends.append(end)
@@ -249,14 +258,18 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         whole = bool(options.get("whole_record", False))
         width = tmax if (whole or p.max_steps is None) else min(tmax, p.max_steps)  # longest episode
         ws = self._reset_workspace(width)
-        subjects, starts, ends = self._draw_episodes(idx, options, ws.noise)
+        subjects, starts, ends = self._draw_episodes(idx, options, ws)
         s_arr, t0_arr, ix = np.array(subjects, np.int64), np.array(starts, np.int64), np.array(idx, np.int64)
         end_arr = np.array(ends, np.int64)
         m, g = len(idx), ws.values.shape[1]
         for a in range(0, m, g):
             b = min(a + g, m)
             self._store_readings(
-                ix[a:b], s_arr[a:b] * tmax + t0_arr[a:b], end_arr[a:b] - t0_arr[a:b], ws.noise[a:b]
+                ix[a:b],
+                s_arr[a:b] * tmax + t0_arr[a:b],
+                end_arr[a:b] - t0_arr[a:b],
+                ws.noise[a:b],
+                ws.fail_u[a:b] if ws.can_fail[a:b].any() else None,
             )
         base = s_arr * tmax
         subj_all = self._subject_index.copy()
@@ -279,24 +292,34 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
             ws = self._workspace = vs.ResetWorkspace.create(self.num_envs, width)
         return ws
 
-    def _store_readings(self, ix: np.ndarray, start: np.ndarray, lens: np.ndarray, noise: np.ndarray) -> None:
+    def _store_readings(
+        self,
+        ix: np.ndarray,
+        start: np.ndarray,
+        lens: np.ndarray,
+        noise: np.ndarray,
+        fail_u: np.ndarray | None,
+    ) -> None:
         """Write the cuff readings of the episodes of sub-environments ``ix`` (starting at table rows
         ``start``, ``lens`` steps, standard normal draws ``noise``) into the episode readings:
-        reference + sd * noise (the single env's operations), and minus the raw estimate. All
-        episodes are computed over the longest one's length (columns past an episode's end are
-        never read)."""
+        reference + sd * noise (the single env's operations; sd per row, larger in AF), NaN where a
+        failure uniform ``fail_u`` lies below the row's failure probability (None: no episode of
+        the group can fail), and minus the raw estimate. All episodes are computed over the longest
+        one's length (columns past an episode's end are never read)."""
         m, w = len(ix), int(lens.max())
         ws, readings = self._workspace, self._readings
         rows = ws.rows[: m * w].reshape(m, w)
         np.add(start[:, None], readings.step_index[:w], out=rows)
         ref_est = ws.ref_est[: m * w]
         self._tables.cuff_ref_est.take(rows.ravel(), axis=0, out=ref_est, mode="clip")  # rows are valid
-        ref_est = ref_est.reshape(m, w, 4).transpose(2, 0, 1)  # (4, m, w): reference, estimate
+        ref_est = ref_est.reshape(m, w, vs.REF_EST_COLS).transpose(2, 0, 1)  # (7, m, w)
         vals = ws.values[:, :m, :w]
         reading = vals[2:4]
-        np.multiply(noise[:, :w].transpose(2, 0, 1), readings.sd, out=reading)
+        np.multiply(ref_est[4:6], noise[:, :w].transpose(2, 0, 1), out=reading)
         np.add(ref_est[:2], reading, out=reading)
-        np.subtract(reading, ref_est[2:], out=vals[:2])
+        if fail_u is not None:  # the single env's u < p, on the episodes that drew u
+            reading[:, np.less(fail_u[:, :w], ref_est[6])] = np.nan
+        np.subtract(reading, ref_est[2:4], out=vals[:2])
         if self._discrete:  # the offsets of a recalibration with gain 1
             reading[...] = vals[:2]
         vals[4:] = reading
@@ -416,13 +439,13 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         """Readings where ``want_f``: masked (every sub-environment computes, those with a successful
         reading copy the reading block into their state). Returns where a reading failed."""
         r, st = self._rows, self._state
-        ok = r.reading_ok
+        # gain 1: the offsets (reading - 1 * est == reading - est) are in the readings; else the
+        # readings themselves; NaN where the reading fails (no reference, or a failure in AF)
+        self._readings.values.take(self._cursor[_READING], 1, r.lookup, "clip")
+        ok = np.isfinite(r.lookup[0])
         failed = np.greater(want_f, ok)
         mask = np.logical_and(want_f, ok)  # a reading succeeds
         recal = r.recal_offsets  # recalibrated offsets before the clip in step
-        # gain 1: the offsets (reading - 1 * est == reading - est) are in the readings; else the
-        # readings themselves
-        self._readings.values.take(self._cursor[_READING], 1, r.lookup, "clip")
         if gain is not None:
             np.subtract(r.recal_offsets_pairs, np.multiply(r.estimate, gain), r.recal_offsets_pairs)
         if not self._recalibrate:
