@@ -141,6 +141,7 @@ EPISODE_LOG_OPTIONAL: dict[str, tuple[str, object]] = {
     "family": ("string", None),  # policy family of a cuff-rate sweep (None: the policy name)
     "target_cuffs_per_h": ("float64", float("nan")),  # the sweep's budget per hour (NaN: no sweep)
     "base_policy": ("string", None),  # a residual agent's base rule (a policy of the same run), else None
+    "af_share": ("float64", float("nan")),  # share of the step in detected AF (NaN: rhythm not known)
 }
 
 

@@ -56,7 +56,7 @@ def test_rollout_log_schema_and_determinism(tables, name, action_type):
     pol = made()
     assert isinstance(pol, Policy)
     a = rollout(pol, env, ["s001", "s002"], seed=4, policy_name=f"{name}-x")
-    written = {**EPISODE_LOG_COLUMNS, "cuff_refused": "bool", "segment": "int64"}
+    written = {**EPISODE_LOG_COLUMNS, "cuff_refused": "bool", "segment": "int64", "af_share": "float64"}
     assert list(a.columns) == list(written)
     assert {c: str(t) for c, t in a.dtypes.items()} == {
         c: str(pd.Series([], dtype=t).dtype) for c, t in written.items()

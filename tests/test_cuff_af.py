@@ -124,3 +124,26 @@ def test_vector_env_equals_single_envs_in_af(action_type):
         np.testing.assert_array_equal(np.asarray(info_v["cuff_failed"], bool), np.array(failed))
         n_failed += sum(failed)
     assert n_failed > 0
+
+
+def test_rollout_logs_rhythm_and_the_report_stratifies_by_it(tmp_path):
+    from bprl import evaluation as ev
+    from bprl import report
+    from bprl.policies import make_calibrator, rollout
+
+    data = build_replay_arrays(_af_tables(n_steps=120))
+    env = BPCalibrationEnv(data=data, action_type="discrete")
+    log = rollout(make_calibrator("periodic", period_min=10.0), env, seed=0)
+    af = log.set_index("subject_id")["af_share"]
+    assert (af.loc["s001"].to_numpy()[60:] == 1.0).all() and (af.loc["s000"] == 0.0).all()
+    by = ev.evaluate_rhythm(ev.check_episode_log(log)).set_index("rhythm")
+    assert by.loc["AF", "n_steps"] == 60 and by.loc["non-AF", "n_steps"] == len(log) - 60
+    err = (log["corr_sbp_mmhg"] - log["ref_sbp_mmhg"]).to_numpy()
+    in_af = log["af_share"].to_numpy() >= 0.5
+    assert by.loc["AF", "sbp_mae_mmhg"] == pytest.approx(np.nanmean(np.abs(err[in_af])))
+    html, _ = report.write_report(tmp_path, log, n_resamples=50)
+    assert "Error by rhythm" in html.read_text(encoding="utf-8")
+    # tables without rhythm columns: NaN af_share, no rhythm section
+    plain = build_replay_arrays(synthetic_replay_tables(n_subjects=2, n_steps=60, seed=1))
+    log2 = rollout(make_calibrator("periodic", period_min=10.0), BPCalibrationEnv(data=plain), seed=0)
+    assert log2["af_share"].isna().all() and ev.evaluate_rhythm(ev.check_episode_log(log2)).empty

@@ -155,7 +155,7 @@ class BPCalibrationEnv(gym.Env):
     built-in default replay set is used.
 
     ``info`` per step: ``subject_id, step, t_s, est_sbp_mmhg, est_dbp_mmhg, corr_sbp_mmhg,
-    corr_dbp_mmhg, ref_sbp_mmhg, ref_dbp_mmhg, cuff, cuff_failed, cuff_refused, segment, cuff_sbp_mmhg,
+    corr_dbp_mmhg, ref_sbp_mmhg, ref_dbp_mmhg, cuff, cuff_failed, cuff_refused, segment, af_share, cuff_sbp_mmhg,
     cuff_dbp_mmhg, cuffs_used, offset_sbp_mmhg, offset_dbp_mmhg, gain_sbp, gain_dbp`` (mmHg as
     floats; ``None`` where a value is absent: no estimate, no reference, no reading, so that
     ``info`` compares equal across identical runs; the episode log turns ``None`` into NaN).
@@ -263,6 +263,7 @@ class BPCalibrationEnv(gym.Env):
         self._sd_sbp: list[float] = []
         self._sd_dbp: list[float] = []
         self._fail: list[bool] | None = None  # steps whose reading fails (AF), None: none can
+        self._rhythm_known = False  # the episode's subject has rhythm columns
         self._t_last_s = 0.0  # end of the episode's last window, s
         self._last_info: dict[str, Any] = {}
 
@@ -367,6 +368,7 @@ class BPCalibrationEnv(gym.Env):
             t0 = 0
         end = n if (whole or p.max_steps is None) else min(n, t0 + p.max_steps)
         self._subj, self._t, self._start, self._end = i, t0, t0, end
+        self._rhythm_known = bool(data.rhythm_known[i])
         self._series = series = data.subject_series(i)
         noise = self.np_random.standard_normal((end - t0, 2))
         self._noise_sbp = noise[:, 0].tolist()
@@ -546,6 +548,8 @@ class BPCalibrationEnv(gym.Env):
             "cuff_failed": failed,
             "cuff_refused": refused,
             "segment": s.segment[t],
+            # share of the step in detected AF; None when the replay table has no rhythm columns
+            "af_share": float(self.data.af_share[self._subj, t]) if self._rhythm_known else None,
             "cuff_sbp_mmhg": rs if rs == rs else None,
             "cuff_dbp_mmhg": rd if rd == rd else None,
             "cuffs_used": c.cuffs_used,

@@ -89,6 +89,7 @@ class ReplayArrays:
         af_share: (S, T) share of each step in atrial fibrillation (the table's ``af_share``
             column, 0 without it or where NaN): the cuff reads worse in AF
             (:meth:`bprl.envs.cuff.CuffModel.reading_sd`).
+        rhythm_known: (S,) True for subjects whose table has the rhythm column ``af_share``.
         cuff_duration_s: the cuff duration ``cuff_ref`` was computed for.
         source: where the tables came from (for messages).
     """
@@ -109,6 +110,7 @@ class ReplayArrays:
     segment: np.ndarray
     segment_start: np.ndarray
     af_share: np.ndarray
+    rhythm_known: np.ndarray
     cuff_duration_s: float
     source: str = ""
     _series: dict[int, SubjectSeries] = field(default_factory=dict, repr=False)
@@ -195,6 +197,7 @@ def _padded(n_subjects: int, tmax: int, n_features: int) -> dict[str, np.ndarray
         "segment": np.zeros((s, tmax), np.int64),
         "segment_start": np.zeros((s, tmax)),
         "af_share": np.zeros((s, tmax)),
+        "rhythm_known": np.zeros(s, bool),
     }
 
 
@@ -271,6 +274,7 @@ def _fill_reference(
         boundary |= np.isfinite(df["pat_offset_ms"].to_numpy(np.float64))
     out["segment_start"][i, :n] = boundary
     if "af_share" in df.columns:
+        out["rhythm_known"][i] = True
         af = df["af_share"].to_numpy(np.float64)
         out["af_share"][i, :n] = np.clip(np.where(np.isfinite(af), af, 0.0), 0.0, 1.0)
 

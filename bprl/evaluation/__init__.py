@@ -38,6 +38,7 @@ from bprl.evaluation.evaluate import (
     compare_policies,
     evaluate_change_bins,
     evaluate_log,
+    evaluate_rhythm,
     evaluate_subjects,
 )
 from bprl.evaluation.hypertension import BP_CATEGORIES, bp_category, cohen_kappa, hypertension_detection
@@ -137,6 +138,7 @@ __all__ = [
     "error_stats",
     "evaluate_change_bins",
     "evaluate_log",
+    "evaluate_rhythm",
     "evaluate_subjects",
     "hypertension_detection",
     "ieee1708",

@@ -5,6 +5,7 @@
 * :func:`compare_policies`: one row per policy, pooled over seeds, plus mean / IQM over seeds.
 * :func:`evaluate_subjects`: per (policy, seed, subject) errors and cuff usage.
 * :func:`evaluate_change_bins`: IEEE 1708 MAE by reference change since the last cuff.
+* :func:`evaluate_rhythm`: error by rhythm (steps in detected AF against the others).
 """
 
 from __future__ import annotations
@@ -304,4 +305,45 @@ def compare_policies(
                 row[f"{metric}_seed_{k}"] = agg[k]
         row["is_oracle"] = "oracle" in str(policy).lower()
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: a step counts as AF in :func:`evaluate_rhythm` when at least this share of it is in detected AF
+AF_STEP_SHARE = 0.5
+
+
+def evaluate_rhythm(log: pd.DataFrame) -> pd.DataFrame:
+    """Error by rhythm: per policy, the steps in detected AF (``af_share >= AF_STEP_SHARE``) against
+    the others, all seeds pooled.
+
+    Args:
+        log: a checked episode log; steps with a NaN ``af_share`` (rhythm not known) are left out.
+
+    Returns:
+        One row per (policy, rhythm) with steps: ``policy``, ``rhythm`` (``"AF"`` / ``"non-AF"``),
+        ``n_subjects``, ``n_steps``, and per BP kind ``<bp>_n_pairs``, ``<bp>_me_mmhg``,
+        ``<bp>_sd_mmhg`` and ``<bp>_mae_mmhg``. Empty when no step has a known rhythm.
+    """
+    known = log[np.isfinite(log["af_share"].to_numpy(float))]
+    rows = []
+    for policy, g in known.groupby("policy", sort=False):
+        af = g["af_share"].to_numpy(float) >= AF_STEP_SHARE
+        for label, sel in (("AF", af), ("non-AF", ~af)):
+            if not sel.any():
+                continue
+            s = g[sel]
+            row: dict[str, object] = {
+                "policy": str(policy),
+                "rhythm": label,
+                "n_subjects": int(s["subject_id"].nunique()),
+                "n_steps": len(s),
+            }
+            for bp in BP_KINDS:
+                err = (s[f"corr_{bp}_mmhg"] - s[f"ref_{bp}_mmhg"]).to_numpy(float)
+                err = err[np.isfinite(err)]
+                row[f"{bp}_n_pairs"] = int(err.size)
+                row[f"{bp}_me_mmhg"] = float(err.mean()) if err.size else np.nan
+                row[f"{bp}_sd_mmhg"] = float(err.std(ddof=1)) if err.size > 1 else np.nan
+                row[f"{bp}_mae_mmhg"] = float(np.abs(err).mean()) if err.size else np.nan
+            rows.append(row)
     return pd.DataFrame(rows)

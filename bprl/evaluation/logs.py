@@ -62,6 +62,7 @@ def check_episode_log(log: pd.DataFrame, what: str = "episode log") -> pd.DataFr
         out["target_cuffs_per_h"] = pd.to_numeric(out["target_cuffs_per_h"], errors="raise").astype("float64")
         out["family"] = out["family"].fillna(out["policy"]).astype(str)
         out["base_policy"] = out["base_policy"].astype("string")
+        out["af_share"] = pd.to_numeric(out["af_share"], errors="raise").astype("float64")
         for col, dtype in EPISODE_LOG_COLUMNS.items():
             if dtype == "float64":
                 out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")

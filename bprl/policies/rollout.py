@@ -120,6 +120,8 @@ def _run_episode(
         cols["reward"].append(float(reward))
         cols["cuff_refused"].append(bool(info["cuff_refused"]))
         cols["segment"].append(int(info["segment"]))
+        af = info.get("af_share")
+        cols["af_share"].append(math.nan if af is None else float(af))
 
 
 def fit_calibrator(policy: Policy, train_env: gym.Env | Any) -> dict[str, Any] | None:
@@ -165,7 +167,8 @@ def rollout(
 
     Returns:
         DataFrame with :data:`bprl.tables.EPISODE_LOG_COLUMNS` (dtypes as declared), then
-        ``cuff_refused`` and ``segment`` (of :data:`bprl.schemas.EPISODE_LOG_OPTIONAL`).
+        ``cuff_refused``, ``segment`` and ``af_share`` (NaN when the replay tables have no rhythm
+        columns) of :data:`bprl.schemas.EPISODE_LOG_OPTIONAL`.
 
     Raises:
         ConfigError: the env is not a BPCalibrationEnv, a subject is not in it, a policy that needs
@@ -178,8 +181,10 @@ def rollout(
     sids = _subjects_to_run(base, subject_ids)
     _prepare_policy(policy, base)
     name = policy_name or str(getattr(policy, "name", type(policy).__name__))
-    cols: dict[str, list] = {c: [] for c in [*EPISODE_LOG_COLUMNS, "cuff_refused", "segment"]}
+    cols: dict[str, list] = {c: [] for c in [*EPISODE_LOG_COLUMNS, "cuff_refused", "segment", "af_share"]}
     for episode, sid in enumerate(sids):
         _run_episode(policy, env, sid, seed, episode, name, cols)
     df = pd.DataFrame(cols)
-    return df.astype({**EPISODE_LOG_COLUMNS, "cuff_refused": "bool", "segment": "int64"})
+    return df.astype(
+        {**EPISODE_LOG_COLUMNS, "cuff_refused": "bool", "segment": "int64", "af_share": "float64"}
+    )

@@ -315,6 +315,18 @@ def safety_table(safety: pd.DataFrame) -> Table:
     return head, body
 
 
+def rhythm_table(by_rhythm: pd.DataFrame) -> Table:
+    """Error by rhythm (:func:`bprl.evaluation.evaluate_rhythm`): ME, SD, MAE per policy and rhythm."""
+    head = ["Policy", "Rhythm", "Subjects", "Steps"]
+    head += [f"{bp} {s}" for bp in ("SBP", "DBP") for s in ("ME", "SD", "MAE")]
+    body = []
+    for _, r in by_rhythm.iterrows():
+        line = [str(r["policy"]), str(r["rhythm"]), format_value(r["n_subjects"]), format_value(r["n_steps"])]
+        line += [format_value(r[f"{bp}_{s}_mmhg"]) for bp in ev.BP_KINDS for s in ("me", "sd", "mae")]
+        body.append(line)
+    return head, body
+
+
 def population_table(population: pd.DataFrame) -> Table:
     """The test subjects (:func:`bprl.evaluation.test_population`): steps, hours, segments,
     reference SBP/DBP mean ± SD [min, max], and sex, age, category and rhythm where known."""

@@ -50,6 +50,7 @@ from bprl.report.tables import (
     paired_rate_table,
     population_table,
     requirements_table,
+    rhythm_table,
     safety_table,
     standards_table,
     tracking_table,
@@ -318,6 +319,28 @@ def _result_sections(
     ]
 
 
+def _rhythm_sections(log: pd.DataFrame) -> list[Section]:
+    """Error by rhythm, when the logs know the rhythm of their steps (replay tables with rhythm
+    columns)."""
+    by = ev.evaluate_rhythm(log)
+    if by.empty:
+        return []
+    return [
+        Section(
+            "rhythm",
+            "Error by rhythm",
+            tables=[
+                _table(
+                    "Error by rhythm",
+                    f"ME, SD and MAE in mmHg of the steps in detected atrial fibrillation (AF share of the "
+                    f"step ≥ {ev.evaluate.AF_STEP_SHARE:g}) and of the other steps, all seeds pooled.",
+                    rhythm_table(by),
+                )
+            ],
+        )
+    ]
+
+
 def _figure_sections(
     ann: pd.DataFrame,
     metrics: pd.DataFrame,
@@ -516,6 +539,7 @@ def write_report(
     ]
     sections += sweep + _safety_sections(log)
     sections += _result_sections(metrics, ev.evaluate_change_bins(log), log, seed, n_resamples)
+    sections += _rhythm_sections(log)
     sections += _figure_sections(
         ann[ann["policy"].isin(shown)],
         metrics[metrics["policy"].isin(shown)],
