@@ -16,6 +16,7 @@ start of the signal.
 from __future__ import annotations
 
 from bprl.beats.abp import ABP_REJECT_REASONS, abp_beats
+from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
 from bprl.beats.ppg import ppg_fiducials
@@ -25,7 +26,9 @@ __all__ = [
     "ABP_REJECT_REASONS",
     "abp_beats",
     "beat_sqi",
+    "ecg_beat_classes",
     "ecg_peaks",
+    "ectopic_mask",
     "ppg_fiducials",
     "signal_bandpass",
     "signal_fill_nan",
