@@ -418,3 +418,40 @@ def available_readings(cuff: CuffModel, state: CalibrationColumns, t_end: np.nda
         accrued = np.floor(np.add(cuff.budget_start, np.multiply(cuff.budget_per_h, elapsed_h)))
         np.minimum(left, np.subtract(accrued, used), out=left)
     return np.maximum(left, 0.0)
+
+
+def store_readings(
+    readings: EpisodeReadings,
+    tables: RowTables,
+    ws: ResetWorkspace,
+    ix: np.ndarray,
+    start: np.ndarray,
+    lens: np.ndarray,
+    draws: tuple[np.ndarray, np.ndarray | None],
+    discrete: bool,
+) -> None:
+    """Write the cuff readings of the episodes of sub-environments ``ix`` (starting at table rows
+    ``start``, ``lens`` steps; ``draws`` = their standard normal draws and failure uniforms, None
+    when no episode of the group can fail) into ``readings``: reference + sd * noise (the single
+    env's operations; sd per row, larger in AF), NaN where a failure uniform lies below the row's
+    failure probability, and minus the raw estimate (gain-1 offsets for ``discrete`` actions). All
+    episodes are computed over the longest one's length (columns past an episode's end are never
+    read)."""
+    noise, fail_u = draws
+    m, w = len(ix), int(lens.max())
+    rows = ws.rows[: m * w].reshape(m, w)
+    np.add(start[:, None], readings.step_index[:w], out=rows)
+    ref_est = ws.ref_est[: m * w]
+    tables.cuff_ref_est.take(rows.ravel(), axis=0, out=ref_est, mode="clip")  # rows are valid
+    ref_est = ref_est.reshape(m, w, REF_EST_COLS).transpose(2, 0, 1)  # (7, m, w)
+    vals = ws.values[:, :m, :w]
+    reading = vals[2:4]
+    np.multiply(ref_est[4:6], noise[:, :w].transpose(2, 0, 1), out=reading)
+    np.add(ref_est[:2], reading, out=reading)
+    if fail_u is not None:  # the single env's u < p, on the episodes that drew u
+        reading[:, np.less(fail_u[:, :w], ref_est[6])] = np.nan
+    np.subtract(reading, ref_est[2:4], out=vals[:2])
+    if discrete:  # the offsets of a recalibration with gain 1
+        reading[...] = vals[:2]
+    vals[4:] = reading
+    readings.per_env[:, ix, :w] = vals

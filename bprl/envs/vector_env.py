@@ -264,12 +264,15 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         m, g = len(idx), ws.values.shape[1]
         for a in range(0, m, g):
             b = min(a + g, m)
-            self._store_readings(
+            vs.store_readings(
+                self._readings,
+                self._tables,
+                ws,
                 ix[a:b],
                 s_arr[a:b] * tmax + t0_arr[a:b],
                 end_arr[a:b] - t0_arr[a:b],
-                ws.noise[a:b],
-                ws.fail_u[a:b] if ws.can_fail[a:b].any() else None,
+                (ws.noise[a:b], ws.fail_u[a:b] if ws.can_fail[a:b].any() else None),
+                self._discrete,
             )
         base = s_arr * tmax
         subj_all = self._subject_index.copy()
@@ -291,39 +294,6 @@ class BPCalibrationVectorEnv(gym.vector.VectorEnv):
         if ws is None or ws.noise.shape[1] != width:
             ws = self._workspace = vs.ResetWorkspace.create(self.num_envs, width)
         return ws
-
-    def _store_readings(
-        self,
-        ix: np.ndarray,
-        start: np.ndarray,
-        lens: np.ndarray,
-        noise: np.ndarray,
-        fail_u: np.ndarray | None,
-    ) -> None:
-        """Write the cuff readings of the episodes of sub-environments ``ix`` (starting at table rows
-        ``start``, ``lens`` steps, standard normal draws ``noise``) into the episode readings:
-        reference + sd * noise (the single env's operations; sd per row, larger in AF), NaN where a
-        failure uniform ``fail_u`` lies below the row's failure probability (None: no episode of
-        the group can fail), and minus the raw estimate. All episodes are computed over the longest
-        one's length (columns past an episode's end are never read)."""
-        m, w = len(ix), int(lens.max())
-        ws, readings = self._workspace, self._readings
-        rows = ws.rows[: m * w].reshape(m, w)
-        np.add(start[:, None], readings.step_index[:w], out=rows)
-        ref_est = ws.ref_est[: m * w]
-        self._tables.cuff_ref_est.take(rows.ravel(), axis=0, out=ref_est, mode="clip")  # rows are valid
-        ref_est = ref_est.reshape(m, w, vs.REF_EST_COLS).transpose(2, 0, 1)  # (7, m, w)
-        vals = ws.values[:, :m, :w]
-        reading = vals[2:4]
-        np.multiply(ref_est[4:6], noise[:, :w].transpose(2, 0, 1), out=reading)
-        np.add(ref_est[:2], reading, out=reading)
-        if fail_u is not None:  # the single env's u < p, on the episodes that drew u
-            reading[:, np.less(fail_u[:, :w], ref_est[6])] = np.nan
-        np.subtract(reading, ref_est[2:4], out=vals[:2])
-        if self._discrete:  # the offsets of a recalibration with gain 1
-            reading[...] = vals[:2]
-        vals[4:] = reading
-        readings.per_env[:, ix, :w] = vals
 
     # ------------------------------------------------------------------ a step's parts
     def _kalman_update(self, recal: np.ndarray, offsets: np.ndarray, updated: np.ndarray) -> None:
