@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from bprl.beats.abp import ABP_REJECT_REASONS, abp_beats
 from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
+from bprl.beats.delineation import ecg_delineate
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
+from bprl.beats.intervals import ecg_intervals, intervals_per_window
 from bprl.beats.ppg import ppg_fiducials
 from bprl.beats.quality import beat_sqi
 
@@ -27,8 +29,11 @@ __all__ = [
     "abp_beats",
     "beat_sqi",
     "ecg_beat_classes",
+    "ecg_delineate",
+    "ecg_intervals",
     "ecg_peaks",
     "ectopic_mask",
+    "intervals_per_window",
     "ppg_fiducials",
     "signal_bandpass",
     "signal_fill_nan",
