@@ -19,7 +19,7 @@ LOCK_ARGS  ?= --upgrade
 LATEST_VENV ?= .venv-latest
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench docs clean venv lock test-latest pretrained browser
+.PHONY: demo test lint bench docs clean venv lock test-latest pretrained rhythm-models browser
 
 venv: $(STAMP)
 
@@ -43,6 +43,12 @@ demo: $(STAMP)
 # tracking metrics in its MODEL_CARD.md. Cohorts and replay tables go to results/pretrain.
 pretrained: $(STAMP)
 	$(VENV)/bin/bprl estimator pretrain --out bprl/estimator/weights/default --work results/pretrain
+
+# Rebuild the shipped rhythm models (bprl/beats/models: af_rr.txt, cinc2017.txt and their JSON cards)
+# from the dev AFDB and CinC 2017 data ($BPRL_RHYTHM_DIR or ../shared/data/rhythm): deterministic,
+# a few minutes; prints the cross-validation tables.
+rhythm-models: $(STAMP)
+	$(PY) -m bprl.beats.train_rhythm --out bprl/beats/models
 
 # Browser tests (report.html and `bprl view` in headless Chromium) need Debian's chromium and
 # chromium-driver: installed with apt-get where missing and allowed, else those tests are skipped

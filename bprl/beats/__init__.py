@@ -16,6 +16,7 @@ start of the signal.
 from __future__ import annotations
 
 from bprl.beats.abp import ABP_REJECT_REASONS, abp_beats
+from bprl.beats.af import af_windows
 from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
 from bprl.beats.delineation import ecg_delineate
 from bprl.beats.ecg import ecg_peaks
@@ -23,11 +24,16 @@ from bprl.beats.filters import signal_bandpass, signal_fill_nan
 from bprl.beats.intervals import ecg_intervals, intervals_per_window
 from bprl.beats.ppg import ppg_fiducials
 from bprl.beats.quality import beat_sqi
+from bprl.beats.rhythm_classes import RhythmResult, classify_rhythm
+from bprl.beats.rr_features import rr_irregularity_features
 
 __all__ = [
     "ABP_REJECT_REASONS",
+    "RhythmResult",
     "abp_beats",
+    "af_windows",
     "beat_sqi",
+    "classify_rhythm",
     "ecg_beat_classes",
     "ecg_delineate",
     "ecg_intervals",
@@ -35,6 +41,7 @@ __all__ = [
     "ectopic_mask",
     "intervals_per_window",
     "ppg_fiducials",
+    "rr_irregularity_features",
     "signal_bandpass",
     "signal_fill_nan",
 ]
