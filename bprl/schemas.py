@@ -107,7 +107,7 @@ REPLAY_ESTIMATE: dict[str, str] = {
 REPLAY_REQUIRED: dict[str, str] = {**REPLAY_INDEX, **REPLAY_FEATURES, **REPLAY_REFERENCE}
 
 #: every column :mod:`bprl.features` writes, in order
-REPLAY_COLUMNS: dict[str, str] = {**REPLAY_REQUIRED, **REPLAY_TIMING}
+REPLAY_COLUMNS: dict[str, str] = {**REPLAY_REQUIRED, **REPLAY_TIMING, **REPLAY_RHYTHM}
 
 #: columns an environment may observe (``features:`` of an env spec)
 OBSERVABLE_FEATURES: dict[str, str] = {**REPLAY_FEATURES, **REPLAY_RHYTHM}

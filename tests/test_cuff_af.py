@@ -43,7 +43,8 @@ def _readings(env: BPCalibrationEnv, sid: str, seed: int) -> tuple[np.ndarray, n
 
 def test_reading_error_and_failures_grow_in_af():
     data = build_replay_arrays(_af_tables())
-    env = BPCalibrationEnv(data=data, action_type="discrete", recalibrate_on_cuff=False)
+    cuff = CuffModel(af_sd_sbp_mmhg=5.0, af_sd_dbp_mmhg=6.0, af_failure_prob=0.05)  # envs/rhythm.yaml
+    env = BPCalibrationEnv(data=data, action_type="discrete", recalibrate_on_cuff=False, cuff=cuff)
     errs, fails = [], []
     for seed in range(40):
         e, f = _readings(env, "s001", seed)
@@ -55,13 +56,15 @@ def test_reading_error_and_failures_grow_in_af():
     ok_ref = np.isfinite(data.cuff_ref[1, : err.shape[1], 0])
     sd_sinus = np.nanstd(sinus[:, ok_ref[:half]])
     sd_af = np.nanstd(af[:, ok_ref[half:]])
-    expect = CuffModel().reading_sd(np.array([0.0, 1.0]))[:, 0]
+    expect = cuff.reading_sd(np.array([0.0, 1.0]))[:, 0]
     assert sd_sinus == pytest.approx(expect[0], rel=0.05)
     assert sd_af == pytest.approx(expect[1], rel=0.05)
     # failures only in AF, at about af_failure_prob, beyond the steps without a reference
     assert not fail[:, :half][:, ok_ref[:half]].any()
     rate = fail[:, half:][:, ok_ref[half:]].mean()
-    assert rate == pytest.approx(CuffModel().af_failure_prob, abs=0.015)
+    assert rate == pytest.approx(cuff.af_failure_prob, abs=0.015)
+    # the default cuff (bprl/BPCalibration-v1 as it was) ignores rhythm
+    assert CuffModel().reading_sd(np.array([1.0])).tolist() == [[5.0, 4.0]]
 
 
 def test_no_af_no_change():
@@ -88,7 +91,11 @@ def test_vector_env_equals_single_envs_in_af(action_type):
     """Same seeds and actions -> bit-identical observations, rewards and failed readings with AF."""
     data = build_replay_arrays(_af_tables(af=0.8, n_steps=60))
     n = 4
-    kw = {"start": "random", "max_steps": 30}
+    kw = {
+        "start": "random",
+        "max_steps": 30,
+        "cuff": {"af_sd_sbp_mmhg": 5.0, "af_sd_dbp_mmhg": 6.0, "af_failure_prob": 0.05},
+    }
     venv = BPCalibrationVectorEnv(n, data=data, action_type=action_type, **kw)
     envs = [BPCalibrationEnv(data=data, action_type=action_type, **kw) for _ in range(n)]
     obs_v, _ = venv.reset(seed=5)

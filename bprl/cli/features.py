@@ -80,5 +80,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"  ref SBP     {_range(t['ref_sbp_mmhg'].to_numpy(), 'mmHg')}")
         typer.echo(f"  ref DBP     {_range(t['ref_dbp_mmhg'].to_numpy(), 'mmHg')}")
         typer.echo(f"  valid beat share (mean)  {t['valid_beat_share'].mean():.2f}")
+        if "af_share" in t and t["af_share"].notna().any():
+            af = t["af_share"].to_numpy(float)
+            typer.echo(
+                f"  rhythm      AF in {int((af >= 0.5).sum())} of {int(np.isfinite(af).sum())} windows; "
+                f"ectopic beats {np.nanmean(t['ectopic_share'].to_numpy(float)):.1%}"
+            )
+            typer.echo(f"  QTc (Fridericia)  {_range(t['qtc_ms'].to_numpy(), 'ms')}")
+            typer.echo(f"  PAT from QRS onset  {_range(t['pat_qrs_onset_ms'].to_numpy(), 'ms')}")
 
     app.add_typer(group, name="features")

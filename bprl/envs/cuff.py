@@ -44,9 +44,10 @@ class CuffModel(SettingsSpec):
     Hypertens 2012;30:2074), and devices differ widely (mean differences from -3.1 to +6.1 / -4.6 to
     +9.0 mmHg; Clark et al., J Hum Hypertens 2019;33:352). A step whose replay row has an AF share
     ``a`` (the ``af_share`` column of rhythm-aware replay tables; 0 without it) reads with SD
-    ``sqrt(sd**2 + a * af_sd**2)`` (defaults: +5 / +6 mmHg in full AF, giving about 7.1 / 7.2 mmHg)
-    and fails with probability ``a * af_failure_prob`` (default 5 %: an assumption, no pooled
-    figure was found). Set both to 0 for a cuff that ignores rhythm.
+    ``sqrt(sd**2 + a * af_sd**2)`` and fails with probability ``a * af_failure_prob``. The defaults
+    (0) keep the cuff of ``bprl/BPCalibration-v1`` rhythm-blind, as it was; ``envs/rhythm.yaml``
+    sets +5 / +6 mmHg in full AF (about 7.1 / 7.2 mmHg in all, the order of the meta-analyses above)
+    and 5 % failures (an assumption: no pooled figure was found).
 
     With ``budget_per_h`` the budget is paced: readings accrue at that rate, ``budget_start`` of them
     available at the episode's start, so that after ``h`` hours at most
@@ -88,21 +89,21 @@ class CuffModel(SettingsSpec):
     )
 
     af_sd_sbp_mmhg: float = Field(
-        5.0,
+        0.0,
         ge=0,
         allow_inf_nan=False,
         strict=True,
         description="extra SBP error SD in atrial fibrillation, mmHg",
     )
     af_sd_dbp_mmhg: float = Field(
-        6.0,
+        0.0,
         ge=0,
         allow_inf_nan=False,
         strict=True,
         description="extra DBP error SD in atrial fibrillation, mmHg",
     )
     af_failure_prob: float = Field(
-        0.05,
+        0.0,
         ge=0,
         le=1,
         allow_inf_nan=False,
@@ -113,7 +114,7 @@ class CuffModel(SettingsSpec):
     def reading_sd(self, af_share: np.ndarray) -> np.ndarray:
         """Reading-error SD (SBP, DBP) of steps with AF shares ``af_share``: shape ``(..., 2)``, mmHg.
 
-        >>> CuffModel().reading_sd(np.array([0.0, 1.0])).round(2).tolist()
+        >>> CuffModel(af_sd_sbp_mmhg=5.0, af_sd_dbp_mmhg=6.0).reading_sd(np.array([0.0, 1.0])).round(2).tolist()
         [[5.0, 4.0], [7.07, 7.21]]
         """
         a = np.clip(np.nan_to_num(np.asarray(af_share, np.float64)), 0.0, 1.0)

@@ -14,10 +14,14 @@ import pandas as pd
 from scipy import ndimage
 
 from bprl.beats.abp import abp_beats
+from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
+from bprl.beats.delineation import ecg_delineate
 from bprl.beats.ecg import _ecg_peaks_filled
 from bprl.beats.filters import signal_fill_nan
+from bprl.beats.intervals import ecg_intervals
 from bprl.beats.ppg import _ppg_fiducials_filled
 from bprl.beats.quality import _beat_sqi_filled
+from bprl.beats.rhythm_summary import af_with_ectopy_guard
 from bprl.errors import FeatureError
 from bprl.features.config import FeatureConfig
 from bprl.sources import Record
@@ -39,6 +43,10 @@ BEAT_COLUMNS: tuple[str, ...] = (
     "sqi_ecg",
     "sqi_ppg",
     "ectopic",
+    "beat_class",
+    "af",
+    "qtc_ms",
+    "pat_qrs_onset_ms",
     "valid",
     "sbp_mmhg",
     "dbp_mmhg",
@@ -74,7 +82,14 @@ def record_beats(record: Record, config: FeatureConfig | None = None) -> pd.Data
     systolic peak; ``ppg_width_ms`` = width at half amplitude; ``ppg_stiffness_index`` =
     1 / (t_diastolic_peak - t_systolic_peak) in 1/s, i.e. the stiffness index SI = height / dT
     for a height of 1 m (multiply by the subject's height in m), NaN without a diastolic peak;
-    ``ectopic`` = RR differs from the local median (9 beats) by more than ``rr_tolerance``;
+    ``ectopic`` = left out of the features as ectopic, by ``ectopic_gating``: ``"classes"``: classed
+    S or V (:func:`bprl.beats.ecg_beat_classes`) or the beat after one; ``"rr"``: RR differs from the
+    local median (9 beats) by more than ``rr_tolerance``; ``"none"``: never;
+    ``beat_class`` = N / S / V / Q (AAMI EC57; ``""`` without rhythm); ``af`` = inside a 30-s window
+    detected as atrial fibrillation (:func:`bprl.beats.rhythm_summary.af_with_ectopy_guard`); ``qtc_ms`` = QTc (Fridericia)
+    of the delineated beat (:func:`bprl.beats.ecg_delineate`); ``pat_qrs_onset_ms`` = PPG foot minus
+    QRS onset (NaN where either is missing); the rhythm columns are empty / False / NaN with
+    ``rhythm: false``;
     ``r_abp_delay_ms`` = ABP upstroke (max dP/dt) minus R time;
     ``valid`` = PPG upstroke found in the PAT window with a foot at 0 < ``pat_foot_ms`` <=
     ``pat_max_ms``, both SQIs above threshold, not ectopic.
@@ -93,6 +108,7 @@ def record_beats(record: Record, config: FeatureConfig | None = None) -> pd.Data
     df = _ecg_columns(record, cfg)
     r = np.asarray(df["r_time_s"])
     df.update(_ppg_columns(record, r, cfg) if record.has("ppg") else _no_ppg_columns(len(r)))
+    df["pat_qrs_onset_ms"] = df["pat_foot_ms"] + df.pop("r_minus_qrs_onset_ms")
     df["valid"] = _valid_beats(df, cfg)
     df.update(_abp_columns(record, r, cfg) if record.has("abp") else _no_abp_columns(len(r)))
     return pd.DataFrame({c: df[c] for c in BEAT_COLUMNS})
@@ -122,8 +138,48 @@ def _ecg_columns(record: Record, cfg: FeatureConfig) -> BeatColumns:
     df["sqi_ecg"] = _beat_sqi_filled(ecg_x, ecg_nan, ecg.fs_hz, r, 0.2, 0.4)
     rr_fill = np.where(np.isfinite(rr), rr, np.nanmedian(rr))
     med = ndimage.median_filter(rr_fill, size=9, mode="nearest")
-    df["ectopic"] = np.abs(rr_fill - med) > cfg.rr_tolerance * med
+    rr_rule = np.abs(rr_fill - med) > cfg.rr_tolerance * med
+    rhythm = _rhythm_columns(ecg.samples, ecg_x, ecg.fs_hz, r, ecg.duration_s) if cfg.rhythm else None
+    df.update(rhythm or _no_rhythm_columns(len(r)))
+    if cfg.ectopic_gating == "rr":
+        df["ectopic"] = rr_rule
+    elif cfg.ectopic_gating == "classes":
+        if not cfg.rhythm:
+            raise FeatureError("ectopic_gating: 'classes' needs rhythm: true (the beat classes)")
+        df["ectopic"] = ectopic_mask(np.asarray(df["beat_class"]), post=1)
+    else:
+        df["ectopic"] = np.zeros(len(r), bool)
     return df
+
+
+def _rhythm_columns(
+    ecg: np.ndarray, ecg_x: np.ndarray, fs_hz: float, r: np.ndarray, duration_s: float
+) -> BeatColumns:
+    """Beat classes (from ``ecg`` with its NaN gaps), AF (30-s windows), QTc and R minus QRS onset
+    (ms, from the NaN-filled ``ecg_x``) of each R peak ``r`` (s)."""
+    classes = ecg_beat_classes(ecg, fs_hz, r)
+    win = af_with_ectopy_guard(r, classes, 30.0, t_end_s=duration_s)
+    k = np.clip(np.searchsorted(win["t_start_s"].to_numpy(), r, side="right") - 1, 0, max(len(win) - 1, 0))
+    af = win["af"].to_numpy(bool)[k] if len(win) else np.zeros(len(r), bool)
+    delin = ecg_delineate(ecg_x, fs_hz, r)
+    iv = ecg_intervals(delin)
+    return {
+        "beat_class": classes,
+        "af": af,
+        "qtc_ms": iv["qtc_fridericia_ms"].to_numpy(np.float64),
+        "r_minus_qrs_onset_ms": (r - delin["qrs_onset_s"].to_numpy(np.float64)) * 1000.0,
+    }
+
+
+def _no_rhythm_columns(n_beats: int) -> BeatColumns:
+    """The rhythm columns without rhythm analysis: no class, no AF, NaN intervals."""
+    nan = np.full(n_beats, np.nan)
+    return {
+        "beat_class": np.full(n_beats, ""),
+        "af": np.zeros(n_beats, bool),
+        "qtc_ms": nan,
+        "r_minus_qrs_onset_ms": nan,
+    }
 
 
 def _ppg_columns(record: Record, r: np.ndarray, cfg: FeatureConfig) -> BeatColumns:

@@ -30,7 +30,8 @@ _CODE_PACKAGES: tuple[Path, ...] = (Path(bprl.beats.__file__).parent, Path(__fil
 
 
 def feature_code_version() -> str:
-    """Hash (16 hex digits) of the beat and feature code: ``bprl/beats/*.py`` and ``bprl/features/*.py``.
+    """Hash (16 hex digits) of the beat and feature code: ``bprl/beats/*.py``, the shipped rhythm
+    models ``bprl/beats/models/*`` and ``bprl/features/*.py``.
 
     Each file's name (relative to ``bprl/``) and bytes are hashed, in sorted order, so a change
     to any of them, or code moving between them, gives a new version.
@@ -40,8 +41,8 @@ def feature_code_version() -> str:
     """
     h = hashlib.sha256()
     for package in _CODE_PACKAGES:
-        for mod in sorted(package.glob("*.py")):
-            h.update(f"{package.name}/{mod.name}".encode())
+        for mod in sorted([*package.glob("*.py"), *package.glob("models/*")]):
+            h.update(f"{package.name}/{mod.relative_to(package).as_posix()}".encode())
             h.update(mod.read_bytes())
     return h.hexdigest()[:16]
 

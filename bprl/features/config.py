@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -49,6 +49,17 @@ class FeatureConfig(Spec):
         ge=0,
         description="a beat whose RR differs from the local (9-beat) median RR by more than this "
         "fraction of it is ectopic (not valid for features)",
+    )
+    ectopic_gating: Literal["classes", "rr", "none"] = Field(
+        "rr",
+        description="beats left out of PAT / PPG features as ectopic: 'classes' = beats classed "
+        "ventricular or supraventricular ectopic (bprl.beats.ecg_beat_classes) and the beat after each; "
+        "'rr' = the RR rule (rr_tolerance); 'none' = no gating",
+    )
+    rhythm: bool = Field(
+        True,
+        description="compute the rhythm columns (AF share, ectopic share, QTc, PAT from the QRS onset): "
+        "beat classes, AF detection and delineation of every record",
     )
     min_feature_beats: int = Field(
         3, ge=1, description="fewer qualifying beats in a window -> NaN features, beats"

@@ -19,7 +19,7 @@ from bprl.errors import FeatureError
 from bprl.features.beats import PPG_MORPHOLOGY_COLUMNS, record_beats
 from bprl.features.config import FeatureConfig
 from bprl.features.pat_offsets import pat_offset_steps
-from bprl.schemas import REPLAY_COLUMNS
+from bprl.schemas import REPLAY_COLUMNS, REPLAY_RHYTHM
 from bprl.sources import Record
 
 __all__ = ["HR_PLAUSIBLE_BPM", "build_replay_table", "replay_table_from_beats"]
@@ -155,6 +155,17 @@ def _feature_columns(beats: pd.DataFrame, win: _BeatWindows, cfg: FeatureConfig)
     everything = np.ones(win.n_beats, dtype=bool)
     for c in ("sqi_ecg", "sqi_ppg"):
         out[c] = win.aggregate(beats[c], everything, 1, how="mean")
+    if "af" in beats:  # rhythm columns (REPLAY_RHYTHM)
+        classed = beats["beat_class"].astype(str).to_numpy() != ""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_classed = win.count(classed)
+            out["af_share"] = np.where(
+                n_classed > 0, win.count(beats["af"].to_numpy(bool) & classed) / np.maximum(n_classed, 1), np.nan
+            )
+            ect = np.isin(beats["beat_class"].astype(str).to_numpy(), ["S", "V"])
+            out["ectopic_share"] = np.where(n_classed > 0, win.count(ect) / np.maximum(n_classed, 1), np.nan)
+        out["qtc_ms"] = win.aggregate(beats["qtc_ms"], ecg_ok, cfg.min_feature_beats)
+        out["pat_qrs_onset_ms"] = win.aggregate(beats["pat_qrs_onset_ms"], valid, cfg.min_feature_beats)
     n_valid = win.count(valid)
     counts = win.counts
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -182,8 +193,13 @@ def _reference_columns(beats: pd.DataFrame, win: _BeatWindows, cfg: FeatureConfi
 def _schema_frame(out: Columns) -> pd.DataFrame:
     """The columns of :data:`REPLAY_COLUMNS` from ``out``, built directly in their schema dtype.
 
-    One DataFrame construction, no ``astype`` pass.
+    One DataFrame construction, no ``astype`` pass. The rhythm columns (:data:`REPLAY_RHYTHM`) are
+    NaN when the beat table has none (``rhythm: false``).
     """
+    n = len(out["step"])
+    for c in REPLAY_RHYTHM:
+        if c not in out:
+            out[c] = np.full(n, np.nan)
     cols = {
         c: pd.array(out[c], dtype=dtype) if dtype == "string" else np.asarray(out[c], dtype=dtype)
         for c, dtype in REPLAY_COLUMNS.items()
