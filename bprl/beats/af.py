@@ -35,13 +35,13 @@ References:
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bprl.beats._models import load_booster
 from bprl.beats.rhythm_data import afdb_record_names, read_afdb_rr, rhythm_fraction
 from bprl.beats.rr_features import RR_FEATURE_NAMES, rr_irregularity_features
 from bprl.errors import FeatureError
@@ -168,13 +168,6 @@ def _add_context(table: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
     return pd.concat([table.drop(columns=list(_CONTEXT_NAMES), errors="ignore"), pd.DataFrame(ctx)], axis=1)
 
 
-@lru_cache(maxsize=4)
-def _booster(path: str) -> Any:
-    import lightgbm as lgb
-
-    return lgb.Booster(model_file=path)
-
-
 def load_af_model(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     """Load an AF model (LightGBM text file) and its JSON card (same name, ``.json``).
 
@@ -191,7 +184,7 @@ def load_af_model(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     p = Path(path) if path is not None else AF_MODEL_PATH
     if not p.is_file():
         raise FeatureError(f"AF model {p} not found (python -m bprl.beats.train_rhythm rebuilds it)")
-    booster = _booster(str(p.resolve()))
+    booster = load_booster(p)
     card_path = p.with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     if tuple(booster.feature_name()) != AF_FEATURE_NAMES:

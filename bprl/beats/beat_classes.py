@@ -59,7 +59,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +67,7 @@ import pandas as pd
 from scipy import ndimage
 
 from bprl.beats._arrays import _ranges
+from bprl.beats._models import load_booster
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
 from bprl.errors import FeatureError
 
@@ -356,15 +356,12 @@ def beat_class_features(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray) ->
     return feats
 
 
-@functools.lru_cache(maxsize=1)
 def _shipped_booster() -> lightgbm.Booster:
-    import lightgbm
-
     if not MODEL_PATH.is_file():
         raise FeatureError(
             f"beat classes: model file {MODEL_PATH} missing (python -m bprl.beats.train_beat_classes)"
         )
-    return lightgbm.Booster(model_file=str(MODEL_PATH))
+    return load_booster(MODEL_PATH)
 
 
 def _v_rule(f: pd.DataFrame) -> np.ndarray:

@@ -40,13 +40,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bprl.beats._models import load_booster
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.ecg_morphology import (
     MORPHOLOGY_FEATURE_NAMES,
@@ -195,13 +195,6 @@ def rhythm_features(ecg: np.ndarray, fs_hz: float) -> tuple[dict[str, float], in
     return {k: float(feats[k]) for k in RHYTHM_FEATURE_NAMES}, len(r)
 
 
-@lru_cache(maxsize=4)
-def _booster(path: str) -> Any:
-    import lightgbm as lgb
-
-    return lgb.Booster(model_file=path)
-
-
 def load_rhythm_model(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     """Load a rhythm model (LightGBM text file) and its JSON card.
 
@@ -217,7 +210,7 @@ def load_rhythm_model(path: str | Path | None = None) -> tuple[Any, dict[str, An
     p = Path(path) if path is not None else CINC_MODEL_PATH
     if not p.is_file():
         raise FeatureError(f"rhythm model {p} not found (python -m bprl.beats.train_rhythm rebuilds it)")
-    booster = _booster(str(p.resolve()))
+    booster = load_booster(p)
     card_path = p.with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     if tuple(booster.feature_name()) != RHYTHM_FEATURE_NAMES:
