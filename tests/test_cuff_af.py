@@ -149,7 +149,8 @@ def test_rollout_logs_rhythm_and_the_report_stratifies_by_it(tmp_path):
     in_af = log["af_share"].to_numpy() >= 0.5
     assert by.loc["AF", "sbp_mae_mmhg"] == pytest.approx(np.nanmean(np.abs(err[in_af])))
     html, _ = report.write_report(tmp_path, log, n_resamples=50)
-    assert "Error by rhythm" in html.read_text(encoding="utf-8")
+    page = html.read_text(encoding="utf-8")
+    assert "Error by rhythm" in page and "AF in 16.7 % of the test steps, in 1 of 3 subjects" in page
     # tables without rhythm columns: NaN af_share, no rhythm section
     plain = build_replay_arrays(synthetic_replay_tables(n_subjects=2, n_steps=60, seed=1))
     log2 = rollout(make_calibrator("periodic", period_min=10.0), BPCalibrationEnv(data=plain), seed=0)

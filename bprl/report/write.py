@@ -226,7 +226,17 @@ def _population_section(log: pd.DataFrame, subjects: pd.DataFrame | None) -> Sec
             f"episodes; ectopic beats median {np.nanmedian(ect):.2f} % (max {np.nanmax(ect):.2f} %)."
         )
     else:
-        text.append("Rhythm: not recorded for these subjects.")
+        text.append("Rhythm settings: not recorded for these subjects.")
+    first = log[log["policy"] == log["policy"].iloc[0]]  # every policy replays the same steps
+    first = first[first["seed"] == first["seed"].min()]
+    af = first["af_share"].to_numpy(float)
+    if np.isfinite(af).any():
+        in_af = np.nan_to_num(af) >= ev.evaluate.AF_STEP_SHARE
+        subj = first["subject_id"].to_numpy()
+        text.append(
+            f"Detected rhythm (rhythm-aware replay tables): AF in {100 * in_af.mean():.1f} % of the test "
+            f"steps, in {len(set(subj[in_af]))} of {len(pop)} subjects."
+        )
     return Section(
         "test-population",
         "Test population",
