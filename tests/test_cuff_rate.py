@@ -20,6 +20,7 @@ from bprl import evaluation as ev
 from bprl import experiments as ex
 from bprl.errors import ConfigError
 from bprl.experiments.stages import env_settings, sweep_runs
+from bprl.report import sections as report_sections
 from bprl.report import write as report_write
 from bprl.schemas import EPISODE_LOG_COLUMNS, EPISODE_LOG_OPTIONAL
 
@@ -134,8 +135,10 @@ def sweep_log() -> pd.DataFrame:
 
 
 def test_synthetic_log_is_a_valid_episode_log(sweep_log):
-    # every column but base_policy (no residual agent here: check_episode_log fills it)
-    assert set(EPISODE_LOG_COLUMNS) | (set(EPISODE_LOG_OPTIONAL) - {"base_policy"}) == set(sweep_log.columns)
+    # every column but base_policy and af_share (no residual agent, no rhythm: check_episode_log fills them)
+    assert set(EPISODE_LOG_COLUMNS) | (set(EPISODE_LOG_OPTIONAL) - {"base_policy", "af_share"}) == set(
+        sweep_log.columns
+    )
     checked = ev.check_episode_log(sweep_log)
     assert len(checked) == len(sweep_log)
     # without the optional columns the family is the policy name and the target NaN
@@ -442,21 +445,21 @@ def test_representative_policies_pick_the_rate_nearest_one_per_hour():
     log = meta.loc[meta.index.repeat(3)].reset_index(drop=True)  # several rows per policy
     order = ["oracle", "k@1.5", "k@0.25", "p@3", "p@0.5", "none", "q@2", "q@0.5"]
     # p: |log 0.5| < |log 3|; k: |log 1.5| < |log 0.25|; q: a tie in log rate, the first listed wins
-    assert report_write.COMPARE_RATE_PER_H == 1.0
-    assert report_write._representative_policies(log, order) == ["oracle", "k@1.5", "p@0.5", "none", "q@2"]
+    assert report_sections.COMPARE_RATE_PER_H == 1.0
+    assert report_sections.representative_policies(log, order) == ["oracle", "k@1.5", "p@0.5", "none", "q@2"]
     # only the policies asked for are returned
-    assert report_write._representative_policies(log, ["p@3", "none"]) == ["none"]
+    assert report_sections.representative_policies(log, ["p@3", "none"]) == ["none"]
 
 
 def test_write_report_with_a_sweep(sweep_log, tmp_path, monkeypatch):
     shown = []
-    real = report_write.bland_altman_figure
+    real = report_sections.bland_altman_figure
 
     def spy(ann, policies, bp, seed):
         shown.append((bp, list(policies), sorted(pd.unique(ann["policy"]))))
         return real(ann, policies, bp, seed)
 
-    monkeypatch.setattr(report_write, "bland_altman_figure", spy)
+    monkeypatch.setattr(report_sections, "bland_altman_figure", spy)
     html, md = report_write.write_report(tmp_path, sweep_log, n_resamples=50)
     text = md.read_text()
     assert "## Error against cuff rate" in text

@@ -28,6 +28,7 @@ Modules:
 * :mod:`~bprl.report.subject_figures`: per-subject errors and traces.
 * :mod:`~bprl.report.tables`: the tables and their Markdown / HTML rendering.
 * :mod:`~bprl.report.exports`: LaTeX (booktabs) and CSV tables, figure files.
+* :mod:`~bprl.report.sections`: the sections, one builder each.
 * :mod:`~bprl.report.render`: sections, table of contents, HTML and Markdown.
 * :mod:`~bprl.report.write`: :func:`write_report`, notes, methods text, provenance.
 
