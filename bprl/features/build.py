@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,7 +94,9 @@ def _run_jobs(jobs: list[tuple[str, FeatureConfig, str]], workers: int, progress
     from tqdm import tqdm
 
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        # spawned, not forked: the rhythm models (LightGBM, OpenMP) may already have run threads in
+        # this process, and a forked child can hang on their locks
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
             return list(
                 tqdm(
                     ex.map(_build_one, jobs),
