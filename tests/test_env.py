@@ -414,11 +414,17 @@ def test_action_outside_space_is_a_clear_error(tables, action_type, action):
 
 
 # ----------------------------------------------------------------------- env specs
-def test_env_specs_in_envs_folder_build(replay_dir):
+def test_env_specs_in_envs_folder_build(replay_dir, tables, tmp_path):
     files = sorted((REPO / "envs").glob("*.yaml"))
     assert len(files) >= 3
+    # replay tables with the rhythm columns (envs/rhythm.yaml observes af_share and ectopic_share)
+    rhythm_dir = tmp_path / "rhythm"
+    rt = {sid: t.assign(af_share=0.0, ectopic_share=0.0) for sid, t in tables.items()}
+    write_replay_set(rhythm_dir, rt, dict(zip(sorted(rt), ["train"] * 4 + ["val", "test"], strict=True)))
+    with pytest.raises(BprlError, match=r"missing columns \['af_share', 'ectopic_share'\]"):
+        make_env_from_spec(REPO / "envs" / "rhythm.yaml", split="train", replay_set=str(replay_dir))
     for f in files:
-        env = make_env_from_spec(f, split="train", replay_set=str(replay_dir))
+        env = make_env_from_spec(f, split="train", replay_set=str(rhythm_dir))
         assert env.subject_ids == ["s000", "s001", "s002", "s003"]
         obs, _ = env.reset(seed=0)
         assert env.observation_space.contains(obs)

@@ -69,7 +69,7 @@ def test_example_calibrator_by_module_spec(tables, repo_on_path, action_type):
     assert isinstance(policy, Calibrator) and isinstance(policy, Policy) and policy.name == "pat_sigma"
     log = rollout(policy, env, seed=0)
     check_episode_log(log, "pat_sigma log")
-    assert list(log.columns) == [*EPISODE_LOG_COLUMNS, "cuff_refused", "segment"]
+    assert list(log.columns) == [*EPISODE_LOG_COLUMNS, "cuff_refused", "segment", "af_share"]
     assert (log["policy"] == "pat_sigma").all() and len(log) == 4 * 120
     cuffs = log.groupby("subject_id")["cuff"].sum()
     # a reading at the start of every episode, and more whenever PAT moved
