@@ -1,7 +1,8 @@
 """Rhythm gating of PAT: how much the beats left out as ectopic change the PAT feature's noise.
 
-A virtual cohort with ectopy in every subject and paroxysmal AF in half of them (its ground truth
-marks each beat's PAT, ectopy and AF). Each record's replay table is built three times, with
+Two virtual cohorts with ectopy in every subject and paroxysmal AF in half of them (their ground
+truth marks each beat's PAT, ectopy and AF): one with the cohort's default ectopy (0.5-3 % of
+beats) and one with frequent ectopy (10-40 % of beats, towards bigeminy). Each record's replay table is built three times, with
 ``ectopic_gating`` = ``none`` (every beat with a valid PPG upstroke counts), ``rr`` (the RR rule:
 a beat whose RR differs from the local median by more than 25 %) and ``classes`` (beats classed
 S or V by :func:`bprl.beats.ecg_beat_classes` and the beat after each). The reference of a step is
@@ -38,8 +39,18 @@ from bprl.features.replay_table import build_replay_table
 from bprl.sources import read_record
 
 MODES = ("none", "rr", "classes")
-#: the cohort: ectopy in every subject, paroxysmal AF (2 episodes / h) in half of them
-COHORT_PARAMS = {"ectopic_subject_share": 1.0, "af_subject_share": 0.5, "af_rate_per_h": 2.0}
+#: the cohorts: ectopy in every subject, paroxysmal AF (2 episodes / h) in half of them; the
+#: cohort's default ectopy (0.5-3 % of beats) and frequent ectopy (10-40 %, towards bigeminy)
+COHORTS = {
+    "default ectopy (0.5-3 %)": {"ectopic_subject_share": 1.0, "af_subject_share": 0.5, "af_rate_per_h": 2.0},
+    "frequent ectopy (10-40 %)": {
+        "ectopic_subject_share": 1.0,
+        "ectopic_prob_min": 0.1,
+        "ectopic_prob_max": 0.4,
+        "af_subject_share": 0.5,
+        "af_rate_per_h": 2.0,
+    },
+}
 
 
 def _reference_pat(truth: pd.DataFrame, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -168,17 +179,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        cohort = make_cohort(
-            Path(tmp) / "cohort", args.subjects, args.hours, args.seed, spec=COHORT_PARAMS, progress=False
+    for name, params in COHORTS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            cohort = make_cohort(
+                Path(tmp) / "cohort", args.subjects, args.hours, args.seed, spec=params, progress=False
+            )
+            per = measure(cohort)
+        n_af = int((per[per["mode"] == "none"]["coverage_af"].notna()).sum())
+        print(
+            f"\nPAT-feature noise by rhythm gating, {name}: {args.subjects} virtual subjects x {args.hours:g} h "
+            f"(seed {args.seed}; ectopy in all, AF in {n_af}); mean over subjects"
         )
-        per = measure(cohort)
-    n_af = int((per[per["mode"] == "none"]["coverage_af"].notna()).sum())
-    print(
-        f"PAT-feature noise by rhythm gating: {args.subjects} virtual subjects x {args.hours:g} h "
-        f"(seed {args.seed}; ectopy in all, AF in {n_af}); mean over subjects"
-    )
-    print(table(per))
+        print(table(per))
 
 
 if __name__ == "__main__":

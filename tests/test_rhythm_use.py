@@ -117,3 +117,18 @@ def test_rhythm_can_be_observed(cohort_record):
     env = BPCalibrationEnv(data=data)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (2 * 3 + 23,)
+
+
+def test_cohort_frequent_ectopy_setting():
+    from bprl.cohort.spec import CohortSpec
+    from bprl.cohort.subjects import sample_subject
+    from bprl.errors import CohortError
+
+    base = CohortSpec(ectopic_subject_share=1.0)
+    # the defaults keep the former range, so existing cohorts draw the same subjects
+    assert (base.ectopic_prob_min, base.ectopic_prob_max) == (0.005, 0.03)
+    frequent = CohortSpec(ectopic_subject_share=1.0, ectopic_prob_min=0.1, ectopic_prob_max=0.4)
+    p = [sample_subject(frequent, i, np.random.default_rng([0, i, 0])).ectopic_prob for i in range(20)]
+    assert all(0.1 <= x <= 0.4 for x in p)
+    with pytest.raises((CohortError, ValueError), match="ectopic_prob_min"):
+        CohortSpec(ectopic_prob_min=0.3, ectopic_prob_max=0.1)

@@ -47,6 +47,16 @@ class CohortSpec(Spec):
     ectopic_subject_share: float = Field(
         0.3, ge=0, le=1, description="share of subjects with frequent ectopy"
     )
+    ectopic_prob_min: float = Field(
+        0.005,
+        ge=0,
+        le=0.5,
+        description="per-beat probability of a ventricular ectopic beat in a subject with frequent ectopy: "
+        "U(ectopic_prob_min, ectopic_prob_max); two in a row never occur, so 0.5 approaches bigeminy",
+    )
+    ectopic_prob_max: float = Field(
+        0.03, ge=0, le=0.5, description="upper bound of that per-beat probability (see ectopic_prob_min)"
+    )
     af_subject_share: float = Field(0.1, ge=0, le=1, description="share of subjects with paroxysmal AF")
     af_rate_per_h: float = Field(
         1.0, ge=0, le=20, description="AF episodes per hour in those subjects (x U(0.5, 2))"
@@ -95,6 +105,8 @@ class CohortSpec(Spec):
             raise ValueError("hypertensive_share + hypotensive_share must be <= 1")
         if self.gamma_min_per_mmhg > self.gamma_max_per_mmhg:
             raise ValueError("gamma_min_per_mmhg must be <= gamma_max_per_mmhg")
+        if self.ectopic_prob_min > self.ectopic_prob_max:
+            raise ValueError("ectopic_prob_min must be <= ectopic_prob_max")
         lo, hi = self.noise_scale_range
         if not 0 <= lo <= hi <= 10:
             raise ValueError("noise_scale_range must be (lo, hi) with 0 <= lo <= hi <= 10")

@@ -147,7 +147,9 @@ def sample_subject(spec: CohortSpec, i: int, rng: np.random.Generator) -> Subjec
     cat, sbp, dbp = _draw_baseline_bp(spec, age, rng)
     gamma, pwv_ref, wall, e0 = _draw_arteries(spec, age, rng)
     ectopic = (
-        rng.uniform(0.005, 0.03) if rng.random() < spec.ectopic_subject_share else rng.uniform(0.0, 0.002)
+        rng.uniform(spec.ectopic_prob_min, spec.ectopic_prob_max)
+        if rng.random() < spec.ectopic_subject_share
+        else rng.uniform(0.0, 0.002)
     )
     af = spec.af_rate_per_h * rng.uniform(0.5, 2.0) if rng.random() < spec.af_subject_share else 0.0
     art = spec.artefact_scale
