@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             info = probe_video(file)
-            rgb, fs_hz, _t_s = read_video_rgb(file, min_duration_s=0.0)
+            rgb, fs_hz, _t_s = read_video_rgb(file, min_duration_s=0.0, progress=True)
         except BprlError as exc:
             _fail(exc)
         typer.echo(f"file: {file}")
@@ -44,12 +44,13 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("pos", "--method", help="green, chrom, pos, lgi, pbv or fused"),
         face: bool = typer.Option(False, "--face", help="full-face video: detect face, forehead and cheeks"),
         csv: bool = typer.Option(False, "--csv", help="print HR over time as CSV (t_s,hr_bpm,snr_db)"),
+        quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     ) -> None:
         """Mean heart rate (bpm), heart rate over time and quality of a clip, per region."""
         from bprl.sources.camera import video_ppg
 
         try:
-            res = video_ppg(files, method=method, face=face)
+            res = video_ppg(files, method=method, face=face, progress=not quiet)
         except BprlError as exc:
             _fail(exc)
         if csv:

@@ -59,7 +59,7 @@ def _region_name(path: Path) -> str:
 
 
 def read_regions(
-    paths: str | Path | Sequence[str | Path], face: bool = False
+    paths: str | Path | Sequence[str | Path], face: bool = False, progress: bool = False
 ) -> tuple[dict[str, np.ndarray], float]:
     """Mean RGB traces of one or more simultaneous region clips (or the face regions of one clip).
 
@@ -77,12 +77,12 @@ def read_regions(
     if face:
         if len(plist) != 1:
             raise RecordError("face=True takes one full-face video")
-        regions, fs_hz, _ = read_face_regions(plist[0])
+        regions, fs_hz, _ = read_face_regions(plist[0], progress=progress)
         return regions, fs_hz
     regions: dict[str, np.ndarray] = {}
     rates = []
     for p in plist:
-        rgb, fs_hz, _ = read_video_rgb(p)
+        rgb, fs_hz, _ = read_video_rgb(p, progress=progress)
         name = _region_name(p)
         regions[name if name not in regions else p.stem] = rgb
         rates.append(fs_hz)
@@ -122,9 +122,11 @@ def analyse_regions(regions: dict[str, np.ndarray], fs_hz: float, method: str = 
     )
 
 
-def video_ppg(paths: str | Path | Sequence[str | Path], method: str = "pos", face: bool = False) -> VideoPPG:
+def video_ppg(
+    paths: str | Path | Sequence[str | Path], method: str = "pos", face: bool = False, progress: bool = False
+) -> VideoPPG:
     """Heart-rate analysis of clips: :func:`read_regions` then :func:`analyse_regions`."""
-    regions, fs_hz = read_regions(paths, face=face)
+    regions, fs_hz = read_regions(paths, face=face, progress=progress)
     return analyse_regions(regions, fs_hz, method)
 
 

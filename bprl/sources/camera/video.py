@@ -103,17 +103,27 @@ def probe_video(path: str | Path) -> VideoInfo:
         cap.release()
 
 
-def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, float]]:
+def iter_frames(
+    path: str | Path, max_frames: int | None = None, progress: bool = False
+) -> Iterator[tuple[np.ndarray, float]]:
     """Decoded frames (BGR uint8, as OpenCV gives them) with their time in seconds.
 
     The time is ``CAP_PROP_POS_MSEC`` when the container gives increasing times, else
-    frame index / fps.
+    frame index / fps. ``progress`` shows a tqdm bar (frames, on stderr).
 
     Raises:
         RecordError: the file cannot be opened.
     """
     cap = _open(path)
     fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        if max_frames is not None and total is not None:
+            total = min(total, max_frames)
+        bar = tqdm(total=total, unit="frame", desc=Path(path).name, leave=False)
     try:
         i = 0
         last_t = -1.0
@@ -125,10 +135,14 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tup
             if not np.isfinite(t) or t <= last_t:
                 t = i / fps
             last_t = t
+            if bar is not None:
+                bar.update(1)
             yield frame, t
             i += 1
     finally:
         cap.release()
+        if bar is not None:
+            bar.close()
 
 
 def skin_mask(frame_bgr: np.ndarray) -> np.ndarray:
@@ -174,6 +188,7 @@ def read_video_rgb(
     max_frames: int | None = None,
     use_skin_mask: bool = False,
     min_duration_s: float = MIN_DURATION_S,
+    progress: bool = False,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Spatial-mean RGB trace of a clip (skin-region crop or a fixed box in it).
 
@@ -183,6 +198,7 @@ def read_video_rgb(
         max_frames: decode at most this many frames.
         use_skin_mask: average only pixels inside YCrCb skin thresholds (:func:`skin_mask`).
         min_duration_s: shorter clips raise RecordError.
+        progress: show a progress bar while decoding.
 
     Returns:
         ``(rgb, fs_hz, t_s)``: ``rgb`` float64 (N, 3) mean R, G, B (0-255) per frame,
@@ -193,7 +209,7 @@ def read_video_rgb(
     """
     rows: list[np.ndarray] = []
     times: list[float] = []
-    for frame, t in iter_frames(path, max_frames):
+    for frame, t in iter_frames(path, max_frames, progress):
         rows.append(mean_rgb(frame, roi, use_skin_mask))
         times.append(t)
     t_s = np.asarray(times, dtype=np.float64)
@@ -236,6 +252,7 @@ def read_face_regions(
     redetect_every: int = 15,
     max_frames: int | None = None,
     min_duration_s: float = MIN_DURATION_S,
+    progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], float, np.ndarray]:
     """Mean RGB per frame of forehead and cheeks of a full-face clip, tracked by re-detection.
 
@@ -253,7 +270,7 @@ def read_face_regions(
     times: list[float] = []
     face: np.ndarray | None = None
     pending: list[np.ndarray] = []
-    for i, (frame, t) in enumerate(iter_frames(path, max_frames)):
+    for i, (frame, t) in enumerate(iter_frames(path, max_frames, progress)):
         times.append(t)
         if face is None or i % redetect_every == 0:
             found = detect_face(frame)
