@@ -126,7 +126,7 @@ def test_cli_exit_codes(clip: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["video", "ppg", str(clip), "--method", "chrom"])
     assert res.exit_code == 0, res.output
     assert "mean HR: 7" in res.output
-    res = runner.invoke(app, ["video", "ppg", str(clip), "--csv"])
+    res = runner.invoke(app, ["video", "ppg", str(clip), "--csv", "--quiet"])
     assert res.exit_code == 0 and res.output.startswith("t_s,hr_bpm,snr_db")
     res = runner.invoke(app, ["video", "ppg", str(tmp_path / "missing.avi")])
     assert res.exit_code == 2 and "error:" in res.output
