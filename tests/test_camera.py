@@ -116,6 +116,12 @@ def test_record_has_a_ppg_channel(clip: Path) -> None:
     assert ch.samples.dtype == np.float32 and len(ch.samples) == 300
     hr, _ = hr_from_pulse(ch.samples, ch.fs_hz)
     assert abs(hr - HR_BPM) <= 2.0
+    # bprl.beats takes the camera PPG as it takes a finger PPG
+    from bprl.beats import ppg_fiducials
+
+    r_s = np.arange(0.5, 19.0, 60.0 / HR_BPM)
+    fid = ppg_fiducials(ch.samples, ch.fs_hz, r_s)
+    assert len(fid) == len(r_s) and fid["t_peak_s"].notna().mean() > 0.5
 
 
 def test_cli_exit_codes(clip: Path, tmp_path: Path) -> None:
