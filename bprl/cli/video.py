@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     ) -> None:
         """Mean heart rate (bpm), heart rate over time and quality of a clip, per region."""
+        import numpy as np
+
         from bprl.sources.camera import video_ppg
 
         try:
@@ -64,3 +66,4 @@ def register(app: typer.Typer) -> None:
         if len(res.t_s):
             hr = " ".join(f"{h:.0f}" for h in res.hr_t_bpm)
             typer.echo(f"HR over time (10 s windows every 2 s, bpm): {hr}")
+            typer.echo(f"median of the window HRs: {float(np.median(res.hr_t_bpm)):.1f} bpm")
