@@ -34,14 +34,13 @@ References:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bprl.beats._models import load_booster
+from bprl.beats._models import load_model_with_card
 from bprl.beats.rhythm_data import afdb_record_names, read_afdb_rr, rhythm_fraction
 from bprl.beats.rr_features import RR_FEATURE_NAMES, rr_irregularity_features
 from bprl.errors import FeatureError
@@ -181,15 +180,9 @@ def load_af_model(path: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
     Raises:
         FeatureError: the file is missing or its features are not :data:`AF_FEATURE_NAMES`.
     """
-    p = Path(path) if path is not None else AF_MODEL_PATH
-    if not p.is_file():
-        raise FeatureError(f"AF model {p} not found (python -m bprl.beats.train_rhythm rebuilds it)")
-    booster = load_booster(p)
-    card_path = p.with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    if tuple(booster.feature_name()) != AF_FEATURE_NAMES:
-        raise FeatureError(f"AF model {p}: its features are not bprl's AF_FEATURE_NAMES")
-    return booster, card
+    return load_model_with_card(
+        Path(path) if path is not None else AF_MODEL_PATH, AF_FEATURE_NAMES, "AF model"
+    )
 
 
 def af_windows(

@@ -37,7 +37,6 @@ References:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -46,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bprl.beats._models import load_booster
+from bprl.beats._models import load_model_with_card
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.ecg_morphology import (
     MORPHOLOGY_FEATURE_NAMES,
@@ -207,15 +206,9 @@ def load_rhythm_model(path: str | Path | None = None) -> tuple[Any, dict[str, An
     Raises:
         FeatureError: the file is missing or its features are not :data:`RHYTHM_FEATURE_NAMES`.
     """
-    p = Path(path) if path is not None else CINC_MODEL_PATH
-    if not p.is_file():
-        raise FeatureError(f"rhythm model {p} not found (python -m bprl.beats.train_rhythm rebuilds it)")
-    booster = load_booster(p)
-    card_path = p.with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    if tuple(booster.feature_name()) != RHYTHM_FEATURE_NAMES:
-        raise FeatureError(f"rhythm model {p}: its features are not bprl's RHYTHM_FEATURE_NAMES")
-    return booster, card
+    return load_model_with_card(
+        Path(path) if path is not None else CINC_MODEL_PATH, RHYTHM_FEATURE_NAMES, "rhythm model"
+    )
 
 
 def classify_rhythm(ecg: np.ndarray, fs_hz: float, *, model_path: str | Path | None = None) -> RhythmResult:
