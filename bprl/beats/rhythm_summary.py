@@ -157,6 +157,66 @@ def _record_label(windows: pd.DataFrame, classes: np.ndarray, hr_bpm: float) -> 
     return label, ""
 
 
+@dataclass
+class BeatRhythm:
+    """The rhythm of every beat of a lead: what :func:`rhythm_summary` and the replay tables'
+    rhythm columns (:func:`bprl.features.record_beats`) are both built from.
+
+    Attributes:
+        classes: N / S / V / Q per R peak (:func:`bprl.beats.ecg_beat_classes`).
+        windows: AF windows with the ectopy guard (:func:`af_with_ectopy_guard`).
+        delineation: :func:`bprl.beats.ecg_delineate` per R peak (empty with fewer than 2 peaks).
+        intervals: :func:`bprl.beats.ecg_intervals` of the delineation.
+    """
+
+    classes: np.ndarray
+    windows: pd.DataFrame
+    delineation: pd.DataFrame
+    intervals: pd.DataFrame
+
+    def beat_af(self, r_times_s: np.ndarray) -> np.ndarray:
+        """Whether each R peak lies in a window detected as AF."""
+        starts = self.windows["t_start_s"].to_numpy()
+        if not len(starts):
+            return np.zeros(len(r_times_s), bool)
+        k = np.clip(np.searchsorted(starts, r_times_s, side="right") - 1, 0, len(starts) - 1)
+        return self.windows["af"].to_numpy(bool)[k]
+
+
+def beat_rhythm(
+    ecg: np.ndarray,
+    fs_hz: float,
+    r_times_s: np.ndarray,
+    duration_s: float,
+    window_s: float = 30.0,
+    delineation_ecg: np.ndarray | None = None,
+) -> BeatRhythm:
+    """Beat classes, guarded AF windows, delineation and intervals of the R peaks ``r_times_s``.
+
+    Args:
+        ecg: the lead (NaN marks invalid samples), for the beat classes (and the delineation
+            unless ``delineation_ecg`` is given).
+        fs_hz: sampling rate, Hz.
+        r_times_s: R times, s.
+        duration_s: length of the lead, s (end of the last AF window).
+        window_s: length of the AF windows, s.
+        delineation_ecg: the lead to delineate instead of ``ecg`` (e.g. NaN-filled).
+    """
+    r = np.asarray(r_times_s, dtype=np.float64)
+    if not len(r):
+        classes, windows = np.empty(0, "<U1"), _empty_windows(duration_s, window_s)
+    else:
+        classes = ecg_beat_classes(ecg, fs_hz, r)
+        windows = af_with_ectopy_guard(r, classes, window_s, t_end_s=duration_s)
+    if len(r) >= 2:
+        delin = ecg_delineate(ecg if delineation_ecg is None else delineation_ecg, fs_hz, r)
+        iv = ecg_intervals(delin)
+    else:
+        delin = pd.DataFrame({c: np.empty(0) for c in ("r_s", "qrs_onset_s")})
+        iv = pd.DataFrame({c: np.empty(0) for c in ("r_s", "rr_ms", *INTERVALS)})
+    return BeatRhythm(classes, windows, delin, iv)
+
+
 def _medians(x: pd.DataFrame, cols: tuple[str, ...]) -> dict[str, float]:
     """Median of each column over its finite values (NaN without any)."""
     out = {}
@@ -196,16 +256,8 @@ def rhythm_summary(ecg: np.ndarray, fs_hz: float, window_s: float = 30.0) -> Rhy
     finite = x[np.isfinite(x)]
     flat = finite.size < 2 or float(np.ptp(finite)) == 0.0
     r = np.empty(0) if flat else ecg_peaks(x, fs_hz)
-    classes = ecg_beat_classes(x, fs_hz, r) if len(r) else np.empty(0, "<U1")
-    windows = (
-        af_with_ectopy_guard(r, classes, window_s, t_end_s=duration_s)
-        if len(r)
-        else _empty_windows(duration_s, window_s)
-    )
-    if len(r) >= 2:
-        iv = ecg_intervals(ecg_delineate(x, fs_hz, r))
-    else:
-        iv = pd.DataFrame({c: np.empty(0) for c in ("r_s", "rr_ms", *INTERVALS)})
+    br = beat_rhythm(x, fs_hz, r, duration_s, window_s)
+    classes, windows, iv = br.classes, br.windows, br.intervals
     n_beat = classes == "N"
     rr = np.diff(r, prepend=np.nan) * 1000.0
     hr_n = 60000.0 / rr[n_beat & np.isfinite(rr)] if len(r) else np.empty(0)

@@ -14,14 +14,12 @@ import pandas as pd
 from scipy import ndimage
 
 from bprl.beats.abp import abp_beats
-from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
-from bprl.beats.delineation import ecg_delineate
+from bprl.beats.beat_classes import ectopic_mask
 from bprl.beats.ecg import _ecg_peaks_filled
 from bprl.beats.filters import signal_fill_nan
-from bprl.beats.intervals import ecg_intervals
 from bprl.beats.ppg import _ppg_fiducials_filled
 from bprl.beats.quality import _beat_sqi_filled
-from bprl.beats.rhythm_summary import af_with_ectopy_guard
+from bprl.beats.rhythm_summary import beat_rhythm
 from bprl.errors import FeatureError
 from bprl.features.config import FeatureConfig
 from bprl.sources import Record
@@ -86,7 +84,7 @@ def record_beats(record: Record, config: FeatureConfig | None = None) -> pd.Data
     S or V (:func:`bprl.beats.ecg_beat_classes`) or the beat after one; ``"rr"``: RR differs from the
     local median (9 beats) by more than ``rr_tolerance``; ``"none"``: never;
     ``beat_class`` = N / S / V / Q (AAMI EC57; ``""`` without rhythm); ``af`` = inside a 30-s window
-    detected as atrial fibrillation (:func:`bprl.beats.rhythm_summary.af_with_ectopy_guard`); ``qtc_ms`` = QTc (Fridericia)
+    detected as atrial fibrillation (:func:`bprl.beats.rhythm_summary.beat_rhythm`); ``qtc_ms`` = QTc (Fridericia)
     of the delineated beat (:func:`bprl.beats.ecg_delineate`); ``pat_qrs_onset_ms`` = PPG foot minus
     QRS onset (NaN where either is missing); the rhythm columns are empty / False / NaN with
     ``rhythm: false``;
@@ -157,17 +155,12 @@ def _rhythm_columns(
 ) -> BeatColumns:
     """Beat classes (from ``ecg`` with its NaN gaps), AF (30-s windows), QTc and R minus QRS onset
     (ms, from the NaN-filled ``ecg_x``) of each R peak ``r`` (s)."""
-    classes = ecg_beat_classes(ecg, fs_hz, r)
-    win = af_with_ectopy_guard(r, classes, 30.0, t_end_s=duration_s)
-    k = np.clip(np.searchsorted(win["t_start_s"].to_numpy(), r, side="right") - 1, 0, max(len(win) - 1, 0))
-    af = win["af"].to_numpy(bool)[k] if len(win) else np.zeros(len(r), bool)
-    delin = ecg_delineate(ecg_x, fs_hz, r)
-    iv = ecg_intervals(delin)
+    br = beat_rhythm(ecg, fs_hz, r, duration_s, 30.0, delineation_ecg=ecg_x)
     return {
-        "beat_class": classes,
-        "af": af,
-        "qtc_ms": iv["qtc_fridericia_ms"].to_numpy(np.float64),
-        "r_minus_qrs_onset_ms": (r - delin["qrs_onset_s"].to_numpy(np.float64)) * 1000.0,
+        "beat_class": br.classes,
+        "af": br.beat_af(r),
+        "qtc_ms": br.intervals["qtc_fridericia_ms"].to_numpy(np.float64),
+        "r_minus_qrs_onset_ms": (r - br.delineation["qrs_onset_s"].to_numpy(np.float64)) * 1000.0,
     }
 
 
