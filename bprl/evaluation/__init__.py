@@ -50,6 +50,8 @@ from bprl.evaluation.logs import (
     cuffs_per_hour,
     episode_durations_h,
     read_episode_logs,
+    results_logs,
+    rollout_status,
 )
 from bprl.evaluation.pareto import deployable_front, pareto_front
 from bprl.evaluation.population import (
@@ -151,6 +153,8 @@ __all__ = [
     "pareto_front",
     "percentile_interval",
     "read_episode_logs",
+    "results_logs",
+    "rollout_status",
     "subject_rate_points",
     "test_population",
     "verdict",

@@ -5,14 +5,17 @@ Everything in :mod:`bprl.evaluation` works on episode logs
 and seed), never on a live environment. This module validates and reads them
 (:func:`check_episode_log`, :func:`read_episode_logs`), measures cuff usage
 (:func:`episode_durations_h`, :func:`cuffs_per_hour`) and adds the state of the last
-cuff calibration to each step (:func:`annotate_calibration`).
+cuff calibration to each step (:func:`annotate_calibration`). :func:`results_logs` finds the
+current logs of a results folder of ``bprl run`` (used by ``bprl report`` and ``bprl compare``).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,6 +104,58 @@ def read_episode_logs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, list[s
     if not frames:
         raise EvaluationError(f"no readable episode log among {len(paths)} files: {problems}")
     return pd.concat(frames, ignore_index=True), problems
+
+
+# ------------------------------------------------------------------ a results folder's logs
+def rollout_status(results: Path, stem: str) -> str | None:
+    """``status`` in the rollout marker ``state/rollouts/<stem>.json`` of a results folder (None:
+    no readable marker)."""
+    try:
+        return str(json.loads((results / "state" / "rollouts" / f"{stem}.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def results_logs(
+    results: Path, config: Mapping[str, Any] | None, swept: Callable[[Mapping[str, Any]], bool] | None = None
+) -> list[Path]:
+    """The episode logs of an experiment's current policies and seeds, in the experiment's order.
+
+    ``logs/<policy>__seed<k>.parquet`` of the policies and seeds of ``config`` (the resolved
+    experiment), ``<policy>@<rate>`` for each rate of a cuff-rate sweep when the policy is swept;
+    a log whose rollout marker says it was not finished is not current, nor are logs of policies
+    or seeds removed from the experiment since (kept, not deleted). Without policies and seeds in
+    ``config`` every log is used.
+
+    Args:
+        results: the results folder.
+        config: its resolved configuration (``policies``, ``seeds``, ``budgets.sweep_cuffs_per_h``).
+        swept: whether a policy entry runs once per rate of the sweep (the runner knows from the
+            calibrator class); default: whether the folder holds ``<name>@...`` logs of it.
+    """
+    logs = sorted((results / "logs").glob("*.parquet"))
+    cfg = config or {}
+    rates = (cfg.get("budgets") or {}).get("sweep_cuffs_per_h") or []
+    stems = {p.stem for p in logs}
+
+    def is_swept(entry: Mapping[str, Any]) -> bool:
+        if swept is not None:
+            return swept(entry)
+        return any(s.startswith(f"{entry.get('name')}@") for s in stems)
+
+    order = []
+    for p in cfg.get("policies") or []:
+        if isinstance(p, dict):
+            if rates and is_swept(p):
+                order += [f"{p.get('name')}@{float(r):g}" for r in rates]
+            else:
+                order.append(str(p.get("name")))
+    seeds = [int(s) for s in cfg.get("seeds") or []]
+    if order and seeds:
+        wanted = {f"{p}__seed{s}": (i, j) for i, p in enumerate(order) for j, s in enumerate(seeds)}
+        logs = [p for p in logs if p.stem in wanted and rollout_status(results, p.stem) in (None, "done")]
+        return sorted(logs, key=lambda p: wanted[p.stem])
+    return logs
 
 
 # ------------------------------------------------------------------ cuff usage

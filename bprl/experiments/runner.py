@@ -4,7 +4,6 @@ in order; :func:`rebuild_report` rewrites metrics and report from a results fold
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from bprl.errors import BprlError, ConfigError
+from bprl.evaluation.logs import results_logs
 from bprl.experiments.backends import make_backend
 from bprl.experiments.loading import Experiment, load_experiment
 from bprl.experiments.outputs import write_results, write_run_info
@@ -123,14 +123,6 @@ def run_experiment(
     return results
 
 
-def _rollout_status(results: Path, name: str) -> str | None:
-    """Status in the rollout marker ``state/rollouts/<name>.json`` (``None``: no readable marker)."""
-    try:
-        return str(json.loads((results / "state" / "rollouts" / f"{name}.json").read_text())["status"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _is_paced(calibrator: object) -> bool:
     """Whether a resolved config's calibrator runs once per rate of a sweep (its class is ``paced``)."""
     if not isinstance(calibrator, str):
@@ -145,28 +137,15 @@ def _is_paced(calibrator: object) -> bool:
 
 
 def current_logs(results: Path, config: dict[str, Any] | None) -> list[Path]:
-    """The episode logs of the experiment's current policies and seeds, in the experiment's order.
+    """The episode logs of the experiment's current policies and seeds, in the experiment's order
+    (:func:`bprl.evaluation.results_logs`, a policy swept when its calibrator class is paced).
 
     A policy of a cuff-rate sweep has one log per rate, ``<name>@<rate>__seed<k>``.
     ``logs/`` may still hold logs of policies or seeds removed from the experiment file since
     (they are kept, not deleted) and of rollouts whose latest attempt was skipped; neither is
     current. Without policies and seeds in ``config`` every log is used.
     """
-    logs = sorted((results / "logs").glob("*.parquet"))
-    rates = ((config or {}).get("budgets") or {}).get("sweep_cuffs_per_h") or []
-    order = []
-    for p in (config or {}).get("policies", []):
-        if isinstance(p, dict):  # a swept policy's logs are <name>@<rate>, in rate order
-            if rates and _is_paced(p.get("calibrator")):
-                order += [f"{p.get('name')}@{float(r):g}" for r in rates]
-            else:
-                order.append(str(p.get("name")))
-    seeds = [int(s) for s in (config or {}).get("seeds", [])]
-    if order and seeds:
-        wanted = {f"{p}__seed{s}": (i, j) for i, p in enumerate(order) for j, s in enumerate(seeds)}
-        logs = [p for p in logs if p.stem in wanted and _rollout_status(results, p.stem) in (None, "done")]
-        return sorted(logs, key=lambda p: wanted[p.stem])
-    return logs
+    return results_logs(results, config, swept=lambda p: _is_paced(p.get("calibrator")))
 
 
 def rebuild_report(results_dir: str | os.PathLike[str], stages: Stages | None = None) -> Path:

@@ -166,29 +166,11 @@ def _check_labels(labels: Sequence[str], n_folders: int) -> list[str]:
 
 
 def current_log_paths(results: Path, config: dict[str, Any]) -> list[Path]:
-    """The episode logs of the experiment's current policies and seeds, in the experiment's order.
-
-    The rule of ``bprl report`` (:func:`bprl.experiments.current_logs`, which this layer may not
-    import): ``logs/<policy>__seed<k>.parquet`` (``<policy>@<rate>`` for each rate of a cuff-rate
-    sweep) for the policies and seeds of ``config``, unless its rollout marker says it was not
-    finished; every log when ``config`` names no policies or seeds.
+    """The episode logs of the experiment's current policies and seeds, in the experiment's order:
+    :func:`bprl.evaluation.results_logs`, the rule of ``bprl report`` (a policy counts as swept
+    when the folder holds its ``<name>@<rate>`` logs: this layer does not load calibrator classes).
     """
-    logs = sorted((results / "logs").glob("*.parquet"))
-    names = [str(p.get("name")) for p in config.get("policies") or [] if isinstance(p, dict)]
-    seeds = [int(k) for k in config.get("seeds") or []]
-    if not names or not seeds:
-        return logs
-    rates = [f"@{float(r):g}" for r in (config.get("budgets") or {}).get("sweep_cuffs_per_h") or []]
-    order = [f"{n}{r}__seed{k}" for n in names for r in ["", *rates] for k in seeds]
-    rank = {stem: i for i, stem in enumerate(order)}
-    done = [p for p in logs if p.stem in rank and _rollout_status(results, p.stem) in (None, "done")]
-    return sorted(done, key=lambda p: rank[p.stem])
-
-
-def _rollout_status(results: Path, stem: str) -> str | None:
-    """``status`` of the rollout marker ``state/rollouts/<stem>.json`` (None: no readable marker)."""
-    marker = _load_mapping(results / "state" / "rollouts" / f"{stem}.json")
-    return str(marker["status"]) if "status" in marker else None
+    return ev.results_logs(results, config)
 
 
 def read_run(folder: str | Path, label: str) -> Run:
