@@ -59,14 +59,16 @@ SUBJECT_META_COLUMNS: tuple[str, ...] = ("sex", "age_years", "category", "af_rat
 def reference_steps(log: pd.DataFrame) -> pd.DataFrame:
     """The reference of each test step once: the rows of the log's first policy and its lowest seed
     (every policy replays the same steps), ``subject_id, episode, t_s, segment, ref_sbp_mmhg,
-    ref_dbp_mmhg``."""
+    ref_dbp_mmhg, af_share`` (``segment`` 0 and ``af_share`` NaN where the log has none)."""
     policy = log["policy"].iloc[0]
     first = log[log["policy"] == policy]
     first = first[first["seed"] == first["seed"].min()]
     cols = ["subject_id", "episode", "t_s", "ref_sbp_mmhg", "ref_dbp_mmhg"]
-    out = first[cols + (["segment"] if "segment" in first else [])].copy()
+    out = first[cols + [c for c in ("segment", "af_share") if c in first]].copy()
     if "segment" not in out:
         out["segment"] = 0
+    if "af_share" not in out:
+        out["af_share"] = np.nan
     return out.reset_index(drop=True)
 
 

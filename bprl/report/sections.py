@@ -85,12 +85,11 @@ def population_section(log: pd.DataFrame, subjects: pd.DataFrame | None) -> Sect
         )
     else:
         text.append("Rhythm settings: not recorded for these subjects.")
-    first = log[log["policy"] == log["policy"].iloc[0]]  # every policy replays the same steps
-    first = first[first["seed"] == first["seed"].min()]
-    af = first["af_share"].to_numpy(float)
+    ref = ev.population.reference_steps(log)
+    af = ref["af_share"].to_numpy(float)
     if np.isfinite(af).any():
         in_af = np.nan_to_num(af) >= ev.evaluate.AF_STEP_SHARE
-        subj = first["subject_id"].to_numpy()
+        subj = ref["subject_id"].to_numpy()
         text.append(
             f"Detected rhythm (rhythm-aware replay tables): AF in {100 * in_af.mean():.1f} % of the test "
             f"steps, in {len(set(subj[in_af]))} of {len(pop)} subjects."
@@ -115,7 +114,7 @@ def population_section(log: pd.DataFrame, subjects: pd.DataFrame | None) -> Sect
                 "Test subjects",
             ),
         ],
-        figures=[population_figure(ev.population.reference_steps(log))],
+        figures=[population_figure(ref)],
     )
 
 
