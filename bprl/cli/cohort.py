@@ -26,17 +26,22 @@ def make_cmd(
         None, "--spec", help="YAML file of CohortSpec fields (population, dynamics, rates)"
     ),
     workers: int = typer.Option(1, "--workers", help="worker processes (results do not depend on it)"),
+    video: bool = typer.Option(
+        False, "--video", help="also render virtual-camera skin-region clips (spec fields video_*) into OUT/video"
+    ),
 ) -> None:
     """Generate SUBJECTS virtual subjects of HOURS each into OUT."""
     from bprl.cohort import describe_cohort, make_cohort
 
     try:
-        root = make_cohort(out, subjects, hours, seed, spec=spec, workers=workers, progress=True)
+        root = make_cohort(out, subjects, hours, seed, spec=spec, workers=workers, progress=True, video=video)
         d = describe_cohort(root)
     except BprlError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"wrote {d['n_subjects']} subjects x {hours:g} h ({d['n_beats']} beats) to {root}")
+    if video:
+        typer.echo(f"virtual-camera clips in {root / 'video'}")
 
 
 def format_description(d: dict) -> str:

@@ -47,6 +47,7 @@ from bprl.cohort.layout import (
 )
 from bprl.cohort.spec import CohortSpec, load_spec
 from bprl.cohort.subjects import SubjectParams, assign_splits, params_row, sample_subject
+from bprl.cohort.video_subject import video_meta_path, write_subject_video
 from bprl.cohort.waveforms import Waveforms, synthesize_waveforms
 from bprl.errors import CohortError
 from bprl.io import write_parquet_atomic
@@ -82,10 +83,11 @@ def simulate_subject(
 
 
 # ---------------------------------------------------------------- one subject (worker)
-def _subject_done(out: Path, i: int) -> bool:
-    """Whether subject ``i`` is complete: its truth table and its record header exist."""
+def _subject_done(out: Path, i: int, video: bool = False) -> bool:
+    """Whether subject ``i`` is complete: its truth table and record header (and video, when asked) exist."""
     sid, rid = subject_id_for(i), record_id_for(i)
-    return truth_path(out, sid).is_file() and (record_folder(out, sid, rid) / f"{rid}.hea").is_file()
+    done = truth_path(out, sid).is_file() and (record_folder(out, sid, rid) / f"{rid}.hea").is_file()
+    return done and (not video or video_meta_path(out, sid, rid).is_file())
 
 
 def _write_record(out: Path, i: int, params: SubjectParams, waves: Waveforms, seed: int) -> None:
@@ -117,8 +119,12 @@ def _subject(spec: CohortSpec, seed: int, i: int) -> tuple[SubjectParams, Record
     return domain_params(sample_subject(spec, i, np.random.default_rng([seed, i, 0])), domain), domain
 
 
-def _generate_subject(out_dir: str, i: int, hours: float, seed: int, spec_dict: dict) -> str:
-    """Generate and write subject ``i`` (worker entry point): record via temp folder + rename, truth last."""
+def _generate_subject(out_dir: str, i: int, hours: float, seed: int, spec_dict: dict, video: bool = False) -> str:
+    """Generate and write subject ``i`` (worker entry point): record via temp folder + rename, truth last.
+
+    With ``video``, also the virtual-camera clips (:mod:`bprl.cohort.video_subject`); a subject
+    whose record is complete is simulated again (deterministically) for its video only.
+    """
     out = Path(out_dir)
     spec = CohortSpec(**spec_dict)
     params, domain = _subject(spec, seed, i)
@@ -127,11 +133,15 @@ def _generate_subject(out_dir: str, i: int, hours: float, seed: int, spec_dict: 
     for stale in subj_dir.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     rng = np.random.default_rng([seed, i, 1])
+    record_done = _subject_done(out, i)
     waves, truth = simulate_subject(params, hours, rng, domain_spec(spec, domain))
-    if not domain.is_identity:
-        waves = Waveforms(apply_domain(waves.waves, domain), waves.clean)
-    _write_record(out, i, params, waves, seed)
-    write_parquet_atomic(truth, truth_path(out, params.subject_id))
+    if not record_done:
+        if not domain.is_identity:
+            waves = Waveforms(apply_domain(waves.waves, domain), waves.clean)
+        _write_record(out, i, params, waves, seed)
+        write_parquet_atomic(truth, truth_path(out, params.subject_id))
+    if video:
+        write_subject_video(out, i, params, waves, truth, domain_spec(spec, domain), seed)
     return params.subject_id
 
 
@@ -188,10 +198,17 @@ def _claim_folder(out: Path, meta: dict[str, Any]) -> None:
 
 
 def _generate_all(
-    out: Path, n_subjects: int, hours: float, seed: int, spec: CohortSpec, workers: int, progress: bool
+    out: Path,
+    n_subjects: int,
+    hours: float,
+    seed: int,
+    spec: CohortSpec,
+    workers: int,
+    progress: bool,
+    video: bool = False,
 ) -> None:
     """Generate every subject not yet complete, in this process or in ``workers`` processes."""
-    todo = [i for i in range(n_subjects) if not _subject_done(out, i)]
+    todo = [i for i in range(n_subjects) if not _subject_done(out, i, video)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -201,12 +218,12 @@ def _generate_all(
     try:
         if workers == 1 or len(todo) <= 1:
             for i in todo:
-                _generate_subject(str(out), i, hours, seed, spec_dict)
+                _generate_subject(str(out), i, hours, seed, spec_dict, video)
                 if bar:
                     bar.update(1)
         else:
             with cf.ProcessPoolExecutor(max_workers=workers) as ex:
-                futs = [ex.submit(_generate_subject, str(out), i, hours, seed, spec_dict) for i in todo]
+                futs = [ex.submit(_generate_subject, str(out), i, hours, seed, spec_dict, video) for i in todo]
                 for f in cf.as_completed(futs):
                     f.result()
                     if bar:
@@ -241,6 +258,7 @@ def make_cohort(
     spec: CohortSpec | dict | str | os.PathLike[str] | None = None,
     workers: int = 1,
     progress: bool = True,
+    video: bool = False,
 ) -> Path:
     """Generate a virtual cohort into ``out_dir`` (layout in :mod:`bprl.cohort.layout`) and return the folder.
 
@@ -257,6 +275,8 @@ def make_cohort(
         spec: population and simulation settings (a spec, mapping, YAML path or ``None``).
         workers: worker processes (>= 1; results do not depend on it).
         progress: show a progress bar.
+        video: also render virtual-camera skin-region clips and their ground truth per subject
+            (:mod:`bprl.cohort.video_subject`; settings: the spec's ``video_*`` fields).
 
     Returns:
         the cohort folder.
@@ -272,6 +292,6 @@ def make_cohort(
     _check_out_dir(out)
     meta = {"format": COHORT_FORMAT, "seed": seed, "hours": hours, "n_subjects": n, "spec": spec.model_dump()}
     _claim_folder(out, meta)
-    _generate_all(out, n, hours, seed, spec, workers, progress)
+    _generate_all(out, n, hours, seed, spec, workers, progress, video)
     write_manifest(out, _manifest(n, hours, seed, spec))
     return out

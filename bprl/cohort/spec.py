@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -95,6 +95,28 @@ class CohortSpec(Spec):
         (1.0, 1.0),
         description="per record, a uniform multiplier in this range of noise levels and ECG/PPG artefact rates",
     )
+    # --- virtual camera (bprl.cohort.video_subject; written only with make_cohort(video=True) / --video)
+    video_fps_hz: float = Field(30.0, ge=5, le=120, description="virtual camera frame rate, frames/s")
+    video_size_px: int = Field(64, ge=16, le=512, description="width = height of each skin-region clip, px")
+    video_seconds: float | None = Field(
+        None, gt=5, description="video length from the record start, s (None: the whole record)"
+    )
+    video_skin_types: tuple[Annotated[int, Field(ge=1, le=6)], ...] = Field(
+        (1, 2, 3, 4, 5, 6), min_length=1, description="Fitzpatrick types drawn (uniformly) per subject"
+    )
+    video_pulse_green: float = Field(
+        0.006, gt=0, le=0.05, description="relative pulsatile amplitude of the diffuse green reflectance"
+    )
+    video_brightness: float = Field(
+        0.6, gt=0, le=1, description="diffuse red reflectance of type III skin (overall exposure)"
+    )
+    video_noise_dn: float = Field(2.0, ge=0, le=50, description="sensor noise SD per pixel at mid grey, DN")
+    video_light_sd: float = Field(0.02, ge=0, le=0.5, description="SD of the slow log-illumination drift")
+    video_light_steps_per_min: float = Field(0.5, ge=0, le=60, description="illumination steps per minute")
+    video_motion_px: float = Field(0.5, ge=0, le=10, description="SD of the head translation, px")
+    video_codec: Literal["MJPG", "mp4v"] = Field("MJPG", description="MJPG (.avi) or mp4v (.mp4)")
+    video_jpeg_quality: int = Field(90, ge=10, le=100, description="MJPG JPEG quality")
+    video_auto_exposure: bool = Field(True, description="auto-exposure gain sqrt(0.45 / luma), 1-4")
     split_train: float = Field(0.6, ge=0, le=1, description="share of subjects in the train split")
     split_val: float = Field(0.2, ge=0, le=1, description="share in the val split")
     split_test: float = Field(0.2, ge=0, le=1, description="share in the test split")

@@ -143,12 +143,13 @@ def _pos_window(cn: np.ndarray) -> np.ndarray:
     s1 = cn[:, 1] - cn[:, 2]
     s2 = -2.0 * cn[:, 0] + cn[:, 1] + cn[:, 2]
     sd2 = s2.std()
-    return s1 + (s1.std() / sd2 if sd2 > 0 else 0.0) * s2
+    return -(s1 + (s1.std() / sd2 if sd2 > 0 else 0.0) * s2)  # S1 = G - B falls as blood rises
 
 
 def rppg_pos(rgb: np.ndarray, fs_hz: float, window_s: float = WINDOW_S) -> np.ndarray:
     """POS (Wang et al. 2017, Algorithm 1): project normalised RGB onto ``[0, 1, -1]`` and
-    ``[-2, 1, 1]``, tune ``h = S1 + (sd S1 / sd S2) S2`` per window, Hann overlap-add, band-pass."""
+    ``[-2, 1, 1]``, tune ``h = S1 + (sd S1 / sd S2) S2`` per window, Hann overlap-add, band-pass.
+    Sign: ``-h``, so the pulse rises with blood volume (``S1 = G - B`` falls when blood absorbs green)."""
     return _unit(bandpass(_overlap_add(_prepare(rgb), fs_hz, window_s, _pos_window), fs_hz))
 
 
@@ -157,13 +158,14 @@ def _lgi_window(cn: np.ndarray) -> np.ndarray:
     u, _, _ = np.linalg.svd(c, full_matrices=False)
     s = u[:, :1]
     p = np.eye(3) - s @ s.T
-    return (p @ c)[1]
+    return -(p @ c)[1]  # the green residual falls as blood rises
 
 
 def rppg_lgi(rgb: np.ndarray, fs_hz: float, window_s: float = WINDOW_S) -> np.ndarray:
     """LGI (Pilz et al. 2018): remove the first singular direction of the RGB window (the
     common, illumination-like component) by ``P = I - s s^T``; the pulse is the second
-    (green) row of ``P C``. Windows are overlap-added, then band-passed."""
+    (green) row of ``P C``, negated so the pulse rises with blood volume. Windows are
+    overlap-added, then band-passed."""
     return _unit(bandpass(_overlap_add(_prepare(rgb), fs_hz, window_s, _lgi_window), fs_hz))
 
 
