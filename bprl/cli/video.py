@@ -67,3 +67,21 @@ def register(app: typer.Typer) -> None:
             hr = " ".join(f"{h:.0f}" for h in res.hr_t_bpm)
             typer.echo(f"HR over time (10 s windows every 2 s, bpm): {hr}")
             typer.echo(f"median of the window HRs: {float(np.median(res.hr_t_bpm)):.1f} bpm")
+
+    @video.command("replay")
+    def replay_cmd(
+        cohort: Path = typer.Argument(..., help="a virtual cohort made with `bprl cohort make --video`"),
+        out: Path = typer.Option(..., "--out", help="replay-set folder to write"),
+        window_s: float = typer.Option(30.0, "--window-s", help="replay step window, s"),
+    ) -> None:
+        """Camera replay set of a video cohort: PPG-only features, delta-linear estimates (no PAT)."""
+        from bprl.estimator.camera_replay import build_camera_replay_set
+        from bprl.features.config import FeatureConfig
+
+        try:
+            rs = build_camera_replay_set(cohort, out, FeatureConfig(window_s=window_s, hop_s=window_s))
+        except (BprlError, ValueError) as exc:
+            _fail(exc)
+        est = rs.info["estimator"]
+        typer.echo(f"wrote {len(rs.subjects)} camera replay tables to {out}")
+        typer.echo(f"estimator: delta-linear on {', '.join(est['features'])}")
