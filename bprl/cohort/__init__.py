@@ -10,6 +10,7 @@ Modules, in the order of the simulation:
 * :mod:`~bprl.cohort.spec` — :class:`CohortSpec` and :func:`load_spec`;
 * :mod:`~bprl.cohort.subjects` — :class:`SubjectParams`, sampling, manifest splits;
 * :mod:`~bprl.cohort.dynamics` — slow BP, tone, HR, respiration and stiffness;
+* :mod:`~bprl.cohort.events` — posture, exertion, drug and PEP/PTT events with feature precursors;
 * :mod:`~bprl.cohort.beats` — the beat-level truth (:func:`simulate_beats`);
 * :mod:`~bprl.cohort.ecg_model`, :mod:`~bprl.cohort.pulse_model`, :mod:`~bprl.cohort.artefacts`
   and :mod:`~bprl.cohort.waveforms` — ECG, PPG and ABP with noise and artefacts;
@@ -32,6 +33,17 @@ from bprl.cohort.artefacts import (
 from bprl.cohort.beats import simulate_beats
 from bprl.cohort.dynamics import DYN_FS_HZ, Dynamics, simulate_dynamics
 from bprl.cohort.ecg_model import EcgMorphology, ecg_synthesize
+from bprl.cohort.events import (
+    EVENT_KINDS,
+    EVENT_RATE_FIELDS,
+    CohortEvent,
+    EventEffects,
+    draw_event,
+    draw_events,
+    event_effects,
+    event_rng,
+    events_enabled,
+)
 from bprl.cohort.layout import (
     COHORT_FILE,
     COHORT_FORMAT,
@@ -76,21 +88,30 @@ __all__ = [
     "COHORT_FILE",
     "COHORT_FORMAT",
     "DYN_FS_HZ",
+    "EVENT_KINDS",
+    "EVENT_RATE_FIELDS",
     "MANIFEST_CSV",
     "MANIFEST_PARQUET",
     "PWV_REF_PRESSURE_MMHG",
     "TRUTH_COLUMNS",
     "WFDB_INVALID",
     "CohortError",
+    "CohortEvent",
     "CohortSpec",
     "Dynamics",
     "EcgMorphology",
+    "EventEffects",
     "SubjectParams",
     "Waveforms",
     "artefact_segments",
     "assign_splits",
     "describe_cohort",
+    "draw_event",
+    "draw_events",
     "ecg_synthesize",
+    "event_effects",
+    "event_rng",
+    "events_enabled",
     "find_manifest",
     "interval_touched",
     "load_manifest",

@@ -100,6 +100,8 @@ def simulate_beats(
     ptt_s = p.path_length_m / pwv * jitter
     abp_ptt_s = p.abp_path_length_m / pwv * jitter
     pep_s = (p.pep_ms - p.pep_tone_ms * tone + rng.normal(0, 1.5, n) + 12.0 * ect) / 1e3
+    if dyn.pep_shift_ms is not None:  # events (bprl.cohort.events)
+        pep_s = pep_s + np.interp(r, dyn.t_s, dyn.pep_shift_ms) / 1e3
     pep_s = np.clip(pep_s, 0.035, 0.2)
     return pd.DataFrame(
         {

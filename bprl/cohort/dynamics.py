@@ -11,11 +11,13 @@ samples these states beat by beat.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
 
+from bprl.cohort.events import CohortEvent, event_effects
 from bprl.cohort.subjects import SubjectParams
 
 __all__ = ["DYN_FS_HZ", "Dynamics", "simulate_dynamics"]
@@ -68,15 +70,26 @@ class Dynamics:
     resp_phase: np.ndarray
     ln_e_shift: np.ndarray  # ln(E0(t) / E0)
     af: np.ndarray  # bool
+    # added by events (bprl.cohort.events); None without events
+    pep_shift_ms: np.ndarray | None = None
+    ppg_amp_log: np.ndarray | None = None  # log factor on the PPG pulse amplitude
+    ppg_reflection_log: np.ndarray | None = None  # log factor on the PPG reflected wave
 
 
-def simulate_dynamics(p: SubjectParams, duration_s: float, rng: np.random.Generator) -> Dynamics:
+def simulate_dynamics(
+    p: SubjectParams,
+    duration_s: float,
+    rng: np.random.Generator,
+    events: Sequence[CohortEvent] | None = None,
+) -> Dynamics:
     """Hours of BP, tone, HR, respiration and stiffness for one subject (see the module doc).
 
     Args:
         p: the subject's parameters.
         duration_s: record length, s (the grid runs 60 s beyond it).
         rng: the subject's signal generator (``default_rng([seed, i, 1])`` in a cohort).
+        events: physiological events (:mod:`bprl.cohort.events`) added to BP, HR, PEP and the
+            PPG; none or empty: the dynamics are exactly those without events.
 
     Returns:
         the latent states on the :data:`DYN_FS_HZ` grid.
@@ -96,14 +109,21 @@ def simulate_dynamics(p: SubjectParams, duration_s: float, rng: np.random.Genera
     stress = _episodes(rng, t, p.stress_rate_per_h, (2, 10), (0.3, 1.5))
     tone_only = _episodes(rng, t, p.tone_rate_per_h, (3, 15), (0.5, 2.0), signed=True)
     d_sbp = drift + circ + sleep_dip + pressor - hypo + 15.0 * stress
+    ev = event_effects(events, t, p) if events else None
+    if ev is not None:
+        d_sbp = d_sbp + ev.d_sbp_mmhg
     d_sbp = np.maximum(d_sbp, 70.0 - p.sbp_mmhg)  # keep SBP >= 70
     dbp_noise = _ou(rng, n, dt_s, 600.0, 2.0)
     d_dbp = 0.6 * d_sbp + dbp_noise
+    if ev is not None:  # events set their own DBP share: replace 0.6 of their SBP change
+        d_dbp = d_dbp + ev.d_dbp_mmhg - 0.6 * ev.d_sbp_mmhg
     # sympathetic tone: slow OU + stress surges + tone-only episodes (moves PEP and HR, not BP) - lower in sleep
     tone = _ou(rng, n, dt_s, 300.0, p.tone_sd) + 1.2 * stress + 1.1 * tone_only - 0.4 * sleep
     resp_rate = p.resp_rate_bpm * np.exp(_ou(rng, n, dt_s, 120.0, 0.08))
     resp_phase = 2 * np.pi * np.cumsum(resp_rate / 60.0) * dt_s
     hr = p.hr_bpm + p.hr_tone_bpm * tone - 0.08 * d_sbp + _ou(rng, n, dt_s, 20.0, 1.5)  # + baroreflex
+    if ev is not None:
+        hr = hr + ev.d_hr_bpm
     hr = hr * (1 + p.rsa_share * np.sin(resp_phase))
     ln_e = np.cumsum(rng.standard_normal(n)) * p.stiffness_drift_sd_per_h * math.sqrt(dt_s / 3600.0)
     af = np.zeros(n, bool)
@@ -111,4 +131,11 @@ def simulate_dynamics(p: SubjectParams, duration_s: float, rng: np.random.Genera
         a = rng.uniform(-1200.0, duration_s)  # an episode may be running when the record starts
         af |= (t >= a) & (t < a + rng.uniform(3, 20) * 60)
     hr = np.clip(np.where(af, hr / 0.85, hr), 40.0, 170.0)  # faster ventricular response in AF
-    return Dynamics(t, p.sbp_mmhg + d_sbp, p.dbp_mmhg + d_dbp, tone, hr, resp_phase, ln_e, af)
+    dyn = Dynamics(t, p.sbp_mmhg + d_sbp, p.dbp_mmhg + d_dbp, tone, hr, resp_phase, ln_e, af)
+    if ev is not None:
+        dyn.pep_shift_ms, dyn.ppg_amp_log, dyn.ppg_reflection_log = (
+            ev.d_pep_ms,
+            ev.ppg_amp_log,
+            ev.ppg_reflection_log,
+        )
+    return dyn

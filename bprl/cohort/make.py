@@ -32,6 +32,7 @@ from bprl.cohort.domain import (
     draw_domain,
 )
 from bprl.cohort.dynamics import simulate_dynamics
+from bprl.cohort.events import CohortEvent, draw_events, event_rng, events_enabled
 from bprl.cohort.layout import (
     COHORT_FILE,
     COHORT_FORMAT,
@@ -56,7 +57,11 @@ __all__ = ["make_cohort", "simulate_subject"]
 
 
 def simulate_subject(
-    params: SubjectParams, hours: float, rng: np.random.Generator, spec: CohortSpec | None = None
+    params: SubjectParams,
+    hours: float,
+    rng: np.random.Generator,
+    spec: CohortSpec | None = None,
+    events: list[CohortEvent] | None = None,
 ) -> tuple[Waveforms, pd.DataFrame]:
     """Simulate one subject for ``hours``: dynamics -> beats -> waveforms.
 
@@ -64,7 +69,10 @@ def simulate_subject(
         params: the subject's parameters.
         hours: record length, h (more than 5 s).
         rng: the subject's signal generator (``default_rng([seed, i, 1])`` in a cohort).
-        spec: the cohort spec (sampling rates); ``None``: defaults.
+        spec: the cohort spec (sampling rates, event rates); ``None``: defaults.
+        events: the subject's physiological events (:mod:`bprl.cohort.events`); ``None``: drawn
+            from the spec's event rates on :func:`~bprl.cohort.events.event_rng` of ``rng``
+            (none when the rates are 0).
 
     Returns:
         the waveforms and the ground-truth beat table (:data:`~bprl.cohort.layout.TRUTH_COLUMNS`).
@@ -76,7 +84,9 @@ def simulate_subject(
     duration_s = float(hours) * 3600.0
     if not duration_s > 5.0:
         raise CohortError(f"hours must be > 5 s worth of signal, got {hours!r}")
-    dyn = simulate_dynamics(params, duration_s, rng)
+    if events is None and events_enabled(spec):
+        events = draw_events(spec, duration_s, event_rng(rng))
+    dyn = simulate_dynamics(params, duration_s, rng, events)
     beats = simulate_beats(params, dyn, duration_s, rng)
     waves, truth = synthesize_waveforms(params, beats, dyn, duration_s, spec, rng)
     return waves, truth[list(TRUTH_COLUMNS)].reset_index(drop=True)

@@ -27,7 +27,7 @@ def pulse_tangent_offset_s(rise_s: np.ndarray | float) -> np.ndarray | float:
     return rise_s * (0.5 - 1.0 / math.pi)
 
 
-def pulse_decay(v: np.ndarray, dicrotic: float, notch: np.ndarray | float) -> np.ndarray:
+def pulse_decay(v: np.ndarray, dicrotic: np.ndarray | float, notch: np.ndarray | float) -> np.ndarray:
     """Decay shape from 1 (``v = 0``, systolic peak) to 0 (``v = 1``, next start), zero slope at both ends.
 
     Cubic Hermite ``H(u) = (1-u)^2 (1+2u)`` of the warped phase ``u = v^0.75`` (a faster
@@ -49,7 +49,7 @@ def pulse_synthesize(
     peak: np.ndarray,
     n_samples: int,
     fs_hz: float,
-    dicrotic: float,
+    dicrotic: np.ndarray | float,
     notch: np.ndarray | float,
     end_low: float | None = None,
 ) -> np.ndarray:
@@ -58,7 +58,8 @@ def pulse_synthesize(
     Each sample finds its beat with ``searchsorted`` and evaluates the template there
     (phase-variable interpolation, no per-beat loop). Samples before the first start hold
     ``low[0]``; the last beat decays to ``end_low`` (default ``low[-1]``) over one median beat.
-    ``notch`` (per beat or one value) places the reflected wave, see :func:`pulse_decay`.
+    ``notch`` (per beat or one value) places the reflected wave and ``dicrotic`` (per beat or
+    one value) sizes it, see :func:`pulse_decay`.
     """
     t = np.arange(n_samples) / fs_hz
     k = np.searchsorted(starts_s, t, side="right") - 1
@@ -78,7 +79,8 @@ def pulse_synthesize(
     kd = kk[dn]
     v = np.clip((tau[dn] - rise[dn]) / (nxt_start[kd] - starts_s[kd] - rise[dn]), 0.0, 1.0)
     notch_k = notch[kd] if np.ndim(notch) else notch
-    x[dn] = nxt_low[kd] + (peak[kd] - nxt_low[kd]) * pulse_decay(v, dicrotic, notch_k)
+    dicrotic_k = dicrotic[kd] if np.ndim(dicrotic) else dicrotic
+    x[dn] = nxt_low[kd] + (peak[kd] - nxt_low[kd]) * pulse_decay(v, dicrotic_k, notch_k)
     out[m] = x
     return out
 

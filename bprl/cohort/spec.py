@@ -95,6 +95,28 @@ class CohortSpec(Spec):
         (1.0, 1.0),
         description="per record, a uniform multiplier in this range of noise levels and ECG/PPG artefact rates",
     )
+    # --- physiological events with feature precursors (bprl.cohort.events; all off by default)
+    posture_rate_per_h: float = Field(
+        0.0, ge=0, le=10, description="head-up / standing events: HR, PEP, PPG amplitude move first, SBP dips"
+    )
+    posture_delayed_fall_share: float = Field(
+        0.5, ge=0, le=1, description="share of posture events with a delayed SBP fall 3-8 min upright"
+    )
+    exertion_rate_per_h: float = Field(
+        0.0, ge=0, le=10, description="exertion bouts (3-10 min): HR and PEP lead, SBP follows"
+    )
+    vasopressor_bolus_rate_per_h: float = Field(
+        0.0, ge=0, le=10, description="phenylephrine-like boluses: SBP up, baroreflex HR down, PPG smaller"
+    )
+    vasodilator_rate_per_h: float = Field(
+        0.0, ge=0, le=10, description="nitroglycerin-like infusions: PPG reflection falls before SBP"
+    )
+    pep_ptt_dissociation_rate_per_h: float = Field(
+        0.0, ge=0, le=10, description="BP episodes whose PTT change PEP cancels 50-100 % (PAT stays flat)"
+    )
+    event_bp_scale: float = Field(
+        1.0, gt=0, le=3, description="multiplies the BP change of every event above"
+    )
     # --- virtual camera (bprl.cohort.video_subject; written only with make_cohort(video=True) / --video)
     video_fps_hz: float = Field(30.0, ge=5, le=120, description="virtual camera frame rate, frames/s")
     video_size_px: int = Field(64, ge=16, le=512, description="width = height of each skin-region clip, px")

@@ -100,14 +100,17 @@ def _ppg_clean(
     resp_b = np.sin(np.interp(r, dyn.t_s, dyn.resp_phase))
     # pulse amplitude: wider with pulse pressure, narrower with vasoconstriction (tone), respiratory modulation
     pulse_amp = p.ppg_amp_nu * (1 + 0.012 * (sbp - dbp - 45)) * np.exp(-0.2 * tone) * (1 + 0.04 * resp_b)
+    if dyn.ppg_amp_log is not None:  # events (bprl.cohort.events)
+        pulse_amp = pulse_amp * np.exp(np.interp(r, dyn.t_s, dyn.ppg_amp_log))
     pulse_amp = np.clip(pulse_amp, 0.2 * p.ppg_amp_nu, 3 * p.ppg_amp_nu)
     pulse_amp[ect] *= 0.5
     nxt = np.append(start_p[1:], start_p[-1] + rr[-1])
     notch_p = np.clip(_reflection_s(p, beats) / np.maximum(nxt - start_p - rise_p, 1e-3), 0.15, 0.7)
     z = np.zeros(len(r))
-    ppg_clean = pulse_synthesize(
-        start_p, rise_p, z, pulse_amp, n, fs_hz, p.ppg_dicrotic, notch_p, end_low=0.0
-    )
+    dicrotic: float | np.ndarray = p.ppg_dicrotic
+    if dyn.ppg_reflection_log is not None:  # per beat, kept where pulse_decay stays in [0, 1]
+        dicrotic = np.clip(p.ppg_dicrotic * np.exp(np.interp(r, dyn.t_s, dyn.ppg_reflection_log)), 0.0, 0.35)
+    ppg_clean = pulse_synthesize(start_p, rise_p, z, pulse_amp, n, fs_hz, dicrotic, notch_p, end_low=0.0)
     return ppg_clean, start_p
 
 
