@@ -77,6 +77,9 @@ def test_posture_precursors_lead_the_delayed_fall(subject: int, size_seed: int) 
     assert d["sbp_mmhg"].loc[T0_S + 60 : T0_S + 150].min() > -5.0  # ... gone within a minute
     sbp_s = _half_time_s(d.loc[T0_S + 60 :], "sbp_mmhg", -1)  # the sustained (delayed) fall
     assert ev.sizes["fall_delay_s"] <= sbp_s <= ev.sizes["fall_delay_s"] + 300.0
+    print(
+        f"posture s{subject}: HR/PEP/PPG half at {max(lead_s.values()):.0f} s, sustained SBP fall half at {sbp_s:.0f} s"
+    )
     assert sbp_s - max(lead_s.values()) >= 180.0
     assert d["sbp_mmhg"].min() < -0.5 * ev.sizes["fall_mmhg"]
     assert d["pat_ms"].loc[T0_S + 30 : T0_S + 120].mean() > 0.5 * ev.sizes["pep_ms"]  # PAT up before BP moves
@@ -89,6 +92,7 @@ def test_exertion_hr_and_pep_lead_sbp(subject: int, size_seed: int) -> None:
     hr_s, pep_s = _half_time_s(d, "hr_bpm", 1), _half_time_s(d, "pep_ms", -1)
     sbp_s = _half_time_s(d, "sbp_mmhg", 1)
     assert max(hr_s, pep_s) <= 40.0
+    print(f"exertion s{subject}: HR half at {hr_s:.0f} s, PEP at {pep_s:.0f} s, SBP at {sbp_s:.0f} s")
     assert sbp_s - hr_s >= 20.0 and sbp_s <= 150.0, (hr_s, sbp_s)
     assert d["sbp_mmhg"].max() > 0.6 * ev.sizes["sbp_mmhg"]
 
@@ -98,6 +102,10 @@ def test_vasopressor_bolus_moves_features_with_bp(subject: int, size_seed: int) 
     """Phenylephrine: SBP up within 1-3 min, HR down and PPG smaller at the same time, never before."""
     d, ev = _event_change("vasopressor_bolus", subject, size_seed)
     sbp_s = _half_time_s(d, "sbp_mmhg", 1)
+    hr_s, ppg_s = _half_time_s(d, "hr_bpm", -1), _half_time_s(d, "ppg_amp", -1)
+    print(
+        f"vasopressor_bolus s{subject}: SBP half at {sbp_s:.0f} s, HR at {hr_s:.0f} s, PPG amplitude at {ppg_s:.0f} s"
+    )
     assert 20.0 <= sbp_s <= 120.0
     for col, sign in [("hr_bpm", -1), ("ppg_amp", -1)]:
         assert abs(_half_time_s(d, col, sign) - sbp_s) <= 30.0, col
@@ -110,6 +118,7 @@ def test_vasodilator_ppg_change_leads_bp_fall(subject: int, size_seed: int) -> N
     d, ev = _event_change("vasodilator", subject, size_seed)
     ppg_s = _half_time_s(d, "ppg_amp", 1)
     sbp_s = _half_time_s(d, "sbp_mmhg", -1)
+    print(f"vasodilator s{subject}: PPG amplitude half at {ppg_s:.0f} s, SBP fall half at {sbp_s:.0f} s")
     assert ppg_s <= 40.0 and sbp_s - ppg_s >= 60.0, (ppg_s, sbp_s)
     assert abs(_half_time_s(d, "hr_bpm", 1) - sbp_s) <= 30.0
     assert d["sbp_mmhg"].min() < 0.7 * ev.sizes["sbp_mmhg"]
@@ -123,6 +132,10 @@ def test_pep_ptt_dissociation_hides_bp_from_pat(subject: int, size_seed: int) ->
     sign = np.sign(ev.sizes["sbp_mmhg"])
     assert sign * on["sbp_mmhg"].mean() > 0.6 * abs(ev.sizes["sbp_mmhg"])
     assert -sign * on["ptt_ms"].mean() > 5.0  # PTT shortens when BP rises
+    print(
+        f"pep_ptt_dissociation s{subject}: SBP {on['sbp_mmhg'].mean():+.1f} mmHg, PTT {on['ptt_ms'].mean():+.1f} ms, "
+        f"PAT {on['pat_ms'].mean():+.1f} ms"
+    )
     assert abs(on["pat_ms"].mean()) <= (1.0 - ev.sizes["cancel_share"]) * abs(on["ptt_ms"].mean()) + 3.0
     assert abs(on["hr_bpm"].mean()) < 3.0
 
@@ -208,3 +221,22 @@ def test_unknown_event_kind_is_refused() -> None:
         cohort.event_effects(
             [cohort.CohortEvent("sneeze", 0.0, 1.0)], np.arange(4.0), cohort.sample_subjects(None, 1, 0)[0]
         )
+
+
+def test_event_module_examples() -> None:
+    """The docstring examples of bprl.cohort.events run."""
+    import doctest
+
+    from bprl.cohort import events
+
+    result = doctest.testmod(events, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["residual_events.yaml", "pareto_events.yaml"])
+def test_event_experiments_load_with_the_spec(name: str) -> None:
+    """The shipped experiments on the variant validate and name the shipped spec."""
+    from bprl.experiments import load_experiment
+
+    exp = load_experiment(Path(__file__).parents[1] / "experiments" / name)
+    assert exp.cohort_spec is not None and exp.cohort_spec.resolve() == SPEC_FILE.resolve()
