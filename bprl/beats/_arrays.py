@@ -107,11 +107,15 @@ class _Windows:
         return np.clip(starts + j, 0, self.n - 1)
 
 
-def _rolling_quantile_of_points(t: np.ndarray, v: np.ndarray, half_window_s: float, q: float) -> np.ndarray:
+def _rolling_quantile_of_points(
+    t: np.ndarray, v: np.ndarray, half_window_s: float, q: float, mode: str = "nearest"
+) -> np.ndarray:
     """For each point ``t[i]``, about the ``q`` quantile of ``v`` over the points within ``+-half_window_s``.
 
     Computed with a running percentile filter over the point sequence whose length is the
-    number of points expected in the window at the mean point rate (linear cost, C speed).
+    number of points expected in the window at the mean point rate (linear cost, C speed);
+    ``mode`` is the filter's edge mode (``"mirror"`` keeps a low quantile from being the
+    first point's value repeated when the window reaches past a short record's ends).
     """
     if len(t) == 0:
         return np.zeros(0)
@@ -119,7 +123,7 @@ def _rolling_quantile_of_points(t: np.ndarray, v: np.ndarray, half_window_s: flo
     rate = len(t) / span
     size = max(3, 2 * round(half_window_s * rate) + 1)
     size = min(size, 2 * (len(t) // 2) + 1 if len(t) > 2 else 1)
-    return ndimage.percentile_filter(np.asarray(v, dtype=np.float64), 100.0 * q, size=size, mode="nearest")
+    return ndimage.percentile_filter(np.asarray(v, dtype=np.float64), 100.0 * q, size=size, mode=mode)
 
 
 def _segment_reduce(ufunc: np.ufunc, x: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:

@@ -139,14 +139,28 @@ def _silence_gaps(energy: np.ndarray, nan_mask: np.ndarray, fs_hz: float) -> Non
     energy[_ranges(np.maximum(first - k, 0), np.minimum(last + k + 1, len(energy)))] = 0.0
 
 
+#: signal-quality floor of the detection threshold: this many times the local (+-3 s) 20th
+#: percentile of candidate energies (in clean ECG that quantile is the baseline between waves;
+#: in muscle or electrode-motion noise it is the noise, every inter-beat candidate being noise)
+_NOISE_FLOOR_FACTOR = 3.0
+_NOISE_FLOOR_QUANTILE = 0.2
+_NOISE_FLOOR_HALF_WINDOW_S = 3.0
+
+
 def _adaptive_threshold(cand: np.ndarray, h: np.ndarray, fs_hz: float) -> np.ndarray:
-    """Detection threshold per candidate: 0.12 x the local (+-8 s) 90th percentile of candidate
-    energies, floored at 2 % of the record's 90th percentile (flat stretches accept no noise)."""
+    """Detection threshold per candidate: the larger of 0.12 x the local (+-8 s) 90th percentile
+    of candidate energies (floored at 2 % of the record's 90th percentile: flat stretches accept
+    no noise) and the local noise floor, :data:`_NOISE_FLOOR_FACTOR` x the +-3 s 20th percentile
+    of candidate energies (candidates are >= 200 ms apart, so in clean ECG most of them are
+    baseline, P and T waves far below the QRS; in noise the floor rises with the noise and
+    noise peaks no longer pass: MIT-BIH noise stress, muscle-like noise at 12 dB, PPV 0.884 ->
+    0.983 at Se 0.999 -> 0.996, clean records unchanged)."""
     t = cand / fs_hz
     level = _rolling_quantile_of_points(t, h, 8.0, 0.9)
     glob = np.quantile(h, 0.9)
     level = np.maximum(level, 0.02 * glob)  # flat stretches: do not accept noise as beats
-    return 0.12 * level
+    noise = _rolling_quantile_of_points(t, h, _NOISE_FLOOR_HALF_WINDOW_S, _NOISE_FLOOR_QUANTILE, "mirror")
+    return np.maximum(0.12 * level, _NOISE_FLOOR_FACTOR * noise)
 
 
 def _reject_t_waves(beats: np.ndarray, hb: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
@@ -162,9 +176,34 @@ def _reject_t_waves(beats: np.ndarray, hb: np.ndarray, fs_hz: float) -> tuple[np
     return beats, hb
 
 
+#: local RR irregularity (median |successive RR difference| / median RR, over 15 intervals of the
+#: beats that are not pruning suspects) above which the rhythm is irregular (AF, frequent ectopy)
+_IRREGULAR_RR = 0.12
+
+
+def _irregular_rhythm(beats: np.ndarray, suspect: np.ndarray) -> np.ndarray:
+    """Per inner beat (``beats[1:-1]``): whether the local rhythm, without the ``suspect`` beats
+    (mask over the inner beats), is irregular (> :data:`_IRREGULAR_RR`)."""
+    keep = np.ones(len(beats), dtype=bool)
+    keep[np.flatnonzero(suspect) + 1] = False
+    kb = beats[keep]
+    if len(kb) < 5:
+        return np.zeros(len(beats) - 2, dtype=bool)
+    rr = np.diff(kb).astype(np.float64)
+    jump = ndimage.median_filter(np.abs(np.diff(rr)), size=15, mode="nearest")
+    irr = jump / ndimage.median_filter(rr[1:], size=15, mode="nearest")
+    pos = np.clip(np.searchsorted(kb[1:-1], beats[1:-1]), 0, len(irr) - 1)
+    return irr[pos] > _IRREGULAR_RR
+
+
 def _prune_noise(beats: np.ndarray, hb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Noise pruning (two passes): a detection that splits a normal RR interval into two short ones
-    and is weaker than a neighbour is noise (premature ectopic beats are followed by a long pause)."""
+    and is weaker than a neighbour is noise (premature ectopic beats are followed by a long pause).
+
+    Two rules: the two intervals sum to < 1.1 x the local RR and the detection is weaker than
+    both neighbours; or they sum to < 1.3 x and it has < half the weaker neighbour's energy. The
+    second, looser one only holds in a regular rhythm: in AF short-short pairs summing to more
+    than a typical RR are the rhythm itself (LUDB 109 lost a small conducted beat to it)."""
     for _ in range(2):
         if len(beats) < 5:
             break
@@ -175,9 +214,10 @@ def _prune_noise(beats: np.ndarray, hb: np.ndarray) -> tuple[np.ndarray, np.ndar
         hmin = np.minimum(hb[:-2], hb[2:])
         short = (d_prev < 0.7 * m_i) & (d_next < 0.7 * m_i)
         split = d_prev + d_next < 1.1 * m_i
-        bad = short & (
-            (split & (hb[1:-1] < hmin)) | ((d_prev + d_next < 1.3 * m_i) & (hb[1:-1] < 0.5 * hmin))
-        )
+        loose = (d_prev + d_next < 1.3 * m_i) & (hb[1:-1] < 0.5 * hmin)
+        if (short & loose).any():
+            loose &= ~_irregular_rhythm(beats, short)
+        bad = short & ((split & (hb[1:-1] < hmin)) | loose)
         if not bad.any():
             break
         keep = np.ones(len(beats), dtype=bool)
