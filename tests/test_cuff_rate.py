@@ -19,7 +19,7 @@ import pytest
 from bprl import evaluation as ev
 from bprl import experiments as ex
 from bprl.errors import ConfigError
-from bprl.experiments.stages import env_settings, sweep_runs
+from bprl.experiments.stages import _at_rate, _price_at_rate, env_settings, sweep_runs
 from bprl.report import sections as report_sections
 from bprl.report import write as report_write
 from bprl.schemas import EPISODE_LOG_COLUMNS, EPISODE_LOG_OPTIONAL
@@ -365,6 +365,48 @@ def test_sweep_runs_labels_paced_calibrators_per_rate(env_spec):
     ]
 
 
+def test_sweep_runs_trains_agents_per_rate_with_their_cuff_price_steered(env_spec, tmp_path):
+    agent = tmp_path / "ppo_reads.yaml"
+    agent.write_text(
+        "algo: ppo\nbprl/BPCalibrationContinuous-v1:\n  n_timesteps: 1000\n  policy: MlpPolicy\n"
+        "  cuff_price: {target_per_h: 1.0, initial: 0.5, lr: 0.05}\n"
+    )
+    cfg = exp_config(env_spec, sweep_cuffs_per_h=[0.5, 2])
+    cfg["policies"] = ["periodic", {"agent": str(agent), "name": "reads"}]
+    exp = ex.load_experiment(cfg)
+    assert [(label, rate) for _, label, rate in sweep_runs(exp)] == [
+        ("periodic@0.5", 0.5),
+        ("periodic@2", 2.0),
+        ("reads@0.5", 0.5),
+        ("reads@2", 2.0),
+    ]
+    # the price is steered to the rate, the rest of it kept; an agent without a price is unchanged
+    assert _price_at_rate(str(agent), {}, 2.0) == {
+        "cuff_price": {"target_per_h": 2.0, "initial": 0.5, "lr": 0.05}
+    }
+    assert _price_at_rate(str(agent), {"cuff_price": {"initial": 1.0}}, 0.5) == {
+        "cuff_price": {"initial": 1.0, "target_per_h": 0.5}
+    }
+    plain = tmp_path / "ppo.yaml"
+    plain.write_text("algo: ppo\nbprl/BPCalibrationContinuous-v1:\n  policy: MlpPolicy\n")
+    assert _price_at_rate(str(plain), {"gamma": 0.99}, 2.0) == {"gamma": 0.99}
+    assert _at_rate({"spec": "e.yaml", "overrides": {"cuff": {"sd_sbp_mmhg": 5}}}, 2.0) == {
+        "spec": "e.yaml",
+        "overrides": {"cuff": {"sd_sbp_mmhg": 5, "budget_per_h": 2.0}},
+    }
+    # the runner's rule for which logs of a results folder are current agrees
+    _touch_logs(tmp_path, "reads@0.5__seed0", "reads@2__seed0", "reads__seed0")
+    config = {
+        "policies": [{"name": "reads", "agent": str(agent)}],
+        "seeds": [0],
+        "budgets": {"sweep_cuffs_per_h": [0.5, 2]},
+    }
+    assert [p.name for p in ex.current_logs(tmp_path, config)] == [
+        "reads@0.5__seed0.parquet",
+        "reads@2__seed0.parquet",
+    ]
+
+
 def test_sweep_rates_that_print_alike_are_refused_or_labelled_apart(env_spec):
     cfg = exp_config(env_spec, sweep_cuffs_per_h=[1.0000001, 1.0000002])
     try:
@@ -463,7 +505,8 @@ def test_write_report_with_a_sweep(sweep_log, tmp_path, monkeypatch):
     html, md = report_write.write_report(tmp_path, sweep_log, n_resamples=50)
     text = md.read_text()
     assert "## Error against cuff rate" in text
-    assert "## Families at 1 cuff reading per hour, paired per subject" in text
+    for heading in ("0.5 cuff readings", "1 cuff reading", "2 cuff readings"):  # the sweep reaches all three
+        assert f"## Families at {heading} per hour, paired per subject" in text
     assert text.index("## Error against cuff rate") < text.index("## Accuracy")
     assert "![cuff_rate_curves](figures/cuff_rate_curves.png)" in text
     assert (tmp_path / "figures" / "cuff_rate_curves.png").stat().st_size > 1000
@@ -493,11 +536,15 @@ def test_evaluation_writes_the_sweep_tables_and_the_results_page_shows_them(swee
 
     config = {"evaluation": {"n_resamples": 50, "seed": 0}}
     tables = write_metrics(tmp_path, sweep_log, config, default_stages())
-    assert {"cuff_rate", "paired_at_1_per_h"} <= set(tables)
+    assert {"cuff_rate", "paired_at_0.5_per_h", "paired_at_1_per_h", "paired_at_2_per_h"} <= set(tables)
+    assert (tmp_path / "metrics_paired_at_0.5_per_h.csv").is_file()
     curves = pd.read_csv(tmp_path / "metrics_cuff_rate.csv")
     assert set(curves["family"]) == {"a", "b", "none", "oracle"}
     page = results_page(tmp_path, "bprl run x.yaml")
     assert "## Error against cuff rate" in page and "## Families at 1 cuff reading per hour" in page
+    assert page.index("## Families at 0.5 cuff readings") < page.index("## Families at 2 cuff readings")
+    # a sweep that stops at 1 per hour is compared at 0.5 and 1 only
+    assert ev.compare_rates(sweep_log[sweep_log["target_cuffs_per_h"].fillna(0) <= 1]) == [0.5, 1.0]
     assert "| b | 6 |" in page  # the paired table's row of family b, 6 subjects
     # without a sweep: neither table nor section
     plain = sweep_log.drop(columns=["family", "target_cuffs_per_h"])

@@ -100,6 +100,43 @@ def test_the_wrapper_env_passes_the_checkers_and_trains(envs):
     assert (log["policy"] == "ppo_residual").all() and log["cuff"].any()
 
 
+def test_training_keeps_the_base_rule_unless_the_agent_beats_it_on_validation(envs):
+    """The base rule (a zero residual) is a candidate of model selection: an agent whose best
+    validation return is below the base's is replaced by it (``best.chosen == "base"``)."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from bprl.policies.agents.spec import ResidualSpec
+    from bprl.policies.agents.train import _Outcome, _unless_base_is_better
+    from bprl.policies.residual import ZeroResidual
+
+    train, test = envs
+    vec = DummyVecEnv(
+        [lambda: ResidualCalibrationEnv(BPCalibrationEnv(data=test.data, **KW), _base("kalman_ou", train))]
+    )
+    said = []
+    run = SimpleNamespace(
+        spec=SimpleNamespace(residual=ResidualSpec(base="kalman_ou")), n_eval_episodes=3, say=said.append
+    )
+    base_mean = evaluate_policy(ZeroResidual(), vec, n_eval_episodes=3, deterministic=True)[
+        0
+    ]  # about the base's
+    bad = _unless_base_is_better(run, vec, _Outcome("eval_callback", base_mean - 1e6, base_mean - 1e6))
+    assert bad.best_is == "base" and np.isfinite(bad.best_mean) and said
+    good = _Outcome("final", base_mean + 1e6, base_mean + 1e6)
+    assert _unless_base_is_better(run, vec, good) is good
+    # an agent that decides its own readings has no base to fall back on
+    run.spec.residual = ResidualSpec(base="kalman_ou", cuff="agent")
+    assert _unless_base_is_better(run, vec, _Outcome("final", -1e9, -1e9)).best_is == "final"
+    # and the zero residual is the base rule, reading for reading
+    zero = rollout(
+        ResidualPolicy(ZeroResidual(), _base("kalman_ou", train), name="x"), test, seed=1, policy_name="x"
+    )
+    pd.testing.assert_frame_equal(zero, rollout(_base("kalman_ou", train), test, seed=1, policy_name="x"))
+
+
 def test_bad_settings_are_config_errors(envs):
     train, _ = envs
     with pytest.raises(ConfigError, match="continuous"):

@@ -29,6 +29,8 @@ from __future__ import annotations
 from bprl.errors import EvaluationError
 from bprl.evaluation.cuff_rate import (
     BOUND_POLICIES,
+    COMPARE_RATES_PER_H,
+    compare_rates,
     cuff_rate_curves,
     is_bound_policy,
     paired_at_rate,
@@ -110,6 +112,7 @@ __all__ = [
     "BP_CATEGORIES",
     "BP_KINDS",
     "CHANGE_BIN_EDGES_MMHG",
+    "COMPARE_RATES_PER_H",
     "EPISODE_KEYS",
     "IEEE_GRADES",
     "ISO3_APE_MEDIAN_LIMIT_PCT",
@@ -133,6 +136,7 @@ __all__ = [
     "check_episode_log",
     "cohen_kappa",
     "compare_policies",
+    "compare_rates",
     "cuff_rate_curves",
     "cuffs_per_hour",
     "deployable_front",

@@ -22,7 +22,15 @@ from bprl.evaluation.evaluate import evaluate_subjects
 from bprl.evaluation.logs import check_episode_log
 from bprl.evaluation.statistics import percentile_interval
 
-__all__ = ["BOUND_POLICIES", "cuff_rate_curves", "is_bound_policy", "paired_at_rate", "subject_rate_points"]
+__all__ = [
+    "BOUND_POLICIES",
+    "COMPARE_RATES_PER_H",
+    "compare_rates",
+    "cuff_rate_curves",
+    "is_bound_policy",
+    "paired_at_rate",
+    "subject_rate_points",
+]
 
 #: policies that read privileged data: shown apart as bounds, never on a front
 BOUND_POLICIES: frozenset[str] = frozenset({"oracle"})
@@ -137,6 +145,23 @@ def _interpolated(pts: pd.DataFrame, rate_per_h: float, bp: str) -> pd.DataFrame
         return pd.DataFrame()
     s.index = pd.MultiIndex.from_tuples(s.index, names=["family", "subject_id"])
     return s.unstack("family")
+
+
+#: the cuff rates (readings per hour) at which a sweep's families are compared, paired per subject
+COMPARE_RATES_PER_H: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+
+def compare_rates(log: pd.DataFrame) -> list[float]:
+    """The rates of :data:`COMPARE_RATES_PER_H` inside the log's swept budgets (none without a sweep).
+
+    >>> compare_rates(pd.DataFrame({"target_cuffs_per_h": [0.25, 1.0, float("nan")]}))
+    [0.5, 1.0]
+    """
+    rates = log["target_cuffs_per_h"].to_numpy(float) if "target_cuffs_per_h" in log else np.zeros(0)
+    rates = rates[np.isfinite(rates)]
+    if not len(rates):
+        return []
+    return [r for r in COMPARE_RATES_PER_H if rates.min() <= r <= rates.max()]
 
 
 def paired_at_rate(

@@ -123,10 +123,14 @@ def run_experiment(
     return results
 
 
-def _is_paced(calibrator: object) -> bool:
-    """Whether a resolved config's calibrator runs once per rate of a sweep (its class is ``paced``)."""
+def _is_swept(entry: dict[str, Any]) -> bool:
+    """Whether a resolved config's policy runs once per rate of a sweep: an agent, or a calibrator
+    whose class is ``paced`` (as :func:`bprl.experiments.stages.sweep_runs` decides)."""
+    if entry.get("agent"):
+        return True
+    calibrator = entry.get("calibrator")
     if not isinstance(calibrator, str):
-        return False  # an agent, or no calibrator
+        return False
     from bprl.errors import ConfigError
     from bprl.policies.registry import resolve_calibrator
 
@@ -138,14 +142,15 @@ def _is_paced(calibrator: object) -> bool:
 
 def current_logs(results: Path, config: dict[str, Any] | None) -> list[Path]:
     """The episode logs of the experiment's current policies and seeds, in the experiment's order
-    (:func:`bprl.evaluation.results_logs`, a policy swept when its calibrator class is paced).
+    (:func:`bprl.evaluation.results_logs`, a policy swept when it is an agent or its calibrator
+    class is paced).
 
     A policy of a cuff-rate sweep has one log per rate, ``<name>@<rate>__seed<k>``.
     ``logs/`` may still hold logs of policies or seeds removed from the experiment file since
     (they are kept, not deleted) and of rollouts whose latest attempt was skipped; neither is
     current. Without policies and seeds in ``config`` every log is used.
     """
-    return results_logs(results, config, swept=lambda p: _is_paced(p.get("calibrator")))
+    return results_logs(results, config, swept=_is_swept)
 
 
 def rebuild_report(results_dir: str | os.PathLike[str], stages: Stages | None = None) -> Path:

@@ -316,7 +316,8 @@ class BudgetSpec(StrictSpec):
         None,
         min_length=1,
         description="Pareto sweep: every paced calibrator runs once per budget in this list (readings "
-        "per hour), labelled <name>@<rate>; other policies run once",
+        "per hour), and every agent is trained and run once per budget (a cuff price steered to it), "
+        "labelled <name>@<rate>; other policies run once",
     )
 
     @field_validator("sweep_cuffs_per_h")

@@ -348,15 +348,16 @@ def sweep_runs(exp: Experiment) -> list[tuple[PolicySpec, str, float | None]]:
     """``(policy, label, budget per hour or None)`` of every rollout policy, in report order.
 
     With ``budgets.sweep_cuffs_per_h`` each calibrator whose class is ``paced`` (its reading rate
-    follows the budget: periodic, drift, the Kalman rules, ...) runs once per rate, labelled
-    ``<label>@<rate>``; other policies (none, one-shot, the oracle, agents) run once.
+    follows the budget: periodic, drift, the Kalman rules, ...) and every agent (trained once per
+    rate, in an env paced at that rate) runs once per rate, labelled ``<label>@<rate>``; other
+    policies (none, one-shot, the oracle) run once.
     """
     from bprl.policies.registry import resolve_calibrator
 
     rates = exp.config.budgets.sweep_cuffs_per_h
     out: list[tuple[PolicySpec, str, float | None]] = []
     for pol in exp.config.policies:
-        paced = False
+        paced = bool(rates) and pol.agent is not None
         if rates and pol.calibrator is not None:
             cls = resolve_calibrator(exp.calibrators.get(pol.label, pol.calibrator))
             paced = bool(getattr(cls, "paced", False))
@@ -367,43 +368,46 @@ def sweep_runs(exp: Experiment) -> list[tuple[PolicySpec, str, float | None]]:
     return out
 
 
-def _name(pol: PolicySpec, seed: int) -> str:
-    """``<policy label>__seed<seed>``: the name of an agent folder, rollout marker and episode log."""
-    return f"{pol.label}__seed{seed}"
+def _label_name(label: str, seed: int) -> str:
+    """``<label>__seed<seed>``: the name of an agent folder, rollout marker and episode log
+    (``label``: the policy's, with ``@<rate>`` in a cuff-rate sweep)."""
+    return f"{label}__seed{seed}"
 
 
 class AgentsStage(Stage):
-    """One trained agent per (agent policy, seed), in ``work/agents/<label>__seed<k>``."""
+    """One trained agent per (agent policy, swept budget, seed), in ``work/agents/<label>__seed<k>``."""
 
     name = "agents"
 
     def units(self, ctx: RunContext, state: RunState) -> list[Unit]:
-        """One unit ``agents/<label>__seed<k>`` per agent policy and seed."""
+        """One unit ``agents/<label>__seed<k>`` per agent policy and seed; with a cuff-rate sweep one
+        per rate (``<label>@<rate>``), trained in the env paced at that rate, a cuff price (if the
+        agent has one) steered to it."""
         cfg = ctx.exp.config
         units = []
-        for pol in cfg.policies:
+        for pol, label, rate in sweep_runs(ctx.exp):
             if pol.agent is None:
                 continue
             steps = pol.timesteps or cfg.budgets.timesteps
             spec = str(ctx.exp.agent_specs[pol.label])
             spec_text = Path(spec).read_text()
+            env, params = _at_rate(state.env, rate), dict(pol.params)
+            if rate is not None:
+                params = _price_at_rate(spec, params, rate)
             for seed in cfg.seeds:
-                kwargs = {
-                    "env": state.env,
-                    "agent_spec": spec,
-                    "seed": seed,
-                    "timesteps": steps,
-                    "params": pol.params,
-                }
-                fp = fingerprint(state.fingerprints["env"], spec_text, steps, pol.params, seed)
-                out = ctx.work / "agents" / _name(pol, seed)
+                kwargs = {"env": env, "agent_spec": spec, "seed": seed, "timesteps": steps, "params": params}
+                fp = fingerprint(state.fingerprints["env"], spec_text, steps, params, seed)
+                if rate is not None:  # (unswept fingerprints unchanged: cached agents stay valid)
+                    fp = fingerprint(fp, rate)
+                name = _label_name(label, seed)
+                out = ctx.work / "agents" / name
                 units.append(
                     Unit(
-                        f"agents/{_name(pol, seed)}",
+                        f"agents/{name}",
                         ctx.fns.agent,
                         kwargs,
                         out,
-                        ctx.marker("agents", _name(pol, seed)),
+                        ctx.marker("agents", name),
                         fp,
                         output_is_dir=True,
                     )
@@ -413,13 +417,34 @@ class AgentsStage(Stage):
     def record(
         self, ctx: RunContext, state: RunState, units: list[Unit], results: dict[str, UnitResult]
     ) -> None:
-        """Each agent's unit and result, by (policy label, seed)."""
+        """Each agent's unit and result, by (policy label with its swept rate, seed)."""
         by_key = {u.key: u for u in units}
-        for pol in ctx.exp.config.policies:
+        for _pol, label, _rate in sweep_runs(ctx.exp):
             for seed in ctx.exp.config.seeds:
-                key = f"agents/{_name(pol, seed)}"
+                key = f"agents/{_label_name(label, seed)}"
                 if key in by_key:
-                    state.agents[(pol.label, seed)] = (by_key[key], results[key])
+                    state.agents[(label, seed)] = (by_key[key], results[key])
+
+
+def _at_rate(env: dict[str, Any], rate: float | None) -> dict[str, Any]:
+    """The env settings with the paced cuff budget set to ``rate`` readings per hour (None: as is)."""
+    if rate is None:
+        return env
+    over = dict(env["overrides"])
+    over["cuff"] = {**dict(over.get("cuff") or {}), "budget_per_h": rate}
+    return {**env, "overrides": over}
+
+
+def _price_at_rate(agent_spec: str, params: dict[str, Any], rate: float) -> dict[str, Any]:
+    """``params`` with the agent's cuff price (when its file or ``params`` has one) steered to ``rate``."""
+    import yaml
+
+    doc = yaml.safe_load(Path(agent_spec).read_text(encoding="utf-8")) or {}
+    entries = [v for v in doc.values() if isinstance(v, dict)]
+    price = params.get("cuff_price") or next((e["cuff_price"] for e in entries if e.get("cuff_price")), None)
+    if not price:
+        return params
+    return {**params, "cuff_price": {**dict(price), "target_per_h": rate}}
 
 
 class RolloutsStage(Stage):
@@ -442,15 +467,11 @@ class RolloutsStage(Stage):
                 "family": pol.label,
                 "target_cuffs_per_h": rate,
             }
-            env = state.env
-            if rate is not None:
-                over = dict(env["overrides"])
-                over["cuff"] = {**dict(over.get("cuff") or {}), "budget_per_h": rate}
-                env = {**env, "overrides": over}
+            env = _at_rate(state.env, rate)
             for seed in ctx.exp.config.seeds:
                 upstream, agent_dir = state.fingerprints["env"], None
                 if pol.agent is not None:
-                    agent, res = state.agents[(pol.label, seed)]
+                    agent, res = state.agents[(label, seed)]
                     if res.status not in ("done", "cached"):
                         continue
                     upstream, agent_dir = fingerprint(agent.fingerprint, res.run_id), str(agent.output)
@@ -461,7 +482,7 @@ class RolloutsStage(Stage):
                     "seed": seed,
                     "agent_dir": agent_dir,
                 }
-                name = f"{label}__seed{seed}"
+                name = _label_name(label, seed)
                 fp = fingerprint(upstream, pdict, env, test_ids, seed)
                 units.append(
                     Unit(

@@ -384,7 +384,8 @@ def stage_evaluate(
 ) -> dict[str, pd.DataFrame]:
     """Standards metrics: per policy (``metrics``), per (policy, seed), per subject, by BP change;
     with a cuff-rate sweep also the error-against-rate curves (``cuff_rate``) and the families
-    compared at 1 reading per hour (``paired_at_1_per_h``)."""
+    compared, paired per subject, at 0.5, 1 and 2 readings per hour where the sweep reaches them
+    (``paired_at_<rate>_per_h``, :func:`bprl.evaluation.compare_rates`)."""
     from bprl import evaluation as ev
 
     boot = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
@@ -396,9 +397,10 @@ def stage_evaluate(
     }
     if "target_cuffs_per_h" in logs and np.isfinite(logs["target_cuffs_per_h"].to_numpy(float)).any():
         tables["cuff_rate"] = ev.cuff_rate_curves(logs, **boot)
-        paired = ev.paired_at_rate(logs, 1.0, **boot)
-        if not paired.empty:
-            tables["paired_at_1_per_h"] = paired
+        for rate in ev.compare_rates(logs):
+            paired = ev.paired_at_rate(logs, rate, **boot)
+            if not paired.empty:
+                tables[f"paired_at_{rate:g}_per_h"] = paired
     return tables
 
 

@@ -34,7 +34,7 @@ from bprl.envs import OBS_CLIP, BPCalibrationEnv, decode_obs
 from bprl.errors import ConfigError
 from bprl.policies.base import Calibrator
 
-__all__ = ["BELIEF_FIELDS", "CUFF_MODES", "ResidualCalibrationEnv", "ResidualPolicy"]
+__all__ = ["BELIEF_FIELDS", "CUFF_MODES", "ResidualCalibrationEnv", "ResidualPolicy", "ZeroResidual"]
 
 #: what the residual agent sees after the environment's observation, in this order
 BELIEF_FIELDS: tuple[str, ...] = (
@@ -224,3 +224,25 @@ class ResidualPolicy:
             aug, state=state, episode_start=episode_start, deterministic=deterministic
         )
         return self.core.env_action(action), agent_state
+
+
+class ZeroResidual:
+    """A residual "agent" that always answers zero: with ``cuff="base"`` or ``"either"`` its
+    :class:`ResidualPolicy` is the base rule itself.
+
+    Training keeps it instead of the learned agent when no learned model beats the base rule on
+    the validation subjects (``agent.json``: ``best.chosen == "base"``), so that a residual agent
+    is never deployed on the strength of a validation return below its base's.
+    """
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        """Zero residual corrections and cuff component, one row per observation (SB3's shapes)."""
+        obs = np.asarray(observation)
+        shape = (3,) if obs.ndim == 1 else (obs.shape[0], 3)
+        return np.zeros(shape, dtype=np.float32), state

@@ -199,8 +199,19 @@ def _provenance_section(provenance: dict[str, Any] | None) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _paired_tables(results: Path) -> list[tuple[float, Path]]:
+    """``(rate, metrics_paired_at_<rate>_per_h.csv)`` of a results folder, by rate."""
+    found = []
+    for path in results.glob("metrics_paired_at_*_per_h.csv"):
+        try:
+            found.append((float(path.name[len("metrics_paired_at_") : -len("_per_h.csv")]), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
 def _sweep_sections(results: Path) -> list[str]:
-    """The cuff-rate sweep's tables (``metrics_cuff_rate.csv``, ``metrics_paired_at_1_per_h.csv``), if any."""
+    """The cuff-rate sweep's tables (``metrics_cuff_rate.csv``, ``metrics_paired_at_<rate>_per_h.csv``), if any."""
     parts: list[str] = []
     curves = results / "metrics_cuff_rate.csv"
     if curves.is_file():
@@ -214,13 +225,13 @@ def _sweep_sections(results: Path) -> list[str]:
             markdown_table(*cuff_rate_table(pd.read_csv(curves))),
             "",
         ]
-    paired = results / "metrics_paired_at_1_per_h.csv"
-    if paired.is_file():
+    for rate, paired in _paired_tables(results):
+        plural = "s" if rate != 1 else ""
         parts += [
-            "## Families at 1 cuff reading per hour, paired per subject",
+            f"## Families at {rate:g} cuff reading{plural} per hour, paired per subject",
             "",
-            "Each subject's MAE interpolated at 1 reading per hour along its own (cuffs per hour, MAE) "
-            "points; difference from the best family per subject, mean [95 % bootstrap interval].",
+            f"Each subject's MAE interpolated at {rate:g} reading{plural} per hour along its own (cuffs per "
+            "hour, MAE) points; difference from the best family per subject, mean [95 % bootstrap interval].",
             "",
             markdown_table(*paired_rate_table(pd.read_csv(paired))),
             "",

@@ -243,7 +243,7 @@ def figure_sections(
     return sections
 
 
-#: the cuff rate at which a sweep's families are compared in the report, readings per hour
+#: the cuff rate (readings per hour) at which the per-policy figures show each swept family
 COMPARE_RATE_PER_H = 1.0
 
 
@@ -267,7 +267,6 @@ def sweep_sections(log: pd.DataFrame, seed: int, n_resamples: int) -> list[Secti
     if not np.isfinite(log["target_cuffs_per_h"].to_numpy(float)).any():
         return []
     curves = ev.cuff_rate_curves(log, n_resamples=n_resamples, seed=seed)
-    paired = ev.paired_at_rate(log, COMPARE_RATE_PER_H, n_resamples=n_resamples, seed=seed)
     families = [str(f) for f in pd.unique(curves["family"])]
     cmap = matplotlib.colormaps["tab20"]
     colors = {f: matplotlib.colors.to_hex(cmap((2 * i) % 20 + (i // 10) % 2)) for i, f in enumerate(families)}
@@ -288,14 +287,17 @@ def sweep_sections(log: pd.DataFrame, seed: int, n_resamples: int) -> list[Secti
             figures=[cuff_rate_figure(curves, colors)],
         )
     ]
-    if not paired.empty:
+    for rate in ev.compare_rates(log):
+        paired = ev.paired_at_rate(log, rate, n_resamples=n_resamples, seed=seed)
+        if paired.empty:
+            continue
         sections.append(
             Section(
-                "paired-at-rate",
-                f"Families at {COMPARE_RATE_PER_H:g} cuff reading per hour, paired per subject",
+                f"paired-at-{rate:g}",
+                f"Families at {rate:g} cuff reading{'s' if rate != 1 else ''} per hour, paired per subject",
                 tables=[
                     report_table(
-                        "Families paired at rate",
+                        f"Families paired at {rate:g} per hour",
                         "Each subject's MAE interpolated at the common rate along its own (cuffs per hour, "
                         "MAE) points (linear in log rate); differences from the best family per subject, "
                         "mean [95 % bootstrap interval over subjects]. Families whose curves reach the rate "

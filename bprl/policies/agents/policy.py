@@ -251,7 +251,9 @@ def residual_policy(
     """A residual agent (``residual:`` in its entry) with its base rule, as a policy on raw observations.
 
     The base calibrator is fit again on the train split of ``env_spec`` (fitting is deterministic)
-    and must come out as it did for training (``agent.json`` records what it fitted).
+    and must come out as it did for training (``agent.json`` records what it fitted). When training
+    kept the base rule (``best.chosen == "base"``: no learned model beat it on validation), the
+    policy acts with a zero residual (:class:`~bprl.policies.residual.ZeroResidual`).
 
     Args:
         agent: the loaded agent (:func:`load_agent`); it acts on the residual env's observation.
@@ -269,7 +271,7 @@ def residual_policy(
     from bprl.policies.agents.hyperparameters import jsonable
     from bprl.policies.agents.spec import ResidualSpec
     from bprl.policies.agents.train import residual_base
-    from bprl.policies.residual import ResidualPolicy
+    from bprl.policies.residual import ResidualPolicy, ZeroResidual
 
     rec = agent.meta.get("residual")
     if not rec:
@@ -285,4 +287,6 @@ def residual_policy(
             f"agent {agent.name!r}: its base {spec.base!r} fits differently on this train split than it did "
             "for training; evaluate it with the env spec and replay set it was trained with"
         )
-    return ResidualPolicy(agent, base, spec.max_residual_mmhg, spec.cuff, name=name or agent.name)
+    # the base rule beat every learned model on validation: deploy the base (a zero residual)
+    actor = ZeroResidual() if (agent.meta.get("best") or {}).get("chosen") == "base" else agent
+    return ResidualPolicy(actor, base, spec.max_residual_mmhg, spec.cuff, name=name or agent.name)

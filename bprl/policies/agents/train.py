@@ -339,6 +339,7 @@ def _learn_and_keep_best(run: _Run, model: Any, train_env: Any, eval_env: Any) -
         model.learn(total_timesteps=run.n_timesteps, callback=callbacks)
         final_mean = _final_evaluation(run, model, train_env, eval_env)
         outcome = _keep_best(run, log_dir, float(eval_cb.best_mean_reward), final_mean)
+        outcome = _unless_base_is_better(run, eval_env, outcome)
         if (log_dir / "evaluations.npz").is_file():
             shutil.copyfile(log_dir / "evaluations.npz", tmp_eval)
         else:
@@ -414,6 +415,29 @@ def _keep_best(run: _Run, log_dir: Path, best_eval_mean: float, final_mean: floa
     if run.spec.normalize is not None:
         shutil.copyfile(out / VECNORM_FINAL, out / VECNORM_BEST)
     return _Outcome("final", float(final_mean), float(final_mean))
+
+
+def _unless_base_is_better(run: _Run, eval_env: Any, outcome: _Outcome) -> _Outcome:
+    """A residual agent whose base decides the readings (``cuff: base`` or ``either``) is kept only
+    if it beats its base rule on the validation episodes; otherwise the outcome is ``base`` and
+    :func:`~bprl.policies.agents.residual_policy` deploys a zero residual (the base rule alone)."""
+    r = run.spec.residual
+    if r is None or r.cuff == "agent":
+        return outcome
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from bprl.policies.residual import ZeroResidual
+
+    base_mean, _ = evaluate_policy(
+        ZeroResidual(), eval_env, n_eval_episodes=run.n_eval_episodes, deterministic=True
+    )
+    if float(base_mean) < outcome.best_mean:
+        return outcome
+    run.say(
+        f"the base rule's validation return {float(base_mean):.3f} is not below the agent's best "
+        f"{outcome.best_mean:.3f}: the base rule is kept (zero residual)"
+    )
+    return _Outcome("base", float(base_mean), outcome.final_mean)
 
 
 def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
