@@ -117,7 +117,7 @@ ARTEFACTS = {
     "0006": [(590.0, 602.5)],  # flush 300 mmHg with a drop below 0
     "0012": [(0.0, 50.7)],  # damped line (PP ~ 10-15 mmHg, MAP ~ 80), then a flush to 300 mmHg
     "0020": [(0.0, 1e9)],  # zero
-    "0022": [(0.0, 64.0)],  # zero, flush, damped line, zero, flush
+    "0022": [(0.0, 64.0), (464.5, 473.0)],  # zero, flush, damped line, zero, flush; junk at 465-472 s
 }
 FLUSHES = {
     "0005": [(3049.5, 3057.3)],

@@ -74,7 +74,9 @@ def abp_beats(
     DBP >= SBP (``dbp_ge_sbp``); a beat without ejection (``no_pulse``: pulse pressure
     < ``pp_min_mmhg`` / 4); a damped line (``damped``: a low or falling local pulse pressure with a
     stable mean, see :func:`_damped`); a moving baseline (``unstable``); a remnant inside an
-    artefact stretch (``isolated``); SBP < ``sbp_min_mmhg`` (``low_sbp``), DBP < ``dbp_min_mmhg``
+    artefact stretch (``isolated``: >= 60 % of the +-5, then +-15, then +-40 neighbouring beats
+    rejected, so a run of up to ~15 plausible beats inside a long artefact stretch is not
+    trusted either); SBP < ``sbp_min_mmhg`` (``low_sbp``), DBP < ``dbp_min_mmhg``
     (``low_dbp``), pulse pressure > ``pp_max_mmhg`` (``wide_pulse_pressure``). Beat-to-beat pulse
     pressure variability in AF or ectopy (one small beat among normal neighbours) is kept.
     A rejected beat keeps its measured values but must never be used as a reference.
@@ -137,7 +139,10 @@ def abp_beats(
         ("wide_pulse_pressure", pp > pp_max_mmhg),
     ]
     reason = _first_reason(reasons, nr)
-    for half in (5, 15):  # remnants between rejected beats, then in a longer artefact stretch
+    # remnants between rejected beats, then in a longer artefact stretch, then a short run of
+    # plausible-looking beats inside a long one (MIMIC-IV p10020306 _0022, 465-472 s: 15 beats of
+    # a manipulated line between a damped line and a flush, MAP ~137 against ~100 before)
+    for half in _ISOLATED_HALVES:
         reason[(reason == "") & _isolated(reason != "", half)] = "isolated"
     res["t_upstroke_s"] = np.where(anyu, (i_up + _parabolic(d1, i_up)[0]) / fs_hz, np.nan)
     res["sbp_mmhg"] = np.where(anyu, sbp, np.nan)  # beats without an upstroke have no values
@@ -146,6 +151,10 @@ def abp_beats(
     res["valid"] = reason == ""
     res["reject_reason"] = reason.astype(str)
     return res
+
+
+#: neighbourhoods (+-beats) of the successive ``isolated`` passes (see :func:`_isolated`)
+_ISOLATED_HALVES: tuple[int, ...] = (5, 15, 40)
 
 
 def _first_reason(reasons: list[tuple[str, np.ndarray]], nr: int) -> np.ndarray:
