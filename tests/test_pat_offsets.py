@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bprl.features import build_replay_table, concat_records
-from bprl.features.pat_offsets import HR_STEP_MAX_BPM, PAT_STEP_MIN_MS, pat_offset_steps
+from bprl.features.pat_offsets import PAT_PER_BPM_MS, PAT_STEP_MIN_MS, pat_offset_steps
 from bprl.schemas import REPLAY_TIMING
 from bprl.sources import read_record
 
@@ -67,8 +67,41 @@ def test_a_step_at_a_record_boundary_is_flagged_on_the_first_step_of_the_later_r
     assert np.flatnonzero(np.isfinite(pat_offset_steps(inside))).tolist() == [4]
 
 
+def test_a_step_larger_than_any_hr_change_explains_is_flagged() -> None:
+    """HR +17 bpm explains at most ~50 ms of PAT (PAT_PER_BPM_MS): a 120-ms step is still a break,
+    a 40-ms one is not."""
+    for size, flagged in ((120.0, True), (-40.0, False)):
+        t = _table()
+        t.loc[20:, "pat_foot_ms"] += size
+        t.loc[20:, "hr_bpm"] += 17.0
+        t["r_abp_delay_ms"] = np.nan
+        off = pat_offset_steps(t)
+        assert (np.flatnonzero(np.isfinite(off)).tolist() == [20]) is flagged, size
+    assert PAT_PER_BPM_MS * 17.0 + PAT_STEP_MIN_MS < 120.0
+
+
+def test_a_peak_pat_step_counts_at_record_boundaries_only() -> None:
+    """PAT to the systolic peak steps by -120 ms with the foot unchanged (the pulse's shape changed):
+    a break at a record boundary; inside a record (where the peak detector may switch between two
+    peaks of one pulse) only the foot is tested."""
+    a, b = _table(12, "seg_a", seed=1), _table(6, "seg_b", seed=2)
+    for t in (a, b):
+        t["pat_peak_ms"] = 600.0 + np.random.default_rng(5).normal(0, 5, len(t))
+    b["pat_peak_ms"] -= 120.0
+    joined = concat_records([a, b])
+    off = joined["pat_offset_ms"].to_numpy()
+    assert np.flatnonzero(np.isfinite(off)).tolist() == [12]
+    assert off[12] == pytest.approx(-120.0, abs=10.0)
+    inside = _table(30, "one")
+    inside["pat_peak_ms"] = 600.0
+    inside.loc[15:, "pat_peak_ms"] -= 120.0
+    assert not np.isfinite(pat_offset_steps(inside)).any()
+
+
 def test_real_boundary_p10020306_0006_0012(physionet_dir: Path) -> None:
-    """The boundary of issue 16: detector decision against the side medians it measured (printed)."""
+    """The boundary of issue 16: PAT to the PPG foot moves +7 ms, PAT to the systolic peak -129 ms
+    (the pulse's rise time shortens), HR +17 bpm (explains <= ~50 ms), no valid ABP windows after
+    it: flagged with the peak step (before: not flagged, the HR change vetoed it)."""
     folder = physionet_dir / "mimic4wdb-demo" / "p10020306" / "83404654"
     if not folder.is_dir():
         pytest.skip(f"{folder} not found: the mimic4wdb-demo records are absent")
@@ -79,17 +112,13 @@ def test_real_boundary_p10020306_0006_0012(physionet_dir: Path) -> None:
     joined = concat_records(parts)
     i = len(parts[0])
     before, after = joined.iloc[i - 5 : i], joined.iloc[i : i + 5]
-    d = {c: after[c].median() - before[c].median() for c in ("pat_foot_ms", "hr_bpm", "r_abp_delay_ms")}
+    cols = ("pat_foot_ms", "pat_peak_ms", "hr_bpm", "r_abp_delay_ms")
+    d = {c: after[c].median() - before[c].median() for c in cols}
     flag = joined["pat_offset_ms"].iloc[i]
     print(
-        f"p10020306 0006->0012: dPAT {d['pat_foot_ms']:+.1f} ms, dHR {d['hr_bpm']:+.1f} bpm, "
-        f"d delay {d['r_abp_delay_ms']:+.1f} ms, pat_offset_ms {flag}"
+        f"p10020306 0006->0012: dPAT foot {d['pat_foot_ms']:+.1f} ms, peak {d['pat_peak_ms']:+.1f} ms, "
+        f"dHR {d['hr_bpm']:+.1f} bpm, d delay {d['r_abp_delay_ms']:+.1f} ms, pat_offset_ms {flag}"
     )
-    if np.isfinite(flag):
-        assert flag == pytest.approx(d["pat_foot_ms"]) and abs(d["hr_bpm"]) < HR_STEP_MAX_BPM
-    else:
-        assert (
-            abs(d["pat_foot_ms"]) <= PAT_STEP_MIN_MS
-            or not abs(d["hr_bpm"]) < HR_STEP_MAX_BPM
-            or (abs(d["r_abp_delay_ms"]) >= 10.0)
-        )
+    assert flag == pytest.approx(d["pat_peak_ms"])
+    assert flag < -100 and abs(d["pat_foot_ms"]) < PAT_STEP_MIN_MS
+    assert np.isfinite(joined["pat_offset_ms"]).sum() == 1

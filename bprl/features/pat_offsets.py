@@ -14,9 +14,16 @@ Rule (thresholds below, each with its reasoning): at step ``i``, ``dPAT`` = medi
 ``HALF_WINDOW_STEPS`` steps from ``i`` minus the median of the ``HALF_WINDOW_STEPS`` steps before
 ``i`` (never reaching past the neighbouring record boundaries); the same for HR and the R->ABP
 delay. A step is an offset when ``|dPAT| > PAT_STEP_MIN_MS`` and ``|dPAT|`` exceeds
-``NOISE_FACTOR`` x the robust spread of PAT around the two medians, while ``|dHR| <
-HR_STEP_MAX_BPM`` and ``|d delay| < DELAY_STEP_MAX_MS`` (the delay test is skipped where either
-side has no ABP). Of adjacent qualifying steps only the one with the largest ``|dPAT|`` is kept.
+``NOISE_FACTOR`` x the robust spread of PAT around the two medians, in PAT to the foot or to the
+systolic peak (``PAT_COLUMNS``), while HR does not explain it (``|dHR| < HR_STEP_MAX_BPM``, or
+``|dPAT| > PAT_STEP_MIN_MS + PAT_PER_BPM_MS x |dHR|``: more than any HR change accounts for) and
+``|d delay| < DELAY_STEP_MAX_MS`` (the delay test is skipped where either side has no ABP). Of
+adjacent qualifying steps only the one with the largest ``|dPAT|`` is kept.
+
+A step in PAT to the peak with the foot unchanged is a change of the PPG pulse's shape (shorter
+rise time) rather than of the channel's clock; it is flagged all the same, since the PAT a
+calibrator or estimator reads jumps there (real p10020306 ``_0006`` -> ``_0012``: foot +7 ms,
+peak -129 ms with HR +17 bpm, which explains at most ~50 ms).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ __all__ = [
     "HALF_WINDOW_STEPS",
     "HR_STEP_MAX_BPM",
     "NOISE_FACTOR",
+    "PAT_COLUMNS",
+    "PAT_PER_BPM_MS",
     "PAT_STEP_MIN_MS",
     "pat_offset_steps",
 ]
@@ -50,15 +59,24 @@ HALF_WINDOW_STEPS: int = 5
 MIN_SIDE_STEPS: int = 2
 #: a step must also exceed this multiple of PAT's robust spread (1.4826 x MAD) about the two medians
 NOISE_FACTOR: float = 3.0
+#: most PAT (ms) a heart-rate change of 1 bpm explains: the pre-ejection period shortens by about
+#: 0.4 ms/bpm (Weissler) and the PPG upstroke (in PAT to the systolic peak) by about 1 ms/bpm;
+#: 3 ms/bpm is a generous bound, so a PAT step beyond ``PAT_STEP_MIN_MS + 3 x |dHR|`` is not HR's
+PAT_PER_BPM_MS: float = 3.0
+#: the PAT columns tested (those present): a step in either is a break for a calibrator
+PAT_COLUMNS: tuple[str, ...] = ("pat_foot_ms", "pat_peak_ms")
 
 
-def pat_offset_steps(table: pd.DataFrame, pat_col: str = "pat_foot_ms") -> np.ndarray:
-    """Estimated PAT timing offset (ms) on the first step after each detected break, NaN elsewhere.
+def pat_offset_steps(table: pd.DataFrame, pat_col: str | tuple[str, ...] = PAT_COLUMNS) -> np.ndarray:
+    """Estimated PAT step (ms) on the first step after each detected break, NaN elsewhere.
 
     Args:
-        table: a replay table in step order (``pat_col``, ``hr_bpm``; ``r_abp_delay_ms`` and
+        table: a replay table in step order (the PAT column(s), ``hr_bpm``; ``r_abp_delay_ms`` and
             ``record_id`` when present: records are the segments the windows never cross).
-        pat_col: the PAT column tested.
+        pat_col: the PAT column, or columns, tested (absent ones are skipped). The first is
+            tested at every step; the others (PAT to the systolic peak, whose detector can also
+            switch between two peaks of one pulse inside a record) only at record boundaries.
+            A step in any of them is a break and the largest ``|dPAT|`` is reported.
 
     Returns:
         float64 array, one value per row: ``dPAT`` (ms, positive = PAT longer after the break)
@@ -66,22 +84,31 @@ def pat_offset_steps(table: pd.DataFrame, pat_col: str = "pat_foot_ms") -> np.nd
     """
     n = len(table)
     out = np.full(n, np.nan)
-    if n < 2 * MIN_SIDE_STEPS:
+    cols = [c for c in ((pat_col,) if isinstance(pat_col, str) else pat_col) if c in table]
+    if n < 2 * MIN_SIDE_STEPS or not cols:
         return out
-    pat = table[pat_col].to_numpy(np.float64)
+    pats = [table[c].to_numpy(np.float64) for c in cols]
     hr = table["hr_bpm"].to_numpy(np.float64)
     nan = np.full(n, np.nan)
     delay = table["r_abp_delay_ms"].to_numpy(np.float64) if "r_abp_delay_ms" in table else nan
     starts = _segment_starts(table)
+    boundary = set(starts[1:].tolist())  # first steps of the later records
     d_pat = np.full(n, np.nan)
     for i in range(1, n):
         left, right = _sides(i, starts, n)
-        d = _side_change(pat, left, right)
-        if d is None or abs(d) <= PAT_STEP_MIN_MS or abs(d) <= NOISE_FACTOR * _spread(pat, left, right):
+        at_boundary = i in boundary
+        steps = [
+            _step(pat, left, right) for c, pat in zip(cols, pats, strict=True) if c == cols[0] or at_boundary
+        ]
+        steps = [d for d in steps if d is not None]
+        if not steps:
             continue
+        d = max(steps, key=abs)
         d_hr = _side_change(hr, left, right)
-        if d_hr is None or abs(d_hr) >= HR_STEP_MAX_BPM:
-            continue
+        if d_hr is None or (
+            abs(d_hr) >= HR_STEP_MAX_BPM and abs(d) <= PAT_STEP_MIN_MS + PAT_PER_BPM_MS * abs(d_hr)
+        ):
+            continue  # no HR to judge by, or an HR change large enough to explain the step
         d_delay = _side_change(delay, left, right)
         if d_delay is not None and abs(d_delay) >= DELAY_STEP_MAX_MS:
             continue
@@ -92,6 +119,15 @@ def pat_offset_steps(table: pd.DataFrame, pat_col: str = "pat_foot_ms") -> np.nd
         if not (np.abs(d_pat[i]) <= before).any() and not (np.abs(d_pat[i]) < after).any():
             out[i] = d_pat[i]  # the largest step of its neighbourhood (the first one on ties)
     return out
+
+
+def _step(pat: np.ndarray, left: slice, right: slice) -> float | None:
+    """``dPAT`` at a step when it is large (> :data:`PAT_STEP_MIN_MS`) and clear of the noise
+    (> :data:`NOISE_FACTOR` x the robust spread), else None."""
+    d = _side_change(pat, left, right)
+    if d is None or abs(d) <= PAT_STEP_MIN_MS or abs(d) <= NOISE_FACTOR * _spread(pat, left, right):
+        return None
+    return d
 
 
 def _segment_starts(table: pd.DataFrame) -> np.ndarray:

@@ -86,7 +86,7 @@ def replay_table_from_beats(
     out.update(_feature_columns(beats, win, cfg))
     out.update(_reference_columns(beats, win, cfg))
     out["pat_offset_ms"] = pat_offset_steps(
-        pd.DataFrame({c: out[c] for c in ("pat_foot_ms", "hr_bpm", "r_abp_delay_ms")})
+        pd.DataFrame({c: out[c] for c in ("pat_foot_ms", "pat_peak_ms", "hr_bpm", "r_abp_delay_ms")})
     )
     return _schema_frame(out)
 
@@ -160,7 +160,9 @@ def _feature_columns(beats: pd.DataFrame, win: _BeatWindows, cfg: FeatureConfig)
         with np.errstate(divide="ignore", invalid="ignore"):
             n_classed = win.count(classed)
             out["af_share"] = np.where(
-                n_classed > 0, win.count(beats["af"].to_numpy(bool) & classed) / np.maximum(n_classed, 1), np.nan
+                n_classed > 0,
+                win.count(beats["af"].to_numpy(bool) & classed) / np.maximum(n_classed, 1),
+                np.nan,
             )
             ect = np.isin(beats["beat_class"].astype(str).to_numpy(), ["S", "V"])
             out["ectopic_share"] = np.where(n_classed > 0, win.count(ect) / np.maximum(n_classed, 1), np.nan)
