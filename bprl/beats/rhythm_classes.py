@@ -3,7 +3,8 @@
 :func:`classify_rhythm` detects R peaks with :func:`bprl.beats.ecg_peaks`, computes
 :data:`RHYTHM_FEATURE_NAMES` (the RR-irregularity features of :mod:`bprl.beats.rr_features`,
 the median-beat morphology, P-wave and atrial-activity features and the signal-quality
-measures of :mod:`bprl.beats.ecg_morphology`) and scores them with a multi-class LightGBM model
+measures of :mod:`bprl.beats.ecg_morphology`, and the TQ f-wave, per-beat P-wave, RR-pattern,
+second-template and noise features of :mod:`bprl.beats.ecg_atrial`) and scores them with a multi-class LightGBM model
 shipped with the package as a text file (``bprl/beats/models/cinc2017.txt``, card
 ``cinc2017.json``; no pickle). Classes (Clifford et al. 2017): ``N`` normal sinus rhythm,
 ``A`` atrial fibrillation, ``O`` another rhythm, ``~`` too noisy to classify.
@@ -47,6 +48,7 @@ import pandas as pd
 
 from bprl.beats._models import load_model_with_card
 from bprl.beats.ecg import ecg_peaks
+from bprl.beats.ecg_atrial import EXTRA_RHYTHM_FEATURE_NAMES, extra_rhythm_features
 from bprl.beats.ecg_morphology import (
     MORPHOLOGY_FEATURE_NAMES,
     QUALITY_FEATURE_NAMES,
@@ -76,7 +78,9 @@ __all__ = [
 #: Class order of the model's outputs (CinC 2017 labels).
 RHYTHM_CLASSES: tuple[str, ...] = ("N", "A", "O", "~")
 #: All model inputs, in order.
-RHYTHM_FEATURE_NAMES: tuple[str, ...] = RR_FEATURE_NAMES + MORPHOLOGY_FEATURE_NAMES + QUALITY_FEATURE_NAMES
+RHYTHM_FEATURE_NAMES: tuple[str, ...] = (
+    RR_FEATURE_NAMES + MORPHOLOGY_FEATURE_NAMES + QUALITY_FEATURE_NAMES + EXTRA_RHYTHM_FEATURE_NAMES
+)
 #: The shipped model (LightGBM text format) and its card (same name, ``.json``).
 CINC_MODEL_PATH = Path(__file__).resolve().parent / "models" / "cinc2017.txt"
 MODEL_FS_HZ = 300.0
@@ -190,6 +194,7 @@ def rhythm_features(ecg: np.ndarray, fs_hz: float) -> tuple[dict[str, float], in
         **rr_irregularity_features(rr_ms[rr_ms <= 3000.0]),
         **morphology_features(x, fs_hz, r),
         **signal_quality_features(x, fs_hz, r),
+        **extra_rhythm_features(x, fs_hz, r),
     }
     return {k: float(feats[k]) for k in RHYTHM_FEATURE_NAMES}, len(r)
 
