@@ -34,11 +34,16 @@ import pandas as pd
 
 from bprl.cohort import make_cohort
 from bprl.cohort.layout import load_manifest, read_truth, record_path
+from bprl.envs.cuff import CuffModel
 from bprl.features.config import FeatureConfig
 from bprl.features.replay_table import build_replay_table
 from bprl.sources import read_record
 
 MODES = ("none", "rr", "classes")
+#: one subject's step arrays (see :func:`measure`)
+Subject = dict[str, np.ndarray]
+#: the cuff's AF terms of ``envs/rhythm.yaml`` (+5 mmHg SBP error SD and 5 % failures in full AF)
+AF_CUFF = CuffModel(af_sd_sbp_mmhg=5.0, af_sd_dbp_mmhg=6.0, af_failure_prob=0.05)
 #: the cohorts: ectopy in every subject, paroxysmal AF (2 episodes / h) in half of them; the
 #: cohort's default ectopy (0.5-3 % of beats) and frequent ectopy (10-40 %, towards bigeminy)
 COHORTS = {
@@ -95,47 +100,119 @@ def _ffill(x: np.ndarray) -> np.ndarray:
     return s.to_numpy(float)
 
 
-def calibrated_mae(
-    series: list[tuple[np.ndarray, np.ndarray]], seed: int, period_steps: int = 60
-) -> list[float]:
-    """Per subject, the MAE (mmHg) of the PAT-linear estimate recalibrated every ``period_steps``
-    windows (module docstring); ``series`` = (feature PAT, true SBP) per subject."""
+def _paired_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over subjects of ``b - a`` and its 95 % percentile bootstrap interval (subjects resampled)."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def _slope(series: list[Subject], key: str) -> float:
+    """Population PAT-SBP slope (mmHg/ms) over the subjects' demeaned windows."""
     xs, ys = [], []
-    for pat, sbp in series:
+    for s in series:
+        pat, sbp = s[key], s["sbp"]
         ok = np.isfinite(pat) & np.isfinite(sbp)
         if ok.sum() > 3:
             xs.append(pat[ok] - pat[ok].mean())
             ys.append(sbp[ok] - sbp[ok].mean())
     x, y = np.concatenate(xs), np.concatenate(ys)
-    b = float(np.dot(x, y) / np.dot(x, x))
-    rng = np.random.default_rng(seed)
+    return float(np.dot(x, y) / np.dot(x, x))
+
+
+def calibrated_mae(
+    series: list[Subject],
+    key: str,
+    seed: int,
+    period_steps: int = 60,
+    *,
+    cuff_sd_mmhg: float = 5.0,
+    cuff: CuffModel | None = None,
+    rhythm_timing: bool = False,
+    use_pat: bool = True,
+    n_draws: int = 50,
+) -> list[float]:
+    """Per subject, the MAE (mmHg) of the PAT-linear SBP estimate recalibrated every ``period_steps``
+    windows (module docstring).
+
+    Args:
+        series: per subject, the arrays of :func:`measure` (``sbp``, ``af_true``, ``af_detected``
+            and PAT columns).
+        key: the PAT column (``pat_<mode>``, or ``pat_oracle``: the true sinus-beat median PAT).
+        seed: the cuff's seed; draw ``j`` of subject ``i`` takes its errors from
+            ``default_rng([seed, i, j])``, one per window, so that every variant reading at the same
+            window gets the same error (a paired comparison); the MAE is the mean over draws.
+        period_steps: windows between scheduled readings.
+        cuff_sd_mmhg: the reading-error SD outside AF (0: a perfect cuff).
+        cuff: when given, its AF terms: SD ``sqrt(sd**2 + a af_sd**2)`` and failure probability
+            ``a af_failure_prob`` at a window whose true AF share is ``a`` (a failed reading keeps
+            the previous calibration).
+        rhythm_timing: move a reading that falls in a window detected as AF (``af_share`` >= 0.5) to
+            the next window of the period that is not, when there is one.
+        use_pat: False gives the hold estimate (the last reading, no PAT).
+        n_draws: cuff-error draws averaged (one hour holds only two readings: one draw of their
+            errors moves a subject's MAE by more than any gating does).
+    """
+    b = _slope(series, key) if use_pat else 0.0
     out = []
-    for pat, sbp in series:
-        p = _ffill(pat)
-        est = np.full(len(p), np.nan)
-        for k in range(0, len(p), period_steps):
-            cuff = sbp[k] + rng.normal(0.0, 5.0)
-            est[k : k + period_steps] = cuff + b * (p[k : k + period_steps] - p[k])
-        out.append(float(np.nanmean(np.abs(est - sbp))))
+    for i, s in enumerate(series):
+        pat, sbp = _ffill(s[key]), s["sbp"]
+        n = len(sbp)
+        a_true = np.nan_to_num(s["af_true"])
+        sd = np.full(n, cuff_sd_mmhg)
+        p_fail = np.zeros(n)
+        if cuff is not None:
+            sd = np.sqrt(cuff_sd_mmhg**2 + a_true * cuff.af_sd_sbp_mmhg**2)
+            p_fail = cuff.failure_prob(a_true)
+        detected = np.nan_to_num(s["af_detected"]) >= 0.5
+        starts = list(range(0, n, period_steps))
+        read_at = list(starts)
+        if rhythm_timing:  # the first reading starts the episode and is never moved
+            for j, k0 in enumerate(starts[1:], start=1):
+                free = np.flatnonzero(~detected[k0 : k0 + period_steps])
+                read_at[j] = k0 + int(free[0]) if free.size else k0
+        maes = []
+        for draw in range(n_draws):
+            rng = np.random.default_rng([seed, i, draw])
+            z, fail = rng.standard_normal(n), rng.random(n) < p_fail
+            est = np.full(n, np.nan)
+            level, ref_pat = np.nan, np.nan
+            for k0, k in zip(starts, read_at, strict=True):
+                est[k0:k] = level + b * (pat[k0:k] - ref_pat)  # the previous calibration until the reading
+                if not fail[k] or not np.isfinite(level):
+                    level, ref_pat = sbp[k] + sd[k] * z[k], pat[k]
+                est[k : k0 + period_steps] = level + b * (pat[k : k0 + period_steps] - ref_pat)
+            maes.append(np.nanmean(np.abs(est - sbp)))
+        out.append(float(np.mean(maes)))
     return out
 
 
-def measure(cohort: Path, seed: int = 0) -> pd.DataFrame:
+def measure(cohort: Path, seed: int = 0) -> tuple[pd.DataFrame, list[Subject]]:
     """One row per (subject, mode): PAT-feature noise for sinus / ectopic / AF steps, coverage and
-    the calibrated SBP MAE."""
+    the calibrated SBP MAE; and per subject the step arrays (true SBP, true and detected AF share,
+    the feature PAT of each mode, the true sinus-beat median PAT ``pat_oracle``)."""
     man = load_manifest(cohort)
     rows = []
-    series: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in MODES}
+    series: list[Subject] = []
     for sid in man["subject_id"].astype(str):
         truth = read_truth(cohort, sid)
         rec = read_record(record_path(cohort, sid))
+        subj: Subject = {}
         for mode in MODES:
             tab = build_replay_table(rec, FeatureConfig(ectopic_gating=mode))
-            ref, has_ect, af = _reference_pat(truth, tab["t_start_s"].to_numpy(), tab["t_end_s"].to_numpy())
+            t0, t1 = tab["t_start_s"].to_numpy(), tab["t_end_s"].to_numpy()
+            ref, has_ect, af = _reference_pat(truth, t0, t1)
             pat = tab["pat_foot_ms"].to_numpy(float)
-            series[mode].append(
-                (pat, _true_sbp(truth, tab["t_start_s"].to_numpy(), tab["t_end_s"].to_numpy()))
-            )
+            if not subj:
+                subj = {"sbp": _true_sbp(truth, t0, t1), "af_true": af, "pat_oracle": ref}
+                subj["af_detected"] = (
+                    tab["af_share"].to_numpy(float) if "af_share" in tab else np.zeros(len(t0))
+                )
+            subj[f"pat_{mode}"] = pat
             diff = pat - ref
             diff = diff - np.nanmedian(diff) if np.isfinite(diff).any() else diff
             in_af = np.nan_to_num(af) >= 0.5
@@ -148,12 +225,16 @@ def measure(cohort: Path, seed: int = 0) -> pd.DataFrame:
                     "noise_af_ms": _noise(diff, in_af),
                     "coverage": float(np.isfinite(pat).mean()),
                     "coverage_af": float(np.isfinite(pat[in_af]).mean()) if in_af.any() else float("nan"),
+                    "af_detected": float(np.mean(subj["af_detected"][in_af] >= 0.5))
+                    if in_af.any()
+                    else float("nan"),
                 }
             )
+        series.append(subj)
     out = pd.DataFrame(rows)
     for mode in MODES:
-        out.loc[out["mode"] == mode, "sbp_mae_mmhg"] = calibrated_mae(series[mode], seed)
-    return out
+        out.loc[out["mode"] == mode, "sbp_mae_mmhg"] = calibrated_mae(series, f"pat_{mode}", seed)
+    return out, series
 
 
 def table(per: pd.DataFrame) -> str:
@@ -172,8 +253,63 @@ def table(per: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _ci(d: tuple[float, float, float], digits: int = 2) -> str:
+    return f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]"
+
+
+def paired_table(per: pd.DataFrame) -> str:
+    """Markdown: gated minus ungated, mean over subjects with a paired 95 % bootstrap interval."""
+    lines = [
+        "| gating minus none | PAT noise, sinus steps (ms) | AF steps (ms) | calibrated SBP MAE (mmHg) |",
+        "| --- | --- | --- | --- |",
+    ]
+    base = per[per["mode"] == "none"].set_index("subject_id")
+    for mode in MODES[1:]:
+        m = per[per["mode"] == mode].set_index("subject_id").reindex(base.index)
+        cells = [
+            _ci(_paired_ci(base[c].to_numpy(), m[c].to_numpy())) for c in ("noise_all_ms", "noise_af_ms")
+        ]
+        mae = _ci(_paired_ci(base["sbp_mae_mmhg"].to_numpy(), m["sbp_mae_mmhg"].to_numpy()), 3)
+        lines.append(f"| {mode} | {cells[0]} | {cells[1]} | {mae} |")
+    return "\n".join(lines)
+
+
+def budget_table(series: list[Subject], seed: int) -> str:
+    """Markdown: calibrated SBP MAE (mean over subjects) by PAT source, with the 5-mmHg and a perfect cuff."""
+    rows = [(f"feature PAT, gating {m}", f"pat_{m}", True) for m in MODES]
+    rows += [("true sinus-beat PAT (ideal gating, no fiducial error)", "pat_oracle", True)]
+    rows += [("no PAT (hold the last reading)", "pat_none", False)]
+    lines = [
+        "| PAT used | calibrated SBP MAE, cuff SD 5 mmHg | perfect cuff |",
+        "| --- | --- | --- |",
+    ]
+    for name, key, use in rows:
+        a = np.mean(calibrated_mae(series, key, seed, use_pat=use))
+        b = np.mean(calibrated_mae(series, key, seed, cuff_sd_mmhg=0.0, use_pat=use))
+        lines.append(f"| {name} | {a:.2f} | {b:.2f} |")
+    return "\n".join(lines)
+
+
+def af_cuff_table(series: list[Subject], seed: int, mode: str = "rr") -> str:
+    """Markdown: the cuff of ``envs/rhythm.yaml`` (worse in AF), readings at fixed times against readings
+    moved out of windows detected as AF; all subjects and the AF subjects, paired intervals."""
+    fixed = np.array(calibrated_mae(series, f"pat_{mode}", seed, cuff=AF_CUFF))
+    timed = np.array(calibrated_mae(series, f"pat_{mode}", seed, cuff=AF_CUFF, rhythm_timing=True))
+    has_af = np.array([np.nanmax(np.nan_to_num(s["af_true"])) >= 0.5 for s in series])
+    lines = [
+        "| subjects | n | readings every 30 min | readings moved out of detected AF | difference [95 % CI] |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, sel in (("all", np.ones_like(has_af)), ("with AF", has_af)):
+        d = _paired_ci(fixed[sel], timed[sel])
+        lines.append(
+            f"| {name} | {int(sel.sum())} | {fixed[sel].mean():.2f} | {timed[sel].mean():.2f} | {_ci(d, 3)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Make the cohort, measure every mode, print the table."""
+    """Make the cohorts, measure every mode, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, default=12)
     ap.add_argument("--hours", type=float, default=1.0)
@@ -184,13 +320,20 @@ def main(argv: list[str] | None = None) -> None:
             cohort = make_cohort(
                 Path(tmp) / "cohort", args.subjects, args.hours, args.seed, spec=params, progress=False
             )
-            per = measure(cohort)
-        n_af = int((per[per["mode"] == "none"]["coverage_af"].notna()).sum())
+            per, series = measure(cohort)
+        af_rows = per[(per["mode"] == "none") & per["coverage_af"].notna()]
         print(
             f"\nPAT-feature noise by rhythm gating, {name}: {args.subjects} virtual subjects x {args.hours:g} h "
-            f"(seed {args.seed}; ectopy in all, AF in {n_af}); mean over subjects"
+            f"(seed {args.seed}; ectopy in all, AF in {len(af_rows)}, "
+            f"{100 * af_rows['af_detected'].mean():.1f} % of their AF steps detected); mean over subjects"
         )
         print(table(per))
+        print("\nGated minus ungated, per subject (mean [95 % paired bootstrap interval over subjects]):")
+        print(paired_table(per))
+        print("\nWhere the calibrated error comes from (same cuff draws in every row):")
+        print(budget_table(series, 0))
+        print("\nCuff worse in AF (envs/rhythm.yaml: +5 mmHg SD, 5 % failures in full AF), gating rr:")
+        print(af_cuff_table(series, 0))
 
 
 if __name__ == "__main__":
