@@ -393,17 +393,27 @@ def _turning_extremum(dev: np.ndarray, core: slice, m: int) -> tuple[np.ndarray,
     waveform's shape, not on the sampling rate (the 50 ms span is in time), and flips with the
     lead (an inverted lead gives the same fiducials)."""
     lo = core.start
-    cols = []
-    for d in (dev, np.where(np.isfinite(dev), -dev, -np.inf)):
-        col = np.argmax(d[:, core], axis=1)
-        peak_ok = ndimage.maximum_filter1d(d, 2 * m + 1, axis=1, mode="nearest")
-        rows = np.arange(len(d))
-        cols.append((col, d[rows, col + lo] >= peak_ok[rows, col + lo]))
-    (col, ok), (alt, alt_ok) = cols
     rows = np.arange(len(dev))
-    typical = np.median(dev[rows, col + lo][ok]) if ok.any() else np.inf
-    switch = ~ok & alt_ok & (-dev[rows, alt + lo] >= _SWITCH_MIN_DEFLECTION * typical)
-    return np.where(switch, alt, col), np.where(switch, -1.0, 1.0)
+    col = np.argmax(dev[:, core], axis=1)
+    ok = _is_peak(dev, col + lo, m)
+    sign = np.ones(len(dev))
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        typical = np.median(dev[rows, col + lo][ok]) if ok.any() else np.inf
+        neg = np.where(np.isfinite(dev[bad]), -dev[bad], -np.inf)
+        alt = np.argmax(neg[:, core], axis=1)
+        depth = neg[np.arange(len(bad)), alt + lo]
+        switch = _is_peak(neg, alt + lo, m) & (depth >= _SWITCH_MIN_DEFLECTION * typical)
+        col[bad[switch]] = alt[switch]
+        sign[bad[switch]] = -1.0
+    return col, sign
+
+
+def _is_peak(d: np.ndarray, j: np.ndarray, m: int) -> np.ndarray:
+    """Whether ``d[row, j[row]]`` is the maximum of its row within +-``m`` columns (clipped to the row)."""
+    idx = np.clip(j[:, None] + np.arange(-m, m + 1)[None, :], 0, d.shape[1] - 1)
+    rows = np.arange(len(d))
+    return d[rows, j] >= d[rows[:, None], idx].max(axis=1)
 
 
 def _dedupe(peak: np.ndarray, amp: np.ndarray, min_gap: int) -> np.ndarray:
