@@ -119,8 +119,8 @@ class Experiment:
                 p["calibrator"] = self.calibrators.get(pol.label, pol.calibrator)
         if self.estimator_checkpoint is not None:
             d["estimator"]["checkpoint"] = str(self.estimator_checkpoint)
-        if self.config.estimator.kind == "pat_linear":
-            del d["estimator"]["train"]  # the CNN-GRU's settings; the PAT-linear model takes none
+        if self.config.estimator.kind in ("pat_linear", "camera_linear"):
+            del d["estimator"]["train"]  # the CNN-GRU's settings; the linear models take none
         return d
 
 

@@ -1,5 +1,5 @@
 """The experiment runner: :func:`run_experiment` runs the stages of :data:`~bprl.experiments.stages.PIPELINE`
-in order; :func:`rebuild_report` rewrites metrics and report from a results folder's saved logs.
+(:data:`~bprl.experiments.camera.CAMERA_PIPELINE` for a camera experiment) in order; :func:`rebuild_report` rewrites metrics and report from a results folder's saved logs.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from tqdm.auto import tqdm
 from bprl.errors import BprlError, ConfigError
 from bprl.evaluation.logs import results_logs
 from bprl.experiments.backends import make_backend
+from bprl.experiments.camera import pipeline_for
 from bprl.experiments.loading import Experiment, load_experiment
 from bprl.experiments.outputs import write_results, write_run_info
 from bprl.experiments.paths import clear_results, prepare_results, remove_temp_leftovers, results_location
 from bprl.experiments.schema import MAX_WORKERS
-from bprl.experiments.stages import PIPELINE
 from bprl.experiments.state import RunContext, RunState
 from bprl.experiments.tasks import Stages, default_stages
 from bprl.io import write_text_atomic
@@ -107,9 +107,10 @@ def run_experiment(
     ctx = RunContext(
         exp, results, stages or default_stages(), be, backend_name, n_workers, resolved, progress
     )
-    stage_bar = tqdm(total=len(PIPELINE), desc=exp.config.name, unit="stage", disable=not progress)
+    pipeline = pipeline_for(exp)
+    stage_bar = tqdm(total=len(pipeline), desc=exp.config.name, unit="stage", disable=not progress)
     try:
-        for stage in PIPELINE:
+        for stage in pipeline:
             stage_bar.set_postfix_str(stage.name)
             stage.run(ctx, state)
             stage_bar.update(1)

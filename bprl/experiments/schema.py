@@ -23,7 +23,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from bprl.cohort.spec import CohortSpec
 from bprl.config import Spec
@@ -126,12 +135,27 @@ class VirtualCohortSpec(StrictSpec):
     params: CohortSpec | None = Field(
         None, description="cohort parameters given inline (bprl.cohort.CohortSpec); instead of `spec`"
     )
+    video: bool = Field(
+        False,
+        description="a camera cohort: render virtual-camera skin-region clips (the spec's video_* fields) "
+        "and take the features from the video (camera replay tables, no PAT); needs estimator.kind "
+        "camera_linear",
+    )
 
     @model_validator(mode="after")
     def _file_or_inline(self) -> VirtualCohortSpec:
         if self.spec is not None and self.params is not None:
             raise ValueError("give the cohort parameters as a file (`spec`) or inline (`params`), not both")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_video(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The fields, without ``video`` when it is false: fingerprints (and resolved files) of
+        experiments without video stay as they were before the field existed."""
+        data = handler(self)
+        if not self.video:
+            data.pop("video", None)
+        return data
 
 
 class CohortSourcesSpec(StrictSpec):
@@ -223,7 +247,11 @@ class SplitSpec(StrictSpec):
 class EstimatorSpec(StrictSpec):
     """The population estimator: a CNN-GRU trained on the train split, or the PAT-linear baseline."""
 
-    kind: Literal["cnn_gru", "pat_linear"] = Field("cnn_gru", description="which estimator")
+    kind: Literal["cnn_gru", "pat_linear", "camera_linear"] = Field(
+        "cnn_gru",
+        description="which estimator (camera_linear: the within-subject linear model on camera features, "
+        "for a cohort with `video: true`)",
+    )
     train: TrainConfig = Field(
         default_factory=TrainConfig,
         description="training settings of the CNN-GRU (bprl.estimator.TrainConfig; `model`: ModelConfig)",
@@ -237,8 +265,12 @@ class EstimatorSpec(StrictSpec):
 
     @model_validator(mode="after")
     def _train_only_for_cnn_gru(self) -> EstimatorSpec:
-        if self.kind == "pat_linear" and self.train != TrainConfig():
-            raise ValueError("`train`: the pat_linear estimator takes no training settings")
+        if self.kind in ("pat_linear", "camera_linear") and self.train != TrainConfig():
+            raise ValueError(f"`train`: the {self.kind} estimator takes no training settings")
+        if self.kind == "camera_linear" and self.checkpoint is not None:
+            raise ValueError(
+                "`checkpoint`: the camera_linear estimator is fit on the train split, not loaded"
+            )
         if self.checkpoint is not None and "train" in self.model_fields_set:
             raise ValueError("give `checkpoint` (use a trained estimator) or `train` (train one), not both")
         return self
@@ -379,6 +411,29 @@ class ExperimentConfig(StrictSpec):
         if len(set(v)) != len(v):
             raise ValueError(f"seeds repeated: {v}")
         return v
+
+    @property
+    def camera(self) -> bool:
+        """Whether the experiment is a camera experiment (virtual video, camera features)."""
+        return self.cohort.virtual is not None and self.cohort.virtual.video
+
+    @model_validator(mode="after")
+    def _camera_consistent(self) -> ExperimentConfig:
+        camera_est = self.estimator.kind == "camera_linear"
+        if self.camera and not camera_est:
+            raise ValueError(
+                "cohort.virtual.video: a camera cohort has no ECG (no PAT) and no WFDB camera records: "
+                "set estimator.kind: camera_linear"
+            )
+        if camera_est and not self.camera:
+            raise ValueError(
+                "estimator.kind camera_linear needs camera features: set cohort.virtual.video: true"
+            )
+        if self.camera and self.cohort.records:
+            raise ValueError(
+                "cohort.records: real records have no video; a camera experiment takes virtual subjects only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_policies(self) -> ExperimentConfig:

@@ -59,8 +59,9 @@ class Stages:
     scheduling, markers and resume without the heavy stages.
 
     Attributes:
-        cohort: ``(out, n_subjects, hours, seed, spec, workers) -> None``: build a virtual cohort in
-            ``out``; ``spec`` is a parameter file, a :class:`bprl.cohort.CohortSpec` or ``None``.
+        cohort: ``(out, n_subjects, hours, seed, spec, workers[, video]) -> None``: build a virtual
+            cohort in ``out``; ``spec`` is a parameter file, a :class:`bprl.cohort.CohortSpec` or
+            ``None``; ``video`` (camera experiments only) also renders its virtual-camera clips.
         list_virtual: ``(cohort_dir) -> DataFrame[subject_id, record_id, record_path]``.
         list_real: ``(folders, require, min_duration_s) -> (DataFrame[subject_id, record_id, record_path], skipped)``.
         features: ``(record_path, features, cache_dir) -> dict``: build one record's replay table in
@@ -89,13 +90,27 @@ class Stages:
 
 # ---------------------------------------------------------------- cohort and records
 def stage_cohort(
-    out: Path, n_subjects: int, hours: float, seed: int, spec: str | CohortSpec | None, workers: int
+    out: Path,
+    n_subjects: int,
+    hours: float,
+    seed: int,
+    spec: str | CohortSpec | None,
+    workers: int,
+    video: bool = False,
 ) -> dict[str, Any]:
-    """Build a virtual cohort with :func:`bprl.cohort.make_cohort` (``hours`` per subject, h)."""
+    """Build a virtual cohort with :func:`bprl.cohort.make_cohort` (``hours`` per subject, h; with
+    ``video``, also its virtual-camera clips)."""
     from bprl.cohort import make_cohort
 
     make_cohort(
-        out, n_subjects=n_subjects, hours=hours, seed=seed, spec=spec, workers=workers, progress=False
+        out,
+        n_subjects=n_subjects,
+        hours=hours,
+        seed=seed,
+        spec=spec,
+        workers=workers,
+        progress=False,
+        video=video,
     )
     return {"subjects": n_subjects}
 
