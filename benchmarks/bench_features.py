@@ -36,7 +36,7 @@ from scipy.signal import resample_poly
 from wfdb import processing
 
 from bprl.beats import ecg_peaks
-from bprl.features import record_beats, replay_table_from_beats
+from bprl.features import FeatureConfig, record_beats, replay_table_from_beats
 from bprl.sources import read_record
 
 BEAT_SYMBOLS = set("NLRBAaJSVrFejnE/fQ?")
@@ -89,6 +89,14 @@ def _nk_both(ecg: np.ndarray, fs_ecg: float, ppg: np.ndarray, fs_ppg: float) -> 
 
     nk.ecg_peaks(np.nan_to_num(ecg), sampling_rate=round(fs_ecg))
     nk.ppg_peaks(np.nan_to_num(ppg), sampling_rate=round(fs_ppg))
+
+
+def _nk_delineate(ecg: np.ndarray, fs_ecg: float, r_peaks: np.ndarray) -> None:
+    """NeuroKit2's wave delineation (``ecg_delineate``, DWT) of given R peaks: its counterpart of the
+    rhythm columns' delineation (it has no beat classifier or AF detector)."""
+    import neurokit2 as nk
+
+    nk.ecg_delineate(np.nan_to_num(ecg), r_peaks, sampling_rate=round(fs_ecg), method="dwt")
 
 
 def _xqrs(x: np.ndarray, fs: float) -> np.ndarray:
@@ -316,19 +324,29 @@ def main(argv: list[str] | None = None) -> None:
         f"record: {rec.duration_s / 3600:.2f} h, ECG {ecg.fs_hz:g} Hz, PPG {ppg.fs_hz:g} Hz, ABP {rec.channel('abp').fs_hz:g} Hz"
     )
 
-    def pipeline() -> None:
-        beats = record_beats(rec)
+    def pipeline(rhythm: bool = True) -> None:
+        beats = record_beats(rec, FeatureConfig(rhythm=rhythm))
         replay_table_from_beats(beats, rec.duration_s, rec.subject_id, rec.record_id)
 
     tm = _timed(
         {
             "full": pipeline,
+            "beats": lambda: pipeline(False),
             "ecg": lambda: ecg_peaks(ecg.samples, ecg.fs_hz),
             "nk": lambda: _nk_both(ecg.samples, ecg.fs_hz, ppg.samples, ppg.fs_hz),
         },
         args.repeat,
     )
-    tm.update(_timed({"xqrs": lambda: _xqrs(ecg.samples, ecg.fs_hz)}, 1))
+    nk_r = _nk_ecg(np.nan_to_num(ecg.samples), ecg.fs_hz)
+    tm.update(
+        _timed(
+            {
+                "xqrs": lambda: _xqrs(ecg.samples, ecg.fs_hz),
+                "nk_delin": lambda: _nk_delineate(ecg.samples, ecg.fs_hz, nk_r),
+            },
+            1,
+        )
+    )
     t_bprl = tm["full"]
     # per-record table first: its MIT-BIH counts also give the pooled bprl / NeuroKit2 columns below
     table, counts = per_record_table(datasets) if datasets else ([], {})
@@ -346,8 +364,10 @@ def main(argv: list[str] | None = None) -> None:
                 acc_rate[key] = [mitdb_accuracy(det, root, r)[:2] for r in RATES]
     rows = [
         ("bprl full pipeline (R, PPG, ABP, SQI, features, table)", tm["full"], "bprl"),
+        ("  the same without the rhythm columns (rhythm: false)", tm["beats"], "bprl"),
         ("bprl ecg_peaks only", tm["ecg"], "bprl"),
         ("neurokit2 ecg_peaks + ppg_peaks", tm["nk"], "nk"),
+        ("neurokit2 ecg_delineate (dwt) of its R peaks", tm["nk_delin"], "nk"),
         ("wfdb xqrs_detect (ECG only)", tm["xqrs"], "xqrs"),
     ]
     rate_cols = " ".join(f"{f'Se/PPV {r} Hz':>14s}" for r in RATES)
@@ -360,7 +380,12 @@ def main(argv: list[str] | None = None) -> None:
         at_rates = acc_rate.get(key, [(np.nan, np.nan)] * len(RATES))
         cols = " ".join(f"{f'{100 * a:.2f}/{100 * b:.2f}':>14s}" for a, b in at_rates)
         print(f"{label:58s} {t:12.3f} {t / t_bprl:11.2f} {se:8.4f} {ppv:8.4f} {dt:8.1f} {dt95:7.1f} {cols}")
-    print(f"CPU s: best of {args.repeat} interleaved rounds (xqrs: 1 round), this process only.")
+    print(f"CPU s: best of {args.repeat} interleaved rounds (xqrs, delineate: 1 round), this process only.")
+    print(
+        f"Like for like: neurokit2 peaks / bprl pipeline without rhythm columns = {tm['nk'] / tm['beats']:.2f}x; "
+        f"neurokit2 peaks + delineation / bprl full pipeline (peaks, delineation, beat classes, AF) = "
+        f"{(tm['nk'] + tm['nk_delin']) / tm['full']:.2f}x."
+    )
     print("Se/PPV: MIT-BIH 100, 103, 105, 106 pooled, 150 ms window (neurokit2: ecg_peaks on the raw lead);")
     print(f"Se/PPV at {', '.join(map(str, RATES))} Hz (%): the same records resampled with resample_poly.")
     print("|dt|: mean and 95th percentile of |detected - annotated| R time over matched beats.")
