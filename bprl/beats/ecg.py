@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from bprl.beats._arrays import _nan_runs, _parabolic, _ranges, _rolling_quantile_of_points, _window_index
-from bprl.beats.filters import signal_fill_nan
+from bprl.beats.filters import butter, signal_fill_nan
 from bprl.errors import FeatureError
 
 __all__ = ["ecg_peaks"]
@@ -319,9 +319,9 @@ def _refine_filters(raw: np.ndarray, fs_hz: float, step: int) -> tuple[np.ndarra
     nyq = 0.5 * fs_hz
     lp = raw
     if _LOWPASS_HZ < 0.9 * nyq:
-        lp = signal.sosfiltfilt(signal.butter(4, _LOWPASS_HZ / nyq, output="sos"), raw, axis=1)
+        lp = signal.sosfiltfilt(butter(4, _LOWPASS_HZ / nyq, output="sos"), raw, axis=1)
     hi = min(25.0, 0.8 * nyq)
-    band = signal.butter(2, [min(5.0, 0.5 * hi) / nyq, hi / nyq], btype="band", output="sos")
+    band = butter(2, (min(5.0, 0.5 * hi) / nyq, hi / nyq), btype="band", output="sos")
     return lp, signal.sosfiltfilt(band, raw[::step], axis=1)
 
 

@@ -7,6 +7,8 @@ arrays with NaN marking invalid samples; the caller keeps its own NaN mask.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import signal
 
@@ -73,16 +75,29 @@ def signal_bandpass(
     if low_hz is None:
         if 1 <= order <= 3 and len(x) > 3 * (2 * ((order + 1) // 2) + 1):
             # low order low-pass: transfer-function form is accurate and ~2x faster than sos
-            b, a = signal.butter(order, high_hz / nyq, btype="lowpass")
+            b, a = butter(order, high_hz / nyq, btype="lowpass")
             return _filtfilt_ba(b, a, x)
-        sos = signal.butter(order, high_hz / nyq, btype="lowpass", output="sos")
+        sos = butter(order, high_hz / nyq, btype="lowpass", output="sos")
     elif high_hz is None:
-        sos = signal.butter(order, low_hz / nyq, btype="highpass", output="sos")
+        sos = butter(order, low_hz / nyq, btype="highpass", output="sos")
     else:
-        sos = signal.butter(order, [low_hz / nyq, high_hz / nyq], btype="bandpass", output="sos")
+        sos = butter(order, (low_hz / nyq, high_hz / nyq), btype="bandpass", output="sos")
     if len(x) <= 3 * (2 * len(sos) + 1):
         return x - np.mean(x) if low_hz is not None else x
     return signal.sosfiltfilt(sos, x)
+
+
+def butter(order: int, wn, btype: str = "lowpass", output: str = "ba", fs: float | None = None):
+    """``scipy.signal.butter(order, wn, btype, output=output, fs=fs)``, designed once per set of
+    arguments (the design costs as much as filtering minutes of signal); ``wn``: a float or a
+    tuple of two. Returns fresh copies of the cached arrays."""
+    out = _butter(order, tuple(wn) if isinstance(wn, (list, tuple)) else float(wn), btype, output, fs)
+    return tuple(a.copy() for a in out) if isinstance(out, tuple) else out.copy()
+
+
+@lru_cache(maxsize=128)
+def _butter(order: int, wn, btype: str, output: str, fs: float | None):
+    return signal.butter(order, list(wn) if isinstance(wn, tuple) else wn, btype=btype, output=output, fs=fs)
 
 
 def _filtfilt_ba(b: np.ndarray, a: np.ndarray, x: np.ndarray) -> np.ndarray:

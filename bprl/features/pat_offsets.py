@@ -91,28 +91,25 @@ def pat_offset_steps(table: pd.DataFrame, pat_col: str | tuple[str, ...] = PAT_C
     hr = table["hr_bpm"].to_numpy(np.float64)
     nan = np.full(n, np.nan)
     delay = table["r_abp_delay_ms"].to_numpy(np.float64) if "r_abp_delay_ms" in table else nan
-    starts = _segment_starts(table)
-    boundary = set(starts[1:].tolist())  # first steps of the later records
-    d_pat = np.full(n, np.nan)
-    for i in range(1, n):
-        left, right = _sides(i, starts, n)
-        at_boundary = i in boundary
-        steps = [
-            _step(pat, left, right) for c, pat in zip(cols, pats, strict=True) if c == cols[0] or at_boundary
-        ]
-        steps = [d for d in steps if d is not None]
-        if not steps:
-            continue
-        d = max(steps, key=abs)
-        d_hr = _side_change(hr, left, right)
-        if d_hr is None or (
-            abs(d_hr) >= HR_STEP_MAX_BPM and abs(d) <= PAT_STEP_MIN_MS + PAT_PER_BPM_MS * abs(d_hr)
-        ):
-            continue  # no HR to judge by, or an HR change large enough to explain the step
-        d_delay = _side_change(delay, left, right)
-        if d_delay is not None and abs(d_delay) >= DELAY_STEP_MAX_MS:
-            continue
-        d_pat[i] = d
+    left, right = _side_indices(_segment_starts(table), n)
+    at_boundary = np.zeros(n, bool)
+    at_boundary[_segment_starts(table)[1:]] = True  # first steps of the later records
+    d = np.full(n, np.nan)  # the largest qualifying PAT step of each step (first column on ties)
+    for c, pat in zip(cols, pats, strict=True):
+        step = _steps(pat, left, right)
+        if c != cols[0]:
+            step[~at_boundary] = np.nan
+        take = np.isfinite(step) & ~(np.abs(step) <= np.abs(d))
+        d[take] = step[take]
+    d_hr = _side_changes(hr, left, right)
+    d_delay = _side_changes(delay, left, right)
+    with np.errstate(invalid="ignore"):
+        hr_explains = ~np.isfinite(d_hr) | (
+            (np.abs(d_hr) >= HR_STEP_MAX_BPM) & (np.abs(d) <= PAT_STEP_MIN_MS + PAT_PER_BPM_MS * np.abs(d_hr))
+        )
+        delay_moves = np.isfinite(d_delay) & (np.abs(d_delay) >= DELAY_STEP_MAX_MS)
+    d_pat = np.where(hr_explains | delay_moves, np.nan, d)
+    d_pat[0] = np.nan
     for i in np.flatnonzero(np.isfinite(d_pat)):
         before = np.abs(d_pat[max(0, i - HALF_WINDOW_STEPS) : i])
         after = np.abs(d_pat[i + 1 : i + HALF_WINDOW_STEPS + 1])
@@ -121,13 +118,19 @@ def pat_offset_steps(table: pd.DataFrame, pat_col: str | tuple[str, ...] = PAT_C
     return out
 
 
-def _step(pat: np.ndarray, left: slice, right: slice) -> float | None:
-    """``dPAT`` at a step when it is large (> :data:`PAT_STEP_MIN_MS`) and clear of the noise
-    (> :data:`NOISE_FACTOR` x the robust spread), else None."""
-    d = _side_change(pat, left, right)
-    if d is None or abs(d) <= PAT_STEP_MIN_MS or abs(d) <= NOISE_FACTOR * _spread(pat, left, right):
-        return None
-    return d
+def _steps(pat: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``dPAT`` at each step where it is large (> :data:`PAT_STEP_MIN_MS`) and clear of the noise
+    (> :data:`NOISE_FACTOR` x the robust spread), else NaN."""
+    a, b = _side_values(pat, left), _side_values(pat, right)
+    ma, mb = _row_medians(a), _row_medians(b)
+    d = mb - ma
+    ok = (np.sum(np.isfinite(a), axis=1) >= MIN_SIDE_STEPS) & (
+        np.sum(np.isfinite(b), axis=1) >= MIN_SIDE_STEPS
+    )
+    dev = np.abs(np.concatenate([a - ma[:, None], b - mb[:, None]], axis=1))
+    with np.errstate(invalid="ignore"):
+        ok &= ~(np.abs(d) <= PAT_STEP_MIN_MS) & ~(np.abs(d) <= NOISE_FACTOR * (1.4826 * _row_medians(dev)))
+    return np.where(ok, d, np.nan)
 
 
 def _segment_starts(table: pd.DataFrame) -> np.ndarray:
@@ -138,32 +141,49 @@ def _segment_starts(table: pd.DataFrame) -> np.ndarray:
     return np.concatenate([[0], np.flatnonzero(rid[1:] != rid[:-1]) + 1])
 
 
-def _sides(i: int, starts: np.ndarray, n: int) -> tuple[slice, slice]:
-    """The steps before and from ``i`` compared at ``i``, not reaching past neighbouring boundaries.
+def _side_indices(starts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (``n`` x :data:`HALF_WINDOW_STEPS`, -1 = none) of the steps before and from each
+    step ``i`` compared at ``i``, not reaching past neighbouring boundaries.
 
     At a record boundary the left side is the end of the previous record; inside a record both
     sides stay in the record.
     """
-    k = int(np.searchsorted(starts, i, side="right")) - 1  # record containing i
-    seg_start = int(starts[k])
-    seg_end = int(starts[k + 1]) if k + 1 < len(starts) else n
-    left_floor = int(starts[k - 1]) if i == seg_start and k > 0 else seg_start
-    return slice(max(left_floor, i - HALF_WINDOW_STEPS), i), slice(i, min(seg_end, i + HALF_WINDOW_STEPS))
+    i = np.arange(n)
+    k = np.searchsorted(starts, i, side="right") - 1  # record containing i
+    seg_start = starts[k]
+    seg_end = np.append(starts, n)[k + 1]
+    left_floor = np.where((i == seg_start) & (k > 0), starts[np.maximum(k - 1, 0)], seg_start)
+    off = np.arange(HALF_WINDOW_STEPS)
+    left = i[:, None] - HALF_WINDOW_STEPS + off  # i-5 .. i-1
+    right = i[:, None] + off  # i .. i+4
+    left = np.where(left >= left_floor[:, None], left, -1)
+    right = np.where(right < seg_end[:, None], right, -1)
+    return left, right
 
 
-def _side_change(x: np.ndarray, left: slice, right: slice) -> float | None:
-    """Median of ``x[right]`` minus median of ``x[left]`` (finite values), None when a side has too few."""
-    a, b = x[left], x[right]
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if len(a) < MIN_SIDE_STEPS or len(b) < MIN_SIDE_STEPS:
-        return None
-    return float(np.median(b) - np.median(a))
+def _side_values(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``x`` at the side indices ``idx`` (-1: NaN), non-finite values as NaN."""
+    v = np.where(idx >= 0, x[np.maximum(idx, 0)], np.nan)
+    v[~np.isfinite(v)] = np.nan
+    return v
 
 
-def _spread(x: np.ndarray, left: slice, right: slice) -> float:
-    """Robust spread (1.4826 x MAD) of ``x`` about the median of its own side, both sides pooled."""
-    dev = []
-    for s in (left, right):
-        v = x[s][np.isfinite(x[s])]
-        dev.append(v - np.median(v))
-    return float(1.4826 * np.median(np.abs(np.concatenate(dev))))
+def _row_medians(v: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each row of ``v`` (NaN = missing), exactly as ``np.median``
+    of them (the mean of the two middle values for an even count); NaN for an empty row."""
+    s = np.sort(v, axis=1)  # NaN last
+    k = np.sum(np.isfinite(s), axis=1)
+    rows = np.arange(len(s))
+    hi = s[rows, np.minimum(k // 2, s.shape[1] - 1)]
+    lo = s[rows, np.maximum(k // 2 - 1, 0)]
+    return np.where(k == 0, np.nan, np.where(k % 2 == 1, hi, (lo + hi) / 2.0))
+
+
+def _side_changes(x: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Median of ``x`` on the right side minus median on the left (finite values) at each step,
+    NaN when a side has fewer than :data:`MIN_SIDE_STEPS`."""
+    a, b = _side_values(x, left), _side_values(x, right)
+    few = (np.sum(np.isfinite(a), axis=1) < MIN_SIDE_STEPS) | (
+        np.sum(np.isfinite(b), axis=1) < MIN_SIDE_STEPS
+    )
+    return np.where(few, np.nan, _row_medians(b) - _row_medians(a))
