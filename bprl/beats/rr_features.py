@@ -37,6 +37,8 @@ References:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = [
@@ -169,10 +171,19 @@ def _match_counts(x: np.ndarray, m: int, r: float) -> tuple[int, int]:
     dist = np.zeros((n - m, n - m))
     for j in range(m):
         np.maximum(dist, np.abs(emb[:, None, j] - emb[None, :, j]), out=dist)
-    iu = np.triu_indices(n - m, k=1)
+    iu = _triu(n - m)
     close_m = dist[iu] <= r
     last = np.abs(emb[:, None, m] - emb[None, :, m])[iu]
     return int(close_m.sum()), int((close_m & (last <= r)).sum())
+
+
+@lru_cache(maxsize=64)
+def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, k=1)``, built once per size (read-only)."""
+    iu = np.triu_indices(n, k=1)
+    for a in iu:
+        a.setflags(write=False)
+    return iu
 
 
 def sample_entropy(rr_ms: np.ndarray, m: int = 2, r: float = 0.2) -> float:
@@ -380,7 +391,8 @@ def lorenz_occupancy(rr_ms: np.ndarray, cell_ms: float = 40.0) -> float:
     cells = cells[np.any(cells != 0, axis=1)]
     if len(cells) == 0:
         return 0.0
-    return float(len(np.unique(cells, axis=0)) / (len(d) - 1))
+    n_cells = len(set(zip(cells[:, 0].tolist(), cells[:, 1].tolist(), strict=True)))  # distinct cells
+    return float(n_cells / (len(d) - 1))
 
 
 def ectopic_fraction(rr_ms: np.ndarray, premature: float = 0.85, pause: float = 1.1) -> float:
@@ -407,11 +419,12 @@ def ectopic_fraction(rr_ms: np.ndarray, premature: float = 0.85, pause: float = 
     return float(np.mean(pairs))
 
 
-def _robust_nrmssd(rr: np.ndarray) -> float:
-    """nRMSSD after dropping successive differences that touch a short-long (ectopic) pair."""
+def _robust_nrmssd(rr: np.ndarray, med: np.floating | None = None) -> float:
+    """nRMSSD after dropping successive differences that touch a short-long (ectopic) pair
+    (``med``: ``np.median(rr)`` when the caller has it)."""
     if len(rr) < 4:
         return float("nan")
-    med = np.median(rr)
+    med = np.median(rr) if med is None else med
     ect = np.zeros(len(rr), dtype=bool)
     pairs = np.flatnonzero((rr[:-1] < 0.85 * med) & (rr[1:] > 1.1 * med))
     ect[pairs] = True
@@ -489,26 +502,40 @@ def rr_irregularity_features(rr_ms: np.ndarray) -> dict[str, float]:
     rr = _clean(rr_ms)
     if len(rr) == 0:
         return dict.fromkeys(RR_FEATURE_NAMES, float("nan"))
-    mean, med = float(rr.mean()), float(np.median(rr))
+    # the module's functions on the cleaned stretch, with their shared pieces (differences,
+    # median, centred series) computed once: the same operations, so the same values
+    n, nan = len(rr), float("nan")
+    med_np = np.median(rr)
+    mean, med = float(rr.mean()), float(med_np)
+    d = np.diff(rr)
+    ad = np.abs(d)
+    x = rr - rr.mean()
+    ss = float(np.dot(x, x))
+
+    def ac(lag: int) -> float:
+        return nan if n < lag + 3 or ss == 0 else float(np.dot(x[:-lag], x[lag:]) / ss)
+
     return {
         "hr_bpm": 60000.0 / mean,
         "cv_rr": float(rr.std() / mean),
-        "nrmssd": nrmssd(rr),
-        "nrmssd_robust": _robust_nrmssd(rr),
-        "tpr": turning_point_ratio(rr),
+        "nrmssd": float(np.sqrt(np.mean(d**2))) / mean if n >= 2 else nan,
+        "nrmssd_robust": _robust_nrmssd(rr, med_np),
+        "tpr": float(np.mean(d[:-1] * d[1:] < 0)) if n >= 3 else nan,
         "shannon_entropy": shannon_entropy_rr(rr),
         "sample_entropy": sample_entropy(rr),
         "cosen": coefficient_of_sample_entropy(rr),
-        "pnn50": pnnx(rr, 50.0),
-        "frac_drr_10pct": fraction_drr_above(rr, 0.1),
-        "frac_drr_20pct": fraction_drr_above(rr, 0.2),
-        "mad_drr_ratio": median_abs_drr_ratio(rr),
+        "pnn50": float(np.mean(ad > 50.0)) if n >= 2 else nan,
+        "frac_drr_10pct": float(np.mean(ad > 0.1 * rr[:-1])) if n >= 2 else nan,
+        "frac_drr_20pct": float(np.mean(ad > 0.2 * rr[:-1])) if n >= 2 else nan,
+        "mad_drr_ratio": float(np.median(ad) / med_np) if n >= 2 else nan,
         "rr_spread": rr_spread(rr),
-        "ac1": rr_autocorrelation(rr, 1),
-        "ac2": rr_autocorrelation(rr, 2),
+        "ac1": ac(1),
+        "ac2": ac(2),
         "lorenz_occupancy": lorenz_occupancy(rr),
         "sd1_sd2": _sd1_sd2(rr),
-        "ectopic_fraction": ectopic_fraction(rr),
+        "ectopic_fraction": float(np.mean((rr[:-1] < 0.85 * med_np) & (rr[1:] > 1.1 * med_np)))
+        if n >= 3
+        else nan,
         "min_rr_ratio": float(rr.min() / med),
         "max_rr_ratio": float(rr.max() / med),
         "max_rr_ms": float(rr.max()),
