@@ -238,7 +238,8 @@ def af_windows(
     usable = (feats["n_rr"] >= min_beats) & (feats["t_end_s"] - feats["t_start_s"] >= min_window_s)
     prob = np.full(len(feats), np.nan)
     if usable.any():
-        prob[usable.to_numpy()] = booster.predict(feats.loc[usable, list(AF_FEATURE_NAMES)].to_numpy())
+        x = feats.loc[usable, list(AF_FEATURE_NAMES)].to_numpy()
+        prob[usable.to_numpy()] = booster.predict(x, num_threads=1)  # one thread: same values, less CPU
     af = np.nan_to_num(prob, nan=-1.0) >= threshold
     label = np.where(~usable.to_numpy(), "unknown", np.where(af, "AF", "non-AF"))
     return pd.DataFrame(

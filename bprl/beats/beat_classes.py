@@ -420,7 +420,10 @@ def ecg_beat_classes(
         return out
     if method == "model":
         b = booster if booster is not None else _shipped_booster()
-        v = np.asarray(b.predict(f.loc[:, list(MODEL_FEATURES)].to_numpy(np.float64))) >= V_PROBABILITY
+        # one thread: the same probabilities (trees are evaluated per row), less CPU time than
+        # LightGBM's default thread pool on a few thousand rows
+        x = f.loc[:, list(MODEL_FEATURES)].to_numpy(np.float64)
+        v = np.asarray(b.predict(x, num_threads=1)) >= V_PROBABILITY
     elif method == "rules":
         v = _v_rule(f)
     else:
