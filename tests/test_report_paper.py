@@ -231,3 +231,19 @@ def test_latex_tables_compile_with_pdflatex(paper_report, tmp_path):
     )
     assert run.returncode == 0, run.stdout[-2000:]
     assert (tmp_path / "paper.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_population_rhythm_text_of_real_records_without_simulator_settings():
+    """Real records have sex and age in a manifest but no simulator rhythm settings: the report says
+    so instead of printing a NaN median; mixed cohorts count only the virtual subjects."""
+    from bprl.report.sections import population_section
+
+    log = synthetic_log()
+    real = SUBJECTS.assign(af_rate_per_h=np.nan, ectopic_prob=np.nan)
+    text = " ".join(population_section(log, real).text)
+    assert "nan" not in text and "Rhythm settings: not recorded" in text
+    mixed = SUBJECTS.assign(
+        af_rate_per_h=[0.0, np.nan, np.nan, 0.5, 0.0], ectopic_prob=[0.01, np.nan, np.nan, 0.02, 0.0]
+    )
+    text = " ".join(population_section(log, mixed).text)
+    assert "1 of 2 with paroxysmal AF episodes; ectopic beats median 1.50 % (max 2.00 %)" in text, text

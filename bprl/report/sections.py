@@ -76,11 +76,13 @@ def population_section(log: pd.DataFrame, subjects: pd.DataFrame | None) -> Sect
         f"{pop['dbp_max_mmhg'].max():.0f}).",
         f"ISO 81060-2 sample requirements: {n_met} of {n_assessable} assessable ones met.",
     ]
-    if {"af_rate_per_h", "ectopic_prob"} <= set(pop.columns):
+    settings = {"af_rate_per_h", "ectopic_prob"} <= set(pop.columns)
+    ect = 100.0 * pop["ectopic_prob"].to_numpy(float) if settings else np.zeros(0)
+    if np.isfinite(ect).any():  # virtual subjects (real records have no simulator settings)
         af = pop["af_rate_per_h"].to_numpy(float)
-        ect = 100.0 * pop["ectopic_prob"].to_numpy(float)
+        n_virtual = int(np.isfinite(ect).sum())
         text.append(
-            f"Rhythm (virtual subjects' settings): {int((af > 0).sum())} of {len(pop)} with paroxysmal AF "
+            f"Rhythm (virtual subjects' settings): {int((af > 0).sum())} of {n_virtual} with paroxysmal AF "
             f"episodes; ectopic beats median {np.nanmedian(ect):.2f} % (max {np.nanmax(ect):.2f} %)."
         )
     else:
