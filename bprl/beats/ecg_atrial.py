@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from bprl.beats.ecg_morphology import BEAT_BEFORE_S, _qrs_width_ms, _row_corr, beat_matrix
+from bprl.beats.ecg_morphology import BEAT_BEFORE_S, _qrs_width_ms, _row_corr, beat_matrix, polarised_template
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
 
 __all__ = [
@@ -235,10 +235,7 @@ def template_noise_features(x: np.ndarray, fs_hz: float, r_times_s: np.ndarray) 
     if len(beats) < 3:
         return out
     r0 = round(BEAT_BEFORE_S * fs_hz)
-    tpl = np.median(beats, axis=0)
-    sign = 1.0 if tpl[r0] >= 0 else -1.0
-    tpl, beats = tpl * sign, beats * sign
-    r_amp = float(tpl[r0]) if tpl[r0] > 0 else float(np.ptp(tpl))
+    tpl, beats, sign, r_amp = polarised_template(beats, r0)
     if r_amp <= 0:
         return out
     q = slice(r0 - round(0.08 * fs_hz), r0 + round(0.08 * fs_hz) + 1)

@@ -87,6 +87,22 @@ QUALITY_FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+def polarised_template(beats: np.ndarray, r0: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The median template of ``beats`` (rows, R at column ``r0``), template and beats flipped so that
+    the template's R deflection is positive; returns them with the sign applied (+1 / -1) and the R
+    amplitude (the flipped template at ``r0``, or its peak-to-peak range where that is not positive).
+
+    >>> tpl, _, sign, r_amp = polarised_template(-np.array([[0.5, 1.0, 0.25], [0.5, 3.0, 0.25]]), 1)
+    >>> sign, r_amp, tpl.tolist()
+    (-1.0, 2.0, [0.5, 2.0, 0.25])
+    """
+    tpl = np.median(beats, axis=0)
+    sign = 1.0 if tpl[r0] >= 0 else -1.0
+    tpl, beats = tpl * sign, beats * sign
+    r_amp = float(tpl[r0]) if tpl[r0] > 0 else float(np.ptp(tpl))
+    return tpl, beats, sign, r_amp
+
+
 def beat_matrix(
     x: np.ndarray,
     fs_hz: float,
@@ -186,10 +202,7 @@ def morphology_features(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray) ->
     if len(beats) < 3:
         return out
     r0 = round(BEAT_BEFORE_S * fs_hz)
-    tpl = np.median(beats, axis=0)
-    sign = 1.0 if tpl[r0] >= 0 else -1.0
-    tpl, beats = tpl * sign, beats * sign
-    r_amp = float(tpl[r0]) if tpl[r0] > 0 else float(np.ptp(tpl))
+    tpl, beats, sign, r_amp = polarised_template(beats, r0)
     if r_amp <= 0:
         return out
     out["r_amp_mv"] = r_amp
