@@ -125,18 +125,13 @@ def run_experiment(
 
 
 def _is_swept(entry: dict[str, Any]) -> bool:
-    """Whether a resolved config's policy runs once per rate of a sweep: an agent, or a calibrator
-    whose class is ``paced`` (as :func:`bprl.experiments.stages.sweep_runs` decides)."""
-    if entry.get("agent"):
-        return True
-    calibrator = entry.get("calibrator")
-    if not isinstance(calibrator, str):
-        return False
-    from bprl.errors import ConfigError
-    from bprl.policies.registry import resolve_calibrator
+    """Whether a resolved config's policy entry ran once per rate of a sweep
+    (:func:`bprl.experiments.stages.is_swept`; an unknown calibrator: no)."""
+    from bprl.experiments.stages import is_swept
 
+    calibrator = entry.get("calibrator")
     try:
-        return bool(getattr(resolve_calibrator(calibrator), "paced", False))
+        return is_swept(entry.get("agent"), calibrator if isinstance(calibrator, str) else None)
     except ConfigError:
         return False
 

@@ -352,20 +352,30 @@ def sweep_runs(exp: Experiment) -> list[tuple[PolicySpec, str, float | None]]:
     rate, in an env paced at that rate) runs once per rate, labelled ``<label>@<rate>``; other
     policies (none, one-shot, the oracle) run once.
     """
-    from bprl.policies.registry import resolve_calibrator
-
     rates = exp.config.budgets.sweep_cuffs_per_h
     out: list[tuple[PolicySpec, str, float | None]] = []
     for pol in exp.config.policies:
-        paced = bool(rates) and pol.agent is not None
-        if rates and pol.calibrator is not None:
-            cls = resolve_calibrator(exp.calibrators.get(pol.label, pol.calibrator))
-            paced = bool(getattr(cls, "paced", False))
-        if paced:
+        if rates and is_swept(pol.agent, exp.calibrators.get(pol.label, pol.calibrator)):
             out += [(pol, f"{pol.label}@{r:g}", float(r)) for r in rates]  # type: ignore[union-attr]
         else:
             out.append((pol, pol.label, None))
     return out
+
+
+def is_swept(agent: object, calibrator: object) -> bool:
+    """Whether a policy runs once per rate of a cuff-rate sweep: every agent, and a calibrator
+    (registry name, ``module:Class`` or class) whose class is ``paced``.
+
+    Raises:
+        ConfigError: an unknown calibrator.
+    """
+    if agent:
+        return True
+    if calibrator is None:
+        return False
+    from bprl.policies.registry import resolve_calibrator
+
+    return bool(getattr(resolve_calibrator(calibrator), "paced", False))
 
 
 def _label_name(label: str, seed: int) -> str:
