@@ -904,3 +904,29 @@ def test_schema_docstring_examples():
 
     result = doctest.testmod(schema, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")), ids=str)
+def test_every_shipped_experiment_and_its_agent_overrides_validate(path: Path) -> None:
+    """Each experiment file loads, and each agent entry with its ``params`` is a valid agent spec
+    (so a typo in an override, e.g. an ablation name, fails here and not an hour into a run)."""
+    from bprl.envs import ENV_ID, ENV_ID_CONTINUOUS
+    from bprl.experiments.tasks import _agent_spec_with
+    from bprl.policies.agents.spec import load_agent_spec
+
+    exp = ex.load_experiment(path)
+    for pol in exp.config.policies:
+        if pol.agent is not None:
+            doc = _agent_spec_with(str(exp.agent_specs[pol.label]), dict(pol.params))
+            for env_id in (ENV_ID_CONTINUOUS, ENV_ID):  # the entry the experiment's env would pick
+                try:
+                    spec = load_agent_spec(doc, env_id=env_id)
+                    break
+                except ConfigError as err:
+                    if "no entry for env id" not in str(err):
+                        raise
+            for key, value in pol.params.items():
+                got = spec.residual if key == "residual" else spec.hyperparams.get(key)
+                assert got is not None, (path.name, pol.label, key)
+                if key == "residual":
+                    assert got.model_dump(exclude_defaults=False) == {**got.model_dump(), **value}

@@ -167,13 +167,14 @@ def test_a_residual_agent_trains_from_its_agent_entry_and_runs_with_its_base(tmp
             "n_steps": 64,
             "batch_size": 64,
             "n_epochs": 1,
-            "residual": {"base": "kalman_ou", "max_residual_mmhg": 5.0},
+            "residual": {"base": "kalman_ou", "max_residual_mmhg": 5.0, "ablation": "shuffled_features"},
         },
     }
     out = train_agent(env, agent, seed=0, out_dir=tmp_path / "agent", eval_freq=128, n_eval_episodes=1)
     meta = json.loads((out / "agent.json").read_text())
     assert meta["residual"]["base"] == "kalman_ou" and meta["residual"]["base_fitted"]["sbp"]["tau_h"] > 0
     pol = residual_policy(load_agent(out), env, name="res")
+    assert meta["residual"]["ablation"] == pol.core.ablation == "shuffled_features"  # trained and run alike
     log = rollout(pol, {**env, "split": "test"}, seed=0, policy_name="res")
     assert len(log) == 120 and log["cuff"].any()
     # a different train split fits the base differently: refused
@@ -250,3 +251,62 @@ def test_safety_check_counts_subjects_where_the_agent_is_worse_than_its_base(env
     assert base_safety(base_log).empty  # no residual agent: nothing to check
     write_report(tmp_path, logs, n_resamples=20)
     assert "Residual agents against their base rule" in (tmp_path / "report.md").read_text()
+
+
+class Recorder:
+    """A stand-in agent with a zero residual that keeps every observation it is shown."""
+
+    def __init__(self):
+        self.seen = []
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        self.seen.append(np.array(obs))
+        return np.array([0.0, 0.0, -1.0], np.float32), state
+
+
+def _seen(envs, ablation, seed=0):
+    train, test = envs
+    agent = Recorder()
+    log = rollout(
+        ResidualPolicy(agent, _base("kalman_ou", train), ablation=ablation, seed=seed), test, seed=3
+    )
+    return np.stack(agent.seen), log
+
+
+def test_ablations_change_only_the_feature_inputs_and_not_the_base_rule(envs):
+    from bprl.envs import STATE_FIELDS
+
+    n_state = len(STATE_FIELDS)
+    plain, log = _seen(envs, "none")
+    n_feat = plain.shape[1] - n_state - len(BELIEF_FIELDS)  # 2F: feature values and validity flags
+    changes = [n_feat + STATE_FIELDS.index(f) for f in ("dpat_ms", "dhr_bpm")]
+    rest = [i for i in range(plain.shape[1]) if i >= n_feat and i not in changes]
+    assert np.abs(plain[:, changes]).max() > 0  # the changes do carry something here
+
+    dropped, log_dropped = _seen(envs, "no_feature_changes")
+    assert (dropped[:, changes] == 0).all()
+    np.testing.assert_array_equal(dropped[:, :n_feat], plain[:, :n_feat])
+    np.testing.assert_array_equal(dropped[:, rest], plain[:, rest])
+
+    shuffled, log_shuffled = _seen(envs, "shuffled_features")
+    cols = list(range(n_feat)) + changes
+    np.testing.assert_array_equal(shuffled[:, rest], plain[:, rest])  # state and belief untouched
+    moved = (shuffled[:, cols] != plain[:, cols]).any(axis=1)
+    assert moved.mean() > 0.5  # most steps see another step's features
+    # every shown feature row is one that occurred at this or an earlier step
+    for t in (10, 200, len(plain) - 1):
+        assert (plain[: t + 1, cols] == shuffled[t, cols]).all(axis=1).any()
+    # the ablation changes what the agent sees, never what the base rule does
+    pd.testing.assert_frame_equal(log, log_dropped)
+    pd.testing.assert_frame_equal(log, log_shuffled)
+    # the draws follow the seed
+    again, _ = _seen(envs, "shuffled_features")
+    np.testing.assert_array_equal(again, shuffled)
+    other, _ = _seen(envs, "shuffled_features", seed=1)
+    assert not np.array_equal(other, shuffled)
+
+
+def test_an_unknown_ablation_is_refused(envs):
+    train, _ = envs
+    with pytest.raises(ConfigError, match="ablation"):
+        ResidualPolicy(Constant([0, 0, 0]), _base("kalman_ou", train), ablation="no_pat")

@@ -15,6 +15,12 @@ plus the base's *belief* and answers with a bounded residual:
 * observation: the environment's (``2F + 23`` values) followed by :data:`BELIEF_FIELDS`: the
   base's correction (mmHg / 20), its predicted error SD (mmHg / 10; the Kalman rules, else 0),
   whether the base wants a reading now and whether one is allowed (0/1).
+* ablations (``ablation``, :data:`ABLATIONS`), controls that a learned gain does not come from a
+  leak through the features: ``no_feature_changes`` zeroes the changes since the last reading
+  (``dpat_ms``, ``dhr_bpm``); ``shuffled_features`` replaces the feature block (values and
+  validity flags) and those changes by the ones of a step drawn at random from the steps seen so
+  far (a pool of the last :data:`SHUFFLE_POOL` steps), so they keep their distribution and lose
+  their timing. The ablation applies in training and evaluation alike.
 
 A zero residual with ``cuff="base"`` reproduces the base rule exactly (tested). The same
 arithmetic drives :class:`ResidualPolicy`, which runs a trained agent (anything with SB3's
@@ -30,11 +36,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from bprl.envs import OBS_CLIP, BPCalibrationEnv, decode_obs
+from bprl.envs import OBS_CLIP, STATE_FIELDS, BPCalibrationEnv, decode_obs
 from bprl.errors import ConfigError
 from bprl.policies.base import Calibrator
 
-__all__ = ["BELIEF_FIELDS", "CUFF_MODES", "ResidualCalibrationEnv", "ResidualPolicy", "ZeroResidual"]
+__all__ = [
+    "ABLATIONS",
+    "BELIEF_FIELDS",
+    "CUFF_MODES",
+    "SHUFFLE_POOL",
+    "ResidualCalibrationEnv",
+    "ResidualPolicy",
+    "ZeroResidual",
+]
 
 #: what the residual agent sees after the environment's observation, in this order
 BELIEF_FIELDS: tuple[str, ...] = (
@@ -47,12 +61,19 @@ BELIEF_FIELDS: tuple[str, ...] = (
 )
 #: who decides when to read
 CUFF_MODES: tuple[str, ...] = ("base", "agent", "either")
+#: observation ablations (controls): see the module docstring
+ABLATIONS: tuple[str, ...] = ("none", "no_feature_changes", "shuffled_features")
+#: steps a ``shuffled_features`` ablation draws its feature inputs from (the most recent ones)
+SHUFFLE_POOL = 4096
+_CHANGE_FIELDS = ("dpat_ms", "dhr_bpm")
 
 
 class _ResidualCore:
     """The arithmetic shared by the wrapper env and the policy: base decision, belief, env action."""
 
-    def __init__(self, base: Calibrator, max_residual_mmhg: float, cuff: str) -> None:
+    def __init__(
+        self, base: Calibrator, max_residual_mmhg: float, cuff: str, ablation: str = "none", seed: int = 0
+    ) -> None:
         if not isinstance(base, Calibrator):
             raise ConfigError(f"residual: the base must be a Calibrator, got {type(base).__name__}")
         if base.action_type != "continuous":
@@ -61,6 +82,10 @@ class _ResidualCore:
             raise ConfigError(f"residual: cuff must be one of {CUFF_MODES}, got {cuff!r}")
         if not max_residual_mmhg > 0:
             raise ConfigError(f"residual: max_residual_mmhg must be > 0, got {max_residual_mmhg!r}")
+        if ablation not in ABLATIONS:
+            raise ConfigError(f"residual: ablation must be one of {ABLATIONS}, got {ablation!r}")
+        self.ablation = ablation
+        self.seed(seed)
         self.base = base
         self.max_residual_mmhg = float(max_residual_mmhg)
         self.cuff = cuff
@@ -82,9 +107,33 @@ class _ResidualCore:
                 "bprl.policies.fit_calibrator(base, train_env) first"
             )
 
+    def seed(self, seed: int) -> None:
+        """Seed the ablation's random draws and empty its pool."""
+        self._rng = np.random.default_rng(seed)
+        self._pool: np.ndarray | None = None
+        self._pool_n = 0
+
     def start(self) -> None:
         """A new episode: the base's initial state."""
         self.state = self.base.initial_state(1)
+
+    def _ablate(self, o: np.ndarray) -> np.ndarray:
+        """The policy's view of the env observation ``o`` (1-D) under the ablation."""
+        if self.ablation == "none":
+            return o
+        o = o.copy()
+        n_state = len(STATE_FIELDS)
+        changes = [o.size - n_state + STATE_FIELDS.index(f) for f in _CHANGE_FIELDS]
+        if self.ablation == "no_feature_changes":
+            o[changes] = 0.0
+            return o
+        cols = np.r_[np.arange(o.size - n_state), changes]
+        if self._pool is None:
+            self._pool = np.zeros((SHUFFLE_POOL, cols.size))
+        self._pool[self._pool_n % SHUFFLE_POOL] = o[cols]
+        self._pool_n += 1
+        o[cols] = self._pool[self._rng.integers(min(self._pool_n, SHUFFLE_POOL))]
+        return o
 
     def observe(self, obs: np.ndarray) -> np.ndarray:
         """Run the base rule on ``obs`` (updating its state) and return ``obs`` + belief (float32)."""
@@ -103,7 +152,7 @@ class _ResidualCore:
         belief = np.concatenate(
             [self._wanted[0] / 20.0, sd[0] / 10.0, [float(self._request[0]), float(self._allowed[0])]]
         )
-        out = np.concatenate([o[0], np.clip(belief, -OBS_CLIP, OBS_CLIP)])
+        out = np.concatenate([self._ablate(o[0]), np.clip(belief, -OBS_CLIP, OBS_CLIP)])
         return out.astype(np.float32)
 
     def env_action(self, action: np.ndarray) -> np.ndarray:
@@ -135,6 +184,8 @@ class ResidualCalibrationEnv(gym.Wrapper):
             subjects when it fits (:func:`bprl.policies.fit_calibrator`).
         max_residual_mmhg: the largest residual correction, mmHg (SBP and DBP).
         cuff: who decides when to read: ``base``, ``agent`` or ``either``.
+        ablation: an observation ablation of :data:`ABLATIONS` (``shuffled_features`` draws from
+            ``reset(seed=)``'s seed).
 
     Raises:
         ConfigError: a discrete env or base, an unfitted base, or a bad setting.
@@ -146,10 +197,11 @@ class ResidualCalibrationEnv(gym.Wrapper):
         base: Calibrator,
         max_residual_mmhg: float = 10.0,
         cuff: Literal["base", "agent", "either"] = "base",
+        ablation: Literal["none", "no_feature_changes", "shuffled_features"] = "none",
     ) -> None:
         """Wrap ``env`` with the residual action and belief observation around ``base``."""
         super().__init__(env)
-        self.core = _ResidualCore(base, max_residual_mmhg, cuff)
+        self.core = _ResidualCore(base, max_residual_mmhg, cuff, ablation)
         self.core.configure_for(env)
         n = env.observation_space.shape[0] + len(BELIEF_FIELDS)
         self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, shape=(n,), dtype=np.float32)
@@ -158,6 +210,8 @@ class ResidualCalibrationEnv(gym.Wrapper):
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the env and the base rule; the first observation with the base's belief."""
         obs, info = self.env.reset(**kwargs)
+        if kwargs.get("seed") is not None:
+            self.core.seed(int(kwargs["seed"]))
         self.core.start()
         return self.core.observe(obs), info
 
@@ -178,6 +232,8 @@ class ResidualPolicy:
         max_residual_mmhg: as in :class:`ResidualCalibrationEnv` (must match training).
         cuff: as in :class:`ResidualCalibrationEnv`.
         name: label in episode logs.
+        ablation: as in :class:`ResidualCalibrationEnv` (must match training).
+        seed: seed of the ``shuffled_features`` draws.
 
     ``rollout`` binds it to its env (:meth:`bind`), which configures the base rule. One environment
     at a time (the base rule's state is kept here, reset where ``episode_start`` is true).
@@ -192,10 +248,12 @@ class ResidualPolicy:
         max_residual_mmhg: float = 10.0,
         cuff: str = "base",
         name: str = "residual",
+        ablation: str = "none",
+        seed: int = 0,
     ) -> None:
         """See the class docstring."""
         self.agent = agent
-        self.core = _ResidualCore(base, max_residual_mmhg, cuff)
+        self.core = _ResidualCore(base, max_residual_mmhg, cuff, ablation, seed)
         self.name = name
         self._started = False
 

@@ -289,4 +289,6 @@ def residual_policy(
         )
     # the base rule beat every learned model on validation: deploy the base (a zero residual)
     actor = ZeroResidual() if (agent.meta.get("best") or {}).get("chosen") == "base" else agent
-    return ResidualPolicy(actor, base, spec.max_residual_mmhg, spec.cuff, name=name or agent.name)
+    return ResidualPolicy(
+        actor, base, spec.max_residual_mmhg, spec.cuff, name=name or agent.name, ablation=spec.ablation
+    )

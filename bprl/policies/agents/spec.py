@@ -109,6 +109,11 @@ class ResidualSpec(Spec):
     base_params: dict[str, Any] = Field(default_factory=dict, description="the base calibrator's parameters")
     max_residual_mmhg: float = Field(10.0, gt=0, le=80, description="largest residual correction, mmHg")
     cuff: Literal["base", "agent", "either"] = Field("base", description="who decides when to read")
+    ablation: Literal["none", "no_feature_changes", "shuffled_features"] = Field(
+        "none",
+        description="observation ablation, a control against leaks through the features "
+        "(bprl.policies.residual.ABLATIONS): none, no_feature_changes or shuffled_features",
+    )
 
 
 class CuffPriceSpec(Spec):

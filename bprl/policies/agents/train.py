@@ -256,7 +256,9 @@ def _residual_factories(
     run.residual_fitted = base.fitted
 
     def wrap(factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
-        return lambda: ResidualCalibrationEnv(factory(), copy.deepcopy(base), r.max_residual_mmhg, r.cuff)
+        return lambda: ResidualCalibrationEnv(
+            factory(), copy.deepcopy(base), r.max_residual_mmhg, r.cuff, r.ablation
+        )
 
     probe_env = wrap(train_factory)()
     run.probe.observation_space, run.probe.action_space = probe_env.observation_space, probe_env.action_space
