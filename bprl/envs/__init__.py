@@ -18,6 +18,8 @@ look-ups. The package is organised as:
   cohorts, built once and cached;
 * :mod:`bprl.envs.calibration_env` -- :class:`BPCalibrationEnv`, one subject at a time;
 * :mod:`bprl.envs.vector_env` -- :class:`BPCalibrationVectorEnv`, many at once, bit-identical;
+* :mod:`bprl.envs.randomization` -- :class:`DomainRandomization`, perturbed training episodes
+  (timing-offset steps, estimator gain, offset, noise and dropouts);
 * :mod:`bprl.envs.specs` -- env specs (``envs/*.yaml``): :func:`make_env_from_spec`;
 * :mod:`bprl.envs.registration` -- the Gymnasium ids :data:`ENV_ID`, :data:`ENV_ID_CONTINUOUS`;
 * :mod:`bprl.envs.synthetic` -- :func:`synthetic_replay_tables` for tests and examples.
@@ -51,6 +53,7 @@ from bprl.envs.observation import (
     make_spaces,
 )
 from bprl.envs.params import RECALIBRATION_MODES, START_MODES, EnvParams, params_dict
+from bprl.envs.randomization import DomainRandomization, DomainRandomizationSpec
 from bprl.envs.registration import (
     ENV_ID,
     ENV_ID_CONTINUOUS,
@@ -109,6 +112,8 @@ __all__ = [
     "BPCalibrationEnv",
     "BPCalibrationVectorEnv",
     "CuffModel",
+    "DomainRandomization",
+    "DomainRandomizationSpec",
     "EnvParams",
     "EnvSpec",
     "InvalidActionError",

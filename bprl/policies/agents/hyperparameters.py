@@ -47,6 +47,7 @@ WRAPPER_KEYS: tuple[str, ...] = (
     "vec_env",
     "residual",
     "cuff_price",
+    "domain_randomization",
 )
 
 #: constructor arguments never taken from a file (set by train_agent)

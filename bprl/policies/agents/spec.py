@@ -21,6 +21,7 @@ import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bprl.config import Spec
+from bprl.envs.randomization import DomainRandomizationSpec
 from bprl.errors import ConfigError
 from bprl.policies.agents.hyperparameters import (
     ALGORITHMS,
@@ -208,6 +209,12 @@ class AgentSpec(Spec):
         None,
         description="a Lagrangian cuff price steering the agent to a cuff rate (bprl-only key; "
         "bprl.policies.agents.cuff_price)",
+    )
+    domain_randomization: DomainRandomizationSpec | None = Field(
+        None,
+        description="perturb the training episodes' estimate and PAT features (timing-offset steps, "
+        "estimator gain/offset/noise, dropouts; bprl.envs.randomization; training envs only, not with "
+        "vec_env: batched; bprl-only key)",
     )
     vec_env: Literal["dummy", "batched"] = Field(
         "dummy",

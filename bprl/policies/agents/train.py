@@ -163,6 +163,8 @@ def train_agent(
     )
     _plan_validation(run, n_eval_episodes)
     train_factory, eval_factory = env_builder(env_spec, "train", run.overrides), _eval_factory(run)
+    if spec.domain_randomization is not None:
+        train_factory = _randomized(spec, train_factory)
     if spec.residual is not None:
         train_factory, eval_factory = _residual_factories(run, train_factory, eval_factory)
     if spec.cuff_price is not None:
@@ -238,6 +240,20 @@ def _eval_factory(run: _Run) -> Callable[[], gym.Env]:
         return factory
     val_ids = run.val_ids
     return lambda: CycleSubjects(factory(), val_ids)
+
+
+def _randomized(spec: AgentSpec, factory: Callable[[], gym.Env]) -> Callable[[], gym.Env]:
+    """Training envs in :class:`~bprl.envs.randomization.DomainRandomization` (evaluation envs and a
+    residual base's fit stay plain)."""
+    from bprl.envs.randomization import DomainRandomization
+
+    if spec.vec_env == "batched":
+        raise ConfigError(
+            f"{spec.source}: domain_randomization needs vec_env: dummy (the batched env steps "
+            "its own arrays and cannot replay a perturbed episode)"
+        )
+    dr = spec.domain_randomization
+    return lambda: DomainRandomization(factory(), dr)
 
 
 def _residual_factories(
@@ -460,6 +476,9 @@ def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
         "cuff_price": None
         if spec.cuff_price is None
         else {**spec.cuff_price.model_dump(), "final": float(run.cuff_price.value)},
+        "domain_randomization": None
+        if spec.domain_randomization is None
+        else spec.domain_randomization.model_dump(),
         "residual": None
         if spec.residual is None
         else {**spec.residual.model_dump(), "base_fitted": jsonable(run.residual_fitted)},
