@@ -33,6 +33,21 @@ def results_page_cmd(
     typer.echo(f"page: {out}")
 
 
+@docs_app.command("agents-table")
+def agents_table_cmd(
+    results_dirs: list[Path] = typer.Argument(..., help="results folders written by `bprl run`"),
+    resamples: int = typer.Option(1000, "--resamples", min=1, help="bootstrap resamples over subjects"),
+) -> None:
+    """Print each agent of RESULTS_DIRS against the best classical rule at the same cuff rate (Markdown)."""
+    from bprl.report.agent_table import agent_table_markdown
+
+    try:
+        typer.echo(agent_table_markdown(results_dirs, n_resamples=resamples), nl=False)
+    except BprlError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``docs`` group to ``app``."""
     app.add_typer(docs_app, name="docs")

@@ -17,6 +17,8 @@ Modules:
 * :mod:`~bprl.evaluation.statistics`: bootstrap intervals over subjects, mean and
   interquartile mean (IQM) over seeds.
 * :mod:`~bprl.evaluation.pareto`: the Pareto front of policies on two costs.
+* :mod:`~bprl.evaluation.agent_comparison`: learned policies against the best classical rule at
+  the same cuff rate, paired per subject.
 * :mod:`~bprl.evaluation.population`: the test subjects and ISO 81060-2's sample requirements.
 * :mod:`~bprl.evaluation.evaluate`: the tables (:func:`evaluate_log`,
   :func:`compare_policies`, :func:`evaluate_subjects`, :func:`evaluate_change_bins`).
@@ -27,6 +29,7 @@ Every name of the former single module ``bprl/evaluation.py`` is re-exported her
 from __future__ import annotations
 
 from bprl.errors import EvaluationError
+from bprl.evaluation.agent_comparison import AGENT_COMPARISON_COLUMNS, agents_against_best_rule
 from bprl.evaluation.cuff_rate import (
     BOUND_POLICIES,
     COMPARE_RATES_PER_H,
@@ -106,6 +109,7 @@ __all__ = [
     "AAMI_MEAN_LIMIT_MMHG",
     "AAMI_MIN_SUBJECTS",
     "AAMI_SD_LIMIT_MMHG",
+    "AGENT_COMPARISON_COLUMNS",
     "BHS_GRADES",
     "BHS_LIMITS_MMHG",
     "BOUND_POLICIES",
@@ -124,6 +128,7 @@ __all__ = [
     "EvaluationError",
     "aami_criteria",
     "aami_sd_limit",
+    "agents_against_best_rule",
     "aggregate_seeds",
     "annotate_calibration",
     "as_float_array",

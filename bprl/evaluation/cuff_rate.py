@@ -170,8 +170,12 @@ def paired_at_rate(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    against: str | None = None,
 ) -> pd.DataFrame:
     """Every swept family against the best one at ``rate_per_h`` cuffs per hour, paired per subject.
+
+    ``against`` names another family to compare with (the differences are then family minus
+    ``against``; ``best`` still marks the lowest SBP MAE); empty when it does not cover the rate.
 
     A family whose curve covers the rate for fewer than half the subjects is left out; the others
     are compared on the subjects that every one of them covers (the same subjects for all).
@@ -199,6 +203,9 @@ def paired_at_rate(
         return pd.DataFrame()
     sbp, dbp = both["sbp"], both["dbp"]
     best = str(sbp.mean().idxmin())
+    ref = best if against is None else str(against)
+    if ref not in sbp.columns:
+        return pd.DataFrame()
     rng = np.random.default_rng(seed)
     n = len(both)
     idx = rng.integers(0, n, (n_resamples, n))
@@ -206,7 +213,7 @@ def paired_at_rate(
     for fam in sorted(sbp.columns, key=lambda f: float(sbp[f].mean())):
         row: dict[str, object] = {"family": str(fam), "best": str(fam) == best, "n_subjects": n}
         for bp, tab in (("sbp", sbp), ("dbp", dbp)):
-            d = (tab[fam] - tab[best]).to_numpy(float)
+            d = (tab[fam] - tab[ref]).to_numpy(float)
             row[f"{bp}_mae_mmhg"] = float(tab[fam].mean())
             row[f"{bp}_diff_mmhg"] = float(d.mean())
             lo, hi = percentile_interval(d[idx].mean(axis=1), confidence) if n > 1 else (np.nan, np.nan)
