@@ -310,3 +310,16 @@ def test_an_unknown_ablation_is_refused(envs):
     train, _ = envs
     with pytest.raises(ConfigError, match="ablation"):
         ResidualPolicy(Constant([0, 0, 0]), _base("kalman_ou", train), ablation="no_pat")
+
+
+@pytest.mark.parametrize("ablation", ["no_feature_changes", "shuffled_features"])
+def test_the_ablated_wrapper_env_passes_the_checkers(envs, ablation):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    train, _ = envs
+    env = ResidualCalibrationEnv(
+        BPCalibrationEnv(data=train.data, **KW), _base("kalman_ou", train), ablation=ablation
+    )
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
