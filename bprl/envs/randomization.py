@@ -161,7 +161,8 @@ class DomainRandomization(gym.Wrapper):
         ):
             e = np.asarray(getattr(s, f"est_{key}")[t0:end], float)
             mean = np.nanmean(e) if np.isfinite(e).any() else 0.0
-            e = mean + gain * (e - mean) + off * scale + slope * shift + noise[:, col] * scale
+            # written as e + changes, so that zero settings leave the estimate exactly as it was
+            e = e + (gain - 1.0) * (e - mean) + off * scale + slope * shift + noise[:, col] * scale
             e[dropped] = np.nan
             carry = np.asarray(getattr(s, f"est_carry_{key}")[t0:end], float).copy()
             last = np.nan
