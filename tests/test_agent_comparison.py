@@ -87,5 +87,10 @@ def test_the_agents_table_command_reads_results_folders(sweep_log, tmp_path):
     assert len(lines) == 3 and lines[0].startswith("| experiment")
     assert lines[2].startswith("| fixed_budget | 1 | `b` ") and "+1.00 [+1.00, +1.00] (worse)" in lines[2]
     assert lines[2].endswith(f"| {N_SUBJECTS} x {len(SEEDS)} |")
+    wide = CliRunner().invoke(app, ["docs", "agents-table", str(res), "--resamples", "50", "--wide"])
+    assert wide.exit_code == 0, wide.output
+    head, _, row = wide.output.strip().splitlines()
+    assert "`b`: SBP / DBP MAE" in head and row.startswith("| fixed_budget | 1 | `a` ")
+    assert "; +1.00 [+1.00, +1.00] (worse) / +0.50 [+0.50, +0.50] (worse) |" in row
     bad = CliRunner().invoke(app, ["docs", "agents-table", str(tmp_path)])
     assert bad.exit_code == 2 and "config.resolved.yaml" in bad.output

@@ -53,16 +53,19 @@ def _diff(row: pd.Series, bp: str) -> str:
 
 
 def agent_table_markdown(
-    results_dirs: Sequence[str | os.PathLike[str]], n_resamples: int = 1000, seed: int = 0
+    results_dirs: Sequence[str | os.PathLike[str]], n_resamples: int = 1000, seed: int = 0, wide: bool = False
 ) -> str:
     """One Markdown table: each agent of each folder against the best classical rule at its rate.
 
     Columns: experiment, cuff readings per hour, agent and rule SBP / DBP MAE (mmHg, each subject's
     MAE averaged over the seeds), agent minus rule with its bootstrap interval over subjects
-    ("better" / "worse" when the interval excludes 0), subjects and seeds.
+    ("better" / "worse" when the interval excludes 0), subjects and seeds. ``wide``: one row per
+    experiment and rate, the best rule once and one column per agent (the same numbers).
     """
     tables = [agent_comparison_of(r, n_resamples, seed) for r in results_dirs]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if wide:
+        return _wide(table)
     lines = [
         "| experiment | cuffs/h | agent: SBP / DBP MAE | best rule: SBP / DBP MAE "
         "| SBP: agent - rule [95 % CI] | DBP: agent - rule [95 % CI] | subjects x seeds |",
@@ -74,5 +77,32 @@ def agent_table_markdown(
             f"| `{r['agent']}` {r['agent_sbp_mae_mmhg']:.2f} / {r['agent_dbp_mae_mmhg']:.2f} "
             f"| `{r['rule']}` {r['rule_sbp_mae_mmhg']:.2f} / {r['rule_dbp_mae_mmhg']:.2f} "
             f"| {_diff(r, 'sbp')} | {_diff(r, 'dbp')} | {int(r['n_subjects'])} x {int(r['n_seeds'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _wide(table: pd.DataFrame) -> str:
+    """The table with one row per (experiment, rate) and one column per agent."""
+    agents = list(dict.fromkeys(table["agent"])) if len(table) else []
+    head = "| experiment | cuffs/h | best rule: SBP / DBP MAE | " + " | ".join(
+        f"`{a}`: SBP / DBP MAE; agent - rule, SBP / DBP [95 % CI]" for a in agents
+    )
+    lines = [head + " | subjects x seeds |", "| --- | ---: | --- | " + "--- | " * len(agents) + "--- |"]
+    for (exp, rate), g in table.groupby(["experiment", "rate_per_h"], sort=False):
+        first = g.iloc[0]
+        cells = []
+        for a in agents:
+            rows = g[g["agent"] == a]
+            if rows.empty:
+                cells.append("-")
+                continue
+            r = rows.iloc[0]
+            cells.append(
+                f"{r['agent_sbp_mae_mmhg']:.2f} / {r['agent_dbp_mae_mmhg']:.2f}; {_diff(r, 'sbp')} / {_diff(r, 'dbp')}"
+            )
+        lines.append(
+            f"| {exp} | {rate:g} | `{first['rule']}` {first['rule_sbp_mae_mmhg']:.2f} / "
+            f"{first['rule_dbp_mae_mmhg']:.2f} | " + " | ".join(cells) + f" | {int(first['n_subjects'])} x "
+            f"{int(first['n_seeds'])} |"
         )
     return "\n".join(lines) + "\n"
