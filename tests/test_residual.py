@@ -249,6 +249,12 @@ def test_safety_check_counts_subjects_where_the_agent_is_worse_than_its_base(env
     assert s.loc["off", "n_worse_sbp"] == 3 and s.loc["off", "worst_ratio_sbp"] > 1.1  # +10 mmHg everywhere
     assert len(s.loc["off", "worse_subjects"].split(",")) == 3
     assert base_safety(base_log).empty  # no residual agent: nothing to check
+    # in a cuff-rate sweep the base at the agent's rate is the reference (ppo@1 against kalman_ou@1)
+    swept = logs.copy()
+    swept["policy"] = swept["policy"].astype(str) + "@1"
+    s_swept = base_safety(swept).set_index("policy")
+    assert s_swept.loc["off@1", "base_policy"] == "kalman_ou@1" and s_swept.loc["off@1", "n_worse_sbp"] == 3
+    assert s_swept.loc["zero@1", "n_worse_sbp"] == 0
     write_report(tmp_path, logs, n_resamples=20)
     assert "Residual agents against their base rule" in (tmp_path / "report.md").read_text()
 

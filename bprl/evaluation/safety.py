@@ -54,9 +54,10 @@ def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
     policies = set(per.index.get_level_values(0))
     rows = []
     for agent, base in base_of.items():
-        if str(base) not in policies:
+        base = _base_run(str(agent), str(base), policies)
+        if base is None:
             continue
-        a, b = per.loc[str(agent)], per.loc[str(base)]
+        a, b = per.loc[str(agent)], per.loc[base]
         common = a.index.intersection(b.index)
         a, b = a.loc[common], b.loc[common]
         ratio = a / b.where(b > 0)
@@ -75,3 +76,15 @@ def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=cols)
+
+
+def _base_run(agent: str, base: str, policies: set[str]) -> str | None:
+    """The policy name of ``agent``'s base rule in the log: the base itself, or in a cuff-rate sweep
+    the base at the agent's rate (``ppo_residual@1`` -> ``kalman_ou@1``); None when it did not run."""
+    if base in policies:
+        return base
+    if "@" in agent:
+        at_rate = f"{base}@{agent.rsplit('@', 1)[1]}"
+        if at_rate in policies:
+            return at_rate
+    return None
