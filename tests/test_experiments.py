@@ -914,7 +914,12 @@ def test_every_shipped_experiment_and_its_agent_overrides_validate(path: Path) -
     from bprl.experiments.tasks import _agent_spec_with
     from bprl.policies.agents.spec import load_agent_spec
 
-    exp = ex.load_experiment(path)
+    try:
+        exp = ex.load_experiment(path)
+    except ConfigError as err:  # an experiment on real records needs them (mimic_real)
+        if "cohort.records" in str(err) and "not found" in str(err):
+            pytest.skip(f"real records not here: {err}")
+        raise
     for pol in exp.config.policies:
         if pol.agent is not None:
             doc = _agent_spec_with(str(exp.agent_specs[pol.label]), dict(pol.params))
