@@ -40,6 +40,7 @@ from pydantic import Field
 from bprl.envs._validation import SettingsSpec
 from bprl.envs.calibration_env import BPCalibrationEnv
 from bprl.envs.observation import FEATURE_NORMALIZATION, OBS_CLIP
+from bprl.envs.replay_arrays import _ffill
 from bprl.errors import ConfigError
 
 __all__ = ["PAT_FEATURES", "DomainRandomization", "DomainRandomizationSpec"]
@@ -164,14 +165,10 @@ class DomainRandomization(gym.Wrapper):
             # written as e + changes, so that zero settings leave the estimate exactly as it was
             e = e + (gain - 1.0) * (e - mean) + off * scale + slope * shift + noise[:, col] * scale
             e[dropped] = np.nan
-            carry = np.asarray(getattr(s, f"est_carry_{key}")[t0:end], float).copy()
-            last = np.nan
-            for i in range(n):  # carried forward; before the first value the env's prior stays
-                if e[i] == e[i]:
-                    last = e[i]
-                if last == last:
-                    carry[i] = last
-            est[key] = (e, carry)
+            # carried forward; before the first value the env's prior stays
+            carried = _ffill(e[:, None])[:, 0]
+            prior = np.asarray(getattr(s, f"est_carry_{key}")[t0:end], float)
+            est[key] = (e, np.where(np.isnan(carried), prior, carried))
         valid = np.isfinite(est["sbp"][0]).astype(float)
         pat = np.asarray(s.pat_ms[t0:end], float) + shift
 

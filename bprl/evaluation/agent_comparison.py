@@ -15,11 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 
-from bprl.evaluation.cuff_rate import compare_rates, is_bound_policy, paired_at_rate, subject_rate_points
-from bprl.evaluation.statistics import percentile_interval
+from bprl.evaluation.cuff_rate import (
+    compare_rates,
+    is_bound_policy,
+    paired_at_rate,
+    paired_differences,
+    subject_rate_points,
+)
 
 __all__ = ["AGENT_COMPARISON_COLUMNS", "agents_against_best_rule"]
 
@@ -94,31 +98,20 @@ def agents_against_best_rule(
     if not rules:
         return pd.DataFrame(columns=list(AGENT_COMPARISON_COLUMNS))
     rule = min(rules, key=lambda f: float(per.loc[f, "sbp_mae_mmhg"].mean()))
-    b = per.loc[rule]
     for agent in sorted(agents & set(families)):
-        a = per.loc[agent]
-        common = a.index.intersection(b.index)
-        a_, b_ = a.loc[common], b.loc[common]
-        rng = np.random.default_rng(seed)
-        n = len(common)
-        idx = rng.integers(0, n, (n_resamples, n))
-        row: dict[str, object] = {
-            "rate_per_h": float(b_["cuffs_per_hour"].mean()),
-            "agent": agent,
-            "rule": rule,
-            "n_subjects": n,
-        }
-        for bp in ("sbp", "dbp"):
-            d = (a_[f"{bp}_mae_mmhg"] - b_[f"{bp}_mae_mmhg"]).to_numpy(float)
-            lo, hi = percentile_interval(d[idx].mean(axis=1), confidence) if n > 1 else (np.nan, np.nan)
-            row |= {
-                f"agent_{bp}_mae_mmhg": float(a_[f"{bp}_mae_mmhg"].mean()),
-                f"rule_{bp}_mae_mmhg": float(b_[f"{bp}_mae_mmhg"].mean()),
-                f"{bp}_diff_mmhg": float(d.mean()),
-                f"{bp}_diff_lo": float(lo),
-                f"{bp}_diff_hi": float(hi),
-            }
-        rows.append(row)
+        pair = pd.concat({f: per.loc[f] for f in (agent, rule)}, axis=1).dropna()  # common subjects
+        if pair.empty:
+            continue
+        vs = paired_differences(
+            pair.xs("sbp_mae_mmhg", axis=1, level=1),
+            pair.xs("dbp_mae_mmhg", axis=1, level=1),
+            rule,
+            n_resamples,
+            confidence,
+            seed,
+        ).set_index("family")
+        rate = float(pair[(rule, "cuffs_per_hour")].mean())
+        rows.append(_row(rate, agent, rule, vs.loc[agent], vs.loc[rule]))
     return pd.DataFrame(rows, columns=list(AGENT_COMPARISON_COLUMNS))
 
 

@@ -201,13 +201,36 @@ def paired_at_rate(
     both = pd.concat({bp: t[keep] for bp, t in tabs.items()}, axis=1).dropna()
     if both.empty:
         return pd.DataFrame()
-    sbp, dbp = both["sbp"], both["dbp"]
+    return paired_differences(both["sbp"], both["dbp"], against, n_resamples, confidence, seed)
+
+
+def paired_differences(
+    sbp: pd.DataFrame,
+    dbp: pd.DataFrame,
+    against: str | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every family (column) of per-subject MAE tables against one, paired per subject (row).
+
+    Args:
+        sbp: per-subject SBP MAE, one column per family, the same subjects (no NaN) in ``dbp``.
+        dbp: per-subject DBP MAE, same layout.
+        against: the family to compare with (default: the lowest mean SBP MAE).
+        n_resamples: bootstrap resamples over subjects (one set of draws for every family).
+        confidence: level of the intervals.
+        seed: seed of the bootstrap.
+
+    Returns:
+        The rows of :func:`paired_at_rate` (best first); empty when ``against`` is not a column.
+    """
     best = str(sbp.mean().idxmin())
     ref = best if against is None else str(against)
     if ref not in sbp.columns:
         return pd.DataFrame()
     rng = np.random.default_rng(seed)
-    n = len(both)
+    n = len(sbp)
     idx = rng.integers(0, n, (n_resamples, n))
     rows = []
     for fam in sorted(sbp.columns, key=lambda f: float(sbp[f].mean())):
