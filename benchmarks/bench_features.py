@@ -15,8 +15,12 @@ records of ``RECORDS-with-signals`` that have an ``.atr``, first lead, 250 Hz) a
 (``ludb/``, lead II, 500 Hz, reference = the QRS peaks ``N`` of the ``ii`` annotations, scored
 only inside the annotated stretch and ≥ 0.25 s from either end, see ``beat_counts``).
 
+Stages (``--stages``, only this table): CPU ms and minor page faults per call of each stage of
+the pipeline without the rhythm columns (R peaks and, within them, the QRS energy; ECG quality;
+PPG columns; ABP columns; replay table) on the same hour, best of ``--repeat`` rounds.
+
 Usage: ``python -m benchmarks features``, or with options
-``python -m benchmarks.bench_features [--hours H] [--repeat N] [--datasets mitdb,qtdb,ludb]``
+``python -m benchmarks features [--hours H] [--repeat N] [--datasets mitdb,qtdb,ludb] [--stages]``
 (``--datasets ""`` leaves the per-record table out).
 """
 
@@ -294,8 +298,51 @@ def per_record_table(datasets=DATASETS) -> tuple[list[str], dict]:
     return lines, counts
 
 
+def stage_table(rec, repeat: int) -> list[str]:
+    """CPU ms (best of ``repeat``) and minor page faults (last round) per call of each stage of the
+    pipeline without the rhythm columns, on record ``rec``."""
+    import resource
+
+    from bprl.beats.ecg import _ecg_energy, _ecg_peaks_filled
+    from bprl.beats.filters import signal_fill_nan
+    from bprl.beats.quality import _beat_sqi_filled
+    from bprl.features import beats as feature_beats
+
+    cfg = FeatureConfig(rhythm=False)
+    ecg = rec.channel("ecg")
+    ecg_x, ecg_nan = signal_fill_nan(ecg.samples)
+    r = _ecg_peaks_filled(ecg_x, ecg_nan, ecg.fs_hz, True)
+    table = record_beats(rec, cfg)
+    stages = {
+        "pipeline without the rhythm columns": lambda: replay_table_from_beats(
+            record_beats(rec, cfg), rec.duration_s, rec.subject_id, rec.record_id
+        ),
+        "ECG R peaks (NaN-filled lead)": lambda: _ecg_peaks_filled(ecg_x, ecg_nan, ecg.fs_hz, True),
+        "  of which the QRS energy": lambda: _ecg_energy(ecg_x, ecg.fs_hz),
+        "ECG quality (SQI per beat)": lambda: _beat_sqi_filled(ecg_x, ecg_nan, ecg.fs_hz, r, 0.2, 0.4),
+        "PPG columns (fiducials, PAT, SQI)": lambda: feature_beats._ppg_columns(rec, r, cfg),
+        "ABP columns (beats, reject rules)": lambda: feature_beats._abp_columns(rec, r, cfg),
+        "replay table from the beats": lambda: replay_table_from_beats(
+            table, rec.duration_s, rec.subject_id, rec.record_id
+        ),
+    }
+    out = [f"{'stage':40s} {'CPU ms':>8s} {'page faults':>12s}"]
+    for name, fn in stages.items():
+        fn()  # warm: caches and the allocator's first pages
+        best, faults = np.inf, 0
+        for _ in range(repeat):
+            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
+            fn()
+            best = min(best, time.process_time() - t0)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        out.append(f"{name:40s} {1000 * best:8.1f} {faults:12d}")
+    out.append(f"CPU ms: best of {repeat} rounds, one process; page faults: minor faults of the last round.")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Print the speed / accuracy table, then the per-record R-peak table."""
+    """Print the speed / accuracy table, then the per-record R-peak table (or, with ``--stages``,
+    only the stage table)."""
     import torch
 
     torch.set_num_threads(1)
@@ -309,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         default=",".join(DATASETS),
         help=f"comma-separated data sets of the per-record table, of {','.join(DATASETS)} ('' for none)",
     )
+    ap.add_argument("--stages", action="store_true", help="print only the per-stage CPU time and page faults")
     args = ap.parse_args(argv if argv is not None else sys.argv[1:])
     datasets = [d for d in args.datasets.split(",") if d]
     unknown = sorted(set(datasets) - set(DATASETS))
@@ -323,6 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"record: {rec.duration_s / 3600:.2f} h, ECG {ecg.fs_hz:g} Hz, PPG {ppg.fs_hz:g} Hz, ABP {rec.channel('abp').fs_hz:g} Hz"
     )
+
+    if args.stages:
+        print(*stage_table(rec, args.repeat), sep="\n")
+        return
 
     def pipeline(rhythm: bool = True) -> None:
         beats = record_beats(rec, FeatureConfig(rhythm=rhythm))

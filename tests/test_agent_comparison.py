@@ -40,7 +40,9 @@ def test_a_worse_agent_is_compared_with_the_best_rule_at_each_rate(sweep_log):
     np.testing.assert_allclose(t["sbp_diff_lo"], 1.0)  # the same for every subject: zero width
     row = t.set_index("rate_per_h").loc[1.0]
     want = np.mean([subject_mae("a", i, 1.0) for i in range(N_SUBJECTS)])
-    assert row["rule_sbp_mae_mmhg"] == pytest.approx(want) and row["agent_sbp_mae_mmhg"] == pytest.approx(want + 1)
+    assert row["rule_sbp_mae_mmhg"] == pytest.approx(want) and row["agent_sbp_mae_mmhg"] == pytest.approx(
+        want + 1
+    )
     assert row["n_subjects"] == N_SUBJECTS
 
 

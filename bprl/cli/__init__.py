@@ -15,7 +15,19 @@ app = typer.Typer(
 )
 
 #: modules of bprl.cli with a ``register(app)`` function, in the order of ``bprl --help``
-_GROUPS = ("records", "cohort", "features", "rhythm", "video", "estimator", "train", "run", "compare", "view", "docs")
+_GROUPS = (
+    "records",
+    "cohort",
+    "features",
+    "rhythm",
+    "video",
+    "estimator",
+    "train",
+    "run",
+    "compare",
+    "view",
+    "docs",
+)
 
 
 def _print_version(value: bool) -> None:

@@ -27,7 +27,9 @@ def make_cmd(
     ),
     workers: int = typer.Option(1, "--workers", help="worker processes (results do not depend on it)"),
     video: bool = typer.Option(
-        False, "--video", help="also render virtual-camera skin-region clips (spec fields video_*) into OUT/video"
+        False,
+        "--video",
+        help="also render virtual-camera skin-region clips (spec fields video_*) into OUT/video",
     ),
 ) -> None:
     """Generate SUBJECTS virtual subjects of HOURS each into OUT."""

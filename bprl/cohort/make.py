@@ -129,7 +129,9 @@ def _subject(spec: CohortSpec, seed: int, i: int) -> tuple[SubjectParams, Record
     return domain_params(sample_subject(spec, i, np.random.default_rng([seed, i, 0])), domain), domain
 
 
-def _generate_subject(out_dir: str, i: int, hours: float, seed: int, spec_dict: dict, video: bool = False) -> str:
+def _generate_subject(
+    out_dir: str, i: int, hours: float, seed: int, spec_dict: dict, video: bool = False
+) -> str:
     """Generate and write subject ``i`` (worker entry point): record via temp folder + rename, truth last.
 
     With ``video``, also the virtual-camera clips (:mod:`bprl.cohort.video_subject`); a subject
@@ -233,7 +235,9 @@ def _generate_all(
                     bar.update(1)
         else:
             with cf.ProcessPoolExecutor(max_workers=workers) as ex:
-                futs = [ex.submit(_generate_subject, str(out), i, hours, seed, spec_dict, video) for i in todo]
+                futs = [
+                    ex.submit(_generate_subject, str(out), i, hours, seed, spec_dict, video) for i in todo
+                ]
                 for f in cf.as_completed(futs):
                     f.result()
                     if bar:
