@@ -1,8 +1,10 @@
 """Rhythm gating of PAT: how much the beats left out as ectopic change the PAT feature's noise.
 
-Two virtual cohorts with ectopy in every subject and paroxysmal AF in half of them (their ground
+Three virtual cohorts with ectopy in every subject and paroxysmal AF in half of them (their ground
 truth marks each beat's PAT, ectopy and AF): one with the cohort's default ectopy (0.5-3 % of
-beats) and one with frequent ectopy (10-40 % of beats, towards bigeminy). Each record's replay table is built three times, with
+beats), one with frequent ectopy (10-40 % of beats, towards bigeminy, all hour long) and one
+with the default ectopy and bursts of frequent ectopy (``ectopy_burst`` events, 2 per hour,
+2-15 min each, 30-50 % per beat: ectopy that comes and goes, as on Holter recordings). Each record's replay table is built three times, with
 ``ectopic_gating`` = ``none`` (every beat with a valid PPG upstroke counts), ``rr`` (the RR rule:
 a beat whose RR differs from the local median by more than 25 %) and ``classes`` (beats classed
 S or V by :func:`bprl.beats.ecg_beat_classes` and the beat after each). The reference of a step is
@@ -24,8 +26,8 @@ perfect cuff; and, with the cuff of ``envs/rhythm.yaml`` (+5 mmHg SD and 5 % fai
 AF), readings at fixed times against readings moved to the first window of their period that
 is not detected as AF.
 
-Usage: ``python -m benchmarks gating`` or ``python -m benchmarks.bench_gating [--subjects N]
-[--hours H] [--seed S]``.
+Usage: ``python -m benchmarks gating`` or ``python -m benchmarks gating [--subjects N]
+[--hours H] [--seed S] [--cohorts default,frequent,bursts]``.
 """
 
 from __future__ import annotations
@@ -50,17 +52,18 @@ MODES = ("none", "rr", "classes")
 Subject = dict[str, np.ndarray]
 #: the cuff's AF terms of ``envs/rhythm.yaml`` (+5 mmHg SBP error SD and 5 % failures in full AF)
 AF_CUFF = CuffModel(af_sd_sbp_mmhg=5.0, af_sd_dbp_mmhg=6.0, af_failure_prob=0.05)
-#: the cohorts: ectopy in every subject, paroxysmal AF (2 episodes / h) in half of them; the
-#: cohort's default ectopy (0.5-3 % of beats) and frequent ectopy (10-40 %, towards bigeminy)
+#: the cohorts (``--cohorts`` key: title, spec): ectopy in every subject, paroxysmal AF (2 episodes
+#: / h) in half of them; the cohort's default ectopy (0.5-3 % of beats), frequent ectopy (10-40 %,
+#: towards bigeminy, the same all hour) and the default ectopy with bursts of frequent ectopy
+#: (``ectopy_burst`` events of :mod:`bprl.cohort.events`: 2 per hour, 2-15 min, 30-50 % per beat)
+_AF = {"ectopic_subject_share": 1.0, "af_subject_share": 0.5, "af_rate_per_h": 2.0}
 COHORTS = {
-    "default ectopy (0.5-3 %)": {"ectopic_subject_share": 1.0, "af_subject_share": 0.5, "af_rate_per_h": 2.0},
-    "frequent ectopy (10-40 %)": {
-        "ectopic_subject_share": 1.0,
-        "ectopic_prob_min": 0.1,
-        "ectopic_prob_max": 0.4,
-        "af_subject_share": 0.5,
-        "af_rate_per_h": 2.0,
-    },
+    "default": ("default ectopy (0.5-3 %)", _AF),
+    "frequent": ("frequent ectopy (10-40 %)", {**_AF, "ectopic_prob_min": 0.1, "ectopic_prob_max": 0.4}),
+    "bursts": (
+        "ectopy bursts (default ectopy + 2 runs / h of 30-50 %)",
+        {**_AF, "ectopy_burst_rate_per_h": 2.0},
+    ),
 }
 
 
@@ -320,8 +323,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", type=int, default=12)
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--cohorts", default=",".join(COHORTS), help=f"comma-separated, of {','.join(COHORTS)}")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    for name, params in COHORTS.items():
+    keys = [k for k in args.cohorts.split(",") if k]
+    if unknown := sorted(set(keys) - set(COHORTS)):
+        ap.error(f"unknown cohort(s) {unknown}; of {list(COHORTS)}")
+    for name, params in (COHORTS[k] for k in keys):
         with tempfile.TemporaryDirectory() as tmp:
             cohort = make_cohort(
                 Path(tmp) / "cohort", args.subjects, args.hours, args.seed, spec=params, progress=False

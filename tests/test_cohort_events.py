@@ -8,6 +8,7 @@ reaches half its largest change. The documented leads are those of ``docs/guide/
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 
 from bprl import cohort
-from bprl.cohort.events import draw_event, draw_events, event_rng, events_enabled
+from bprl.cohort.events import EVENT_RATE_FIELDS, draw_event, draw_events, event_rng, events_enabled
 
 SPEC_FILE = Path(cohort.__file__).parent / "specs" / "timing_events.yaml"
 T0_S = 600.0
@@ -195,7 +196,35 @@ def test_events_spec_is_deterministic_and_keeps_the_subjects(tmp_path: Path) -> 
     events = draw_events(spec, 3600.0, event_rng(rng))
     assert events == draw_events(spec, 3600.0, event_rng(np.random.default_rng([9, 0, 1])))
     assert rng.random() == np.random.default_rng([9, 0, 1]).random()  # the signal stream is untouched
-    assert {e.kind for e in draw_events(spec, 36000.0, event_rng(rng))} == set(cohort.EVENT_KINDS)
+    on = {k for k in cohort.EVENT_KINDS if getattr(spec, EVENT_RATE_FIELDS[k]) > 0}
+    assert on == set(cohort.EVENT_KINDS) - {"ectopy_burst"}  # the spec predates the ectopy bursts
+    assert {e.kind for e in draw_events(spec, 36000.0, event_rng(rng))} == on
+
+
+def test_ectopy_burst_raises_ectopy_inside_and_leaves_the_rest() -> None:
+    """An ``ectopy_burst`` event: about a quarter of the beats premature inside it, the subject's own
+    rate outside, nothing else moved; the beat times before the burst are those without it."""
+    spec = cohort.load_spec({})
+    p = dataclasses.replace(cohort.sample_subjects(None, 1, 5)[0], ectopic_prob=0.0)  # ectopy only in bursts
+    ev = draw_event("ectopy_burst", T0_S, spec, np.random.default_rng(1))
+    assert 120.0 <= ev.duration_s <= 900.0 and 0.3 <= ev.sizes["ectopic_prob"] <= 0.5
+    t_s = np.arange(0.0, 3600.0, 0.25)
+    eff = cohort.event_effects([ev], t_s, p)
+    inside = (t_s >= ev.t0_s) & (t_s < ev.t0_s + ev.duration_s)
+    assert (
+        np.all(eff.ectopic_prob[inside] == ev.sizes["ectopic_prob"]) and not eff.ectopic_prob[~inside].any()
+    )
+    for name in ("d_sbp_mmhg", "d_dbp_mmhg", "d_hr_bpm", "d_pep_ms", "ppg_amp_log", "ppg_reflection_log"):
+        assert not getattr(eff, name).any(), name
+    _, plain = cohort.simulate_subject(p, HOURS, np.random.default_rng([5, 0, 1]), spec, [])
+    _, burst = cohort.simulate_subject(p, HOURS, np.random.default_rng([5, 0, 1]), spec, [ev])
+    r = burst["r_time_s"].to_numpy()
+    in_burst = (r >= ev.t0_s) & (r < ev.t0_s + ev.duration_s)
+    share = burst["ectopic"].to_numpy(bool)
+    assert 0.15 <= share[in_burst].mean() <= 0.35
+    assert not share[~in_burst].any() and not plain["ectopic"].any()
+    before = r < ev.t0_s  # the same beats up to the burst (the per-beat sizes are drawn after)
+    np.testing.assert_array_equal(r[before], plain["r_time_s"].to_numpy()[: before.sum()])
 
 
 @pytest.mark.parametrize(

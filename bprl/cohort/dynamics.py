@@ -74,6 +74,7 @@ class Dynamics:
     pep_shift_ms: np.ndarray | None = None
     ppg_amp_log: np.ndarray | None = None  # log factor on the PPG pulse amplitude
     ppg_reflection_log: np.ndarray | None = None  # log factor on the PPG reflected wave
+    ectopic_prob: np.ndarray | None = None  # premature-beat probability of ectopy bursts (0 outside)
 
 
 def simulate_dynamics(
@@ -138,4 +139,6 @@ def simulate_dynamics(
             ev.ppg_amp_log,
             ev.ppg_reflection_log,
         )
+        if ev.ectopic_prob.any():
+            dyn.ectopic_prob = ev.ectopic_prob
     return dyn

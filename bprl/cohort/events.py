@@ -33,6 +33,17 @@ taken can matter (all off by default: rates 0 in :class:`~bprl.cohort.spec.Cohor
     BP moves +-10-25 mmHg (tau 2 min, 5-20 min) while PEP moves the other way by 50-100 % of
     the PTT change, so PAT hides most of the BP change (Payne et al. 2006; Zhang et al. 2011);
     HR does not move. No precursor by design: a rule that reads on PAT changes misses it.
+``ectopy_burst``
+    a run of frequent ventricular ectopy, 2-15 min: the per-beat probability of a premature
+    ventricular beat rises to U(0.3, 0.5) (with the cohort's rule that two never follow each
+    other, about a quarter of the beats are premature and a quarter follow one: runs of bigeminy
+    and trigeminy), then falls back to the subject's own. Ventricular ectopy is not stationary:
+    on Holter recordings a patient's hourly PVC count varies several-fold from hour to hour
+    (Morganroth et al. 1978), in runs of bigeminy. Premature beats have the cohort's ectopic
+    physiology (62 % of the RR, a compensatory pause, PEP +12 ms, SBP -12 to -25 mmHg, the next
+    beat +3 to +8 mmHg: :mod:`bprl.cohort.beats`), so a step's median PAT moves during a burst
+    while BP does not: a change that only rhythm gating can remove. No effect on BP, HR or PPG
+    shape.
 
 Events come from their own stream (:func:`event_rng`, derived from the subject's signal
 generator's seed without drawing from it), so a subject's drift, episodes and parameters are
@@ -73,6 +84,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "vasopressor_bolus",
     "vasodilator",
     "pep_ptt_dissociation",
+    "ectopy_burst",  # drawn last: adding it changed no other kind's draws
 )
 #: the CohortSpec rate field of each kind
 EVENT_RATE_FIELDS: dict[str, str] = {k: f"{k}_rate_per_h" for k in EVENT_KINDS}
@@ -102,6 +114,7 @@ class EventEffects:
     d_pep_ms: np.ndarray
     ppg_amp_log: np.ndarray  # log of the PPG pulse-amplitude factor
     ppg_reflection_log: np.ndarray  # log of the factor on the PPG reflected (dicrotic) wave
+    ectopic_prob: np.ndarray  # per-beat premature-beat probability of ectopy bursts (0 outside)
 
 
 def events_enabled(spec: CohortSpec) -> bool:
@@ -164,6 +177,8 @@ def _draw_sizes(kind: str, spec: CohortSpec, rng: np.random.Generator) -> tuple[
     if kind == "pep_ptt_dissociation":
         sign = -1.0 if rng.random() < 0.5 else 1.0
         return u(5, 20) * 60, {"sbp_mmhg": s * sign * u(10, 25), "cancel_share": u(0.5, 1.0)}
+    if kind == "ectopy_burst":
+        return u(2, 15) * 60, {"ectopic_prob": u(0.3, 0.5)}
     raise ValueError(f"unknown event kind {kind!r}; known: {', '.join(EVENT_KINDS)}")
 
 
@@ -269,6 +284,9 @@ def _add(eff: EventEffects, t: np.ndarray, ev: CohortEvent, p: SubjectParams) ->
         d_map = dbp + (sbp - dbp) / 3.0
         d_ptt_ms = _ptt0_ms(p) * np.expm1(-p.gamma_per_mmhg * d_map / 2.0)  # Moens-Korteweg / Hughes
         eff.d_pep_ms -= z["cancel_share"] * d_ptt_ms
+    elif ev.kind == "ectopy_burst":
+        inside = (t >= t0) & (t < t0 + dur)
+        eff.ectopic_prob[inside] = np.maximum(eff.ectopic_prob[inside], z["ectopic_prob"])
     else:
         raise ValueError(f"unknown event kind {ev.kind!r}; known: {', '.join(EVENT_KINDS)}")
 
@@ -282,10 +300,11 @@ def event_effects(events: Sequence[CohortEvent], t_s: np.ndarray, p: SubjectPara
         p: the subject's parameters (PTT at baseline for the dissociation episodes).
 
     Returns:
-        the added SBP, DBP, HR, PEP and the PPG amplitude and reflection log-factors.
+        the added SBP, DBP, HR, PEP, the PPG amplitude and reflection log-factors and the
+        ectopy bursts' premature-beat probability.
     """
     t = np.asarray(t_s, float)
-    eff = EventEffects(*(np.zeros_like(t) for _ in range(6)))
+    eff = EventEffects(*(np.zeros_like(t) for _ in range(7)))
     for ev in events:
         _add(eff, t, ev, p)
     return eff

@@ -114,6 +114,12 @@ class CohortSpec(Spec):
     pep_ptt_dissociation_rate_per_h: float = Field(
         0.0, ge=0, le=10, description="BP episodes whose PTT change PEP cancels 50-100 % (PAT stays flat)"
     )
+    ectopy_burst_rate_per_h: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="runs of frequent ventricular ectopy (2-15 min, 30-50 % per beat): PAT moves, BP not",
+    )
     event_bp_scale: float = Field(
         1.0, gt=0, le=3, description="multiplies the BP change of every event above"
     )
