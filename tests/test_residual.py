@@ -35,19 +35,39 @@ class Constant:
         return self.action, state
 
 
-def _base(name, train):
-    base = make_calibrator(name, action_type="continuous")
+def _base(name, train, **params):
+    base = make_calibrator(name, action_type="continuous", **params)
     fit_calibrator(base, train)
     return base
 
 
-@pytest.mark.parametrize("name", ["periodic", "kalman_ou", "rls_gain"])
-def test_a_zero_residual_reproduces_the_base_rule_exactly(envs, name):
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("periodic", {}), ("kalman_ou", {}), ("rls_gain", {}), ("feature_correction", {"base": "kalman_ou"})],
+)
+def test_a_zero_residual_reproduces_the_base_rule_exactly(envs, name, params):
     train, test = envs
-    alone = rollout(_base(name, train), test, seed=3, policy_name="x")
-    residual = ResidualPolicy(Constant([0.0, 0.0, -1.0]), _base(name, train), name="x")
+    alone = rollout(_base(name, train, **params), test, seed=3, policy_name="x")
+    residual = ResidualPolicy(Constant([0.0, 0.0, -1.0]), _base(name, train, **params), name="x")
     with_zero = rollout(residual, test, seed=3, policy_name="x")
     pd.testing.assert_frame_equal(alone, with_zero)
+
+
+def test_a_feature_corrected_filter_shows_its_filter_uncertainty(envs):
+    """On ``feature_correction`` over ``kalman_ou`` the belief's SD fields are the inner filter's."""
+    train, test = envs
+    fc = _base("feature_correction", train, base="kalman_ou")
+    seen = []
+
+    class Keep(Constant):
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            seen.append(np.asarray(obs).reshape(-1)[-len(BELIEF_FIELDS) :].copy())
+            return super().predict(obs, state, episode_start, deterministic)
+
+    rollout(ResidualPolicy(Keep([0.0, 0.0, -1.0]), fc, name="x"), test, seed=3, policy_name="x")
+    np.testing.assert_array_equal(fc.last_var, fc.base.last_var)
+    sd = np.array(seen)[:, [BELIEF_FIELDS.index("base_sd_sbp"), BELIEF_FIELDS.index("base_sd_dbp")]]
+    assert (sd > 0).all(axis=1).mean() > 0.9
 
 
 def test_a_residual_moves_the_correction_by_its_size(envs):

@@ -62,6 +62,12 @@ class FeatureCorrectionCalibrator(Calibrator):
         self.coef = None if coef is None else np.asarray(coef, float).reshape(2, 3)
         self.state_size = _OWN + self.base.state_size  # type: ignore[misc]
 
+    @property
+    def last_var(self) -> np.ndarray | None:
+        """The base filter's last posterior variance (n, 2), or None when the base has none: the
+        uncertainty a residual agent on this calibrator sees (:mod:`bprl.policies.residual`)."""
+        return getattr(self.base, "last_var", None)
+
     def configure_for(self, env: Any) -> None:
         """Configure this calibrator and its base for ``env``."""
         super().configure_for(env)
