@@ -6,13 +6,17 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from bprl.errors import ConfigError
+from bprl.estimator.linear import DeltaLinearEstimator
+from bprl.estimator.range_classifier import RangeClassifier
+from bprl.estimator.ranges import BP_RANGES, range_metrics
 from bprl.experiments import load_experiment, run_experiment
-from bprl.experiments.camera import CAMERA_PIPELINE, pipeline_for
+from bprl.experiments.camera import CAMERA_PIPELINE, CAMERA_RANGE_FILES, pipeline_for
 from bprl.experiments.stages import PIPELINE
 from bprl.features.replay_set import read_replay_set
 
@@ -35,7 +39,7 @@ TINY = {
     },
     "splits": {"train": 0.5, "val": 0.2, "test": 0.3, "seed": 0},
     "features": {"window_s": 30, "hop_s": 30},
-    "estimator": {"kind": "camera_linear"},
+    "estimator": {"kind": "camera_linear", "range_classifier": True},
     "env": {
         "spec": str(REPO / "envs" / "camera.yaml"),
         "overrides": {"cuff": {"sd_sbp_mmhg": 2.0, "sd_dbp_mmhg": 2.0}},
@@ -76,6 +80,31 @@ def test_camera_experiment_report_and_test_subjects(camera_run: Path) -> None:
     assert resolved["cohort"]["virtual"]["video"] is True and "train" not in resolved["estimator"]
 
 
+def test_camera_range_classifiers_are_scored_on_the_test_subjects(camera_run: Path) -> None:
+    """``estimator.range_classifier``: both classifiers saved; their stored test-split scores are
+    those of the saved files on the test subjects' camera tables."""
+    result = json.loads((camera_run / "state" / "estimator" / "estimator.json").read_text())["result"]
+    ranges = result["ranges"]
+    assert "error" not in ranges and ranges["majority_range"] in BP_RANGES
+    rs = read_replay_set(camera_run / "work" / "replay_set")
+    tables = [
+        pd.read_parquet(p)
+        for sid in rs.subject_ids("test")
+        for p in sorted((camera_run / "work" / "camera_tables").glob(f"{sid}__*.parquet"))
+    ]
+    data = pd.concat(tables, ignore_index=True)
+    est = DeltaLinearEstimator.load(camera_run / "work" / "estimator" / "camera_linear.json")
+    pop = np.column_stack(est.predict_table(data))
+    ref = data[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy(float)
+    for name, file in CAMERA_RANGE_FILES.items():
+        clf = RangeClassifier.load(camera_run / "work" / "estimator" / file)
+        assert clf.oversample == (name == "oversampled")
+        want = range_metrics(pop, ref, clf.predict_table(data))
+        assert ranges[name]["balanced_accuracy_pct"] == pytest.approx(want["balanced_accuracy_pct"])
+        assert sum(ranges[name]["train_steps_per_range"].values()) == result["n_steps"]
+        assert 0.0 <= ranges[name]["accuracy_pct"] <= 100.0
+
+
 def test_camera_experiment_rerun_identical(camera_run: Path) -> None:
     before = (camera_run / "metrics.csv").read_bytes()
     again = run_experiment(copy.deepcopy(TINY), results_dir=camera_run, resume=False, progress=False)
@@ -96,6 +125,7 @@ def test_camera_experiment_file_and_pipeline() -> None:
         ({"estimator": {"kind": "cnn_gru"}}, "camera_linear"),
         ({"cohort": {"virtual": {"subjects": 6, "hours": 0.2}}}, "video: true"),
         ({"estimator": {"kind": "camera_linear", "checkpoint": "pretrained"}}, "checkpoint"),
+        ({"estimator": {"kind": "cnn_gru", "range_classifier": True}}, "range_head"),
     ],
 )
 def test_camera_experiment_bad_settings(change: dict, message: str) -> None:

@@ -25,8 +25,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from bprl.errors import EstimatorError
 from bprl.experiments.loading import Experiment
 from bprl.experiments.stages import (
     PIPELINE,
@@ -61,6 +63,8 @@ __all__ = [
 CAMERA_TABLES_DIR = "camera_tables"
 #: file name of the fitted camera estimator in ``work/estimator``
 CAMERA_ESTIMATOR_FILE = "camera_linear.json"
+#: file names of the BP-range classifiers (``estimator.range_classifier``) in ``work/estimator``
+CAMERA_RANGE_FILES = {"plain": "camera_range.json", "oversampled": "camera_range_oversampled.json"}
 
 
 def camera_code_version() -> str:
@@ -109,11 +113,18 @@ def _read_tables(records: list[dict[str, str]], tables_dir: str) -> dict[str, li
     return by_subject
 
 
-def stage_camera_estimator(out: Path, records: list[dict[str, str]], tables_dir: str) -> dict[str, Any]:
+def stage_camera_estimator(
+    out: Path, records: list[dict[str, str]], tables_dir: str, range_classifier: bool = False
+) -> dict[str, Any]:
     """Fit the camera estimator on the train split's camera tables; write ``camera_linear.json`` in ``out``.
 
     The estimator is a :class:`~bprl.estimator.linear.DeltaLinearEstimator` on
-    :data:`~bprl.features.camera_table.CAMERA_FEATURE_COLUMNS` (slopes within subjects).
+    :data:`~bprl.features.camera_table.CAMERA_FEATURE_COLUMNS` (slopes within subjects). With
+    ``range_classifier`` two :class:`~bprl.estimator.range_classifier.RangeClassifier` on the same
+    columns are fit too (without and with range-stratified oversampling, files
+    :data:`CAMERA_RANGE_FILES`) and scored on the test split's steps beside the majority range of
+    the train split (``ranges`` of the result: :func:`~bprl.estimator.ranges.range_metrics` of
+    each, with the population estimate's MAE per range).
 
     Raises:
         EstimatorError: too few usable training steps.
@@ -126,11 +137,44 @@ def stage_camera_estimator(out: Path, records: list[dict[str, str]], tables_dir:
     tables = [t for parts in _read_tables(train, tables_dir).values() for t in parts]
     est = DeltaLinearEstimator(CAMERA_FEATURE_COLUMNS).fit(tables)
     est.save(out / CAMERA_ESTIMATOR_FILE)
-    return {
+    result: dict[str, Any] = {
         "n_steps": est.info.get("n_steps"),
         "coef_sbp": [round(float(c), 6) for c in est.coef_sbp],
         "within_residual_sd_mmhg": est.info.get("within_residual_sd_mmhg"),
     }
+    if range_classifier:
+        test = [r for r in records if r["split"] == "test"]
+        test_tables = [t for parts in _read_tables(test, tables_dir).values() for t in parts]
+        result["ranges"] = _fit_range_classifiers(out, est, tables, test_tables, CAMERA_FEATURE_COLUMNS)
+    return result
+
+
+def _fit_range_classifiers(
+    out: Path, est: Any, train: list[pd.DataFrame], test: list[pd.DataFrame], features: tuple[str, ...]
+) -> dict[str, Any]:
+    """Fit the plain and the oversampled range classifier on ``train``; their test-split scores (an
+    ``error`` entry instead when they cannot be fit, e.g. every train step in one range)."""
+    from bprl.estimator.range_classifier import RangeClassifier
+    from bprl.estimator.ranges import BP_RANGES, bp_range, range_metrics
+
+    data = pd.concat(test, ignore_index=True) if test else pd.DataFrame()
+    if data.empty:
+        return {"error": "no test steps"}
+    ref = data[["ref_sbp_mmhg", "ref_dbp_mmhg"]].to_numpy(np.float64)
+    pop = np.column_stack(est.predict_table(data))  # the population estimate, no calibration
+    train_ranges = bp_range(*(pd.concat(train)[c].to_numpy(float) for c in ("ref_sbp_mmhg", "ref_dbp_mmhg")))
+    majority = int(np.bincount(train_ranges[train_ranges >= 0], minlength=len(BP_RANGES)).argmax())
+    scores: dict[str, Any] = {"majority_range": BP_RANGES[majority]}
+    scores["majority"] = range_metrics(pop, ref, np.full(len(data), majority))
+    for name, oversample in (("plain", False), ("oversampled", True)):
+        try:
+            clf = RangeClassifier(features, oversample=oversample).fit(train)
+        except EstimatorError as err:  # e.g. one range among the train steps: reported, not fatal
+            return {**scores, "error": str(err)}
+        clf.save(out / CAMERA_RANGE_FILES[name])
+        scores[name] = range_metrics(pop, ref, clf.predict_table(data))
+        scores[name]["train_steps_per_range"] = clf.info["train_steps_per_range"]
+    return scores
 
 
 def stage_camera_replay_set(
@@ -224,7 +268,11 @@ class CameraEstimatorStage(EstimatorStage):
             state.run_ids["features"],
         )
         state.fingerprints["estimator"] = fp
-        kwargs = {"records": records, "tables_dir": str(ctx.work / CAMERA_TABLES_DIR)}
+        kwargs = {
+            "records": records,
+            "tables_dir": str(ctx.work / CAMERA_TABLES_DIR),
+            "range_classifier": ctx.exp.config.estimator.range_classifier,
+        }
         return [
             Unit(
                 "estimator/estimator",

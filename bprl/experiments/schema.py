@@ -262,9 +262,20 @@ class EstimatorSpec(StrictSpec):
         "default CNN-GRU), a checkpoint folder, or a PAT-linear .json / .onnx file",
     )
     seed: Seed = Field(0, description="training seed")
+    range_classifier: bool = Field(
+        False,
+        description="camera_linear only: also fit BP-range classifiers on the camera features "
+        "(bprl.estimator.range_classifier; with and without range-stratified oversampling) and score "
+        "them on the test split beside the majority range (the CNN-GRU has train.model.range_head)",
+    )
 
     @model_validator(mode="after")
     def _train_only_for_cnn_gru(self) -> EstimatorSpec:
+        if self.range_classifier and self.kind != "camera_linear":
+            raise ValueError(
+                "`range_classifier` is for the camera_linear estimator; the CNN-GRU's range head is "
+                "train.model.range_head"
+            )
         if self.kind in ("pat_linear", "camera_linear") and self.train != TrainConfig():
             raise ValueError(f"`train`: the {self.kind} estimator takes no training settings")
         if self.kind == "camera_linear" and self.checkpoint is not None:
@@ -274,6 +285,15 @@ class EstimatorSpec(StrictSpec):
         if self.checkpoint is not None and "train" in self.model_fields_set:
             raise ValueError("give `checkpoint` (use a trained estimator) or `train` (train one), not both")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_range_classifier(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The fields, without ``range_classifier`` when it is false: fingerprints (and resolved
+        files) of experiments without it stay as they were before the field existed."""
+        data = handler(self)
+        if not self.range_classifier:
+            data.pop("range_classifier", None)
+        return data
 
 
 class EnvSpec(StrictSpec):
