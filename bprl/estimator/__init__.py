@@ -38,6 +38,8 @@ Modules:
   :class:`OnnxEstimator`, :func:`load_estimator`, checkpoint file names;
 * :mod:`bprl.tracking` -- within-subject tracking metrics (r, slope, SD ratio, trend error vs hold);
 * :mod:`bprl.estimator.linear` -- :class:`PatLinearEstimator`, :class:`DeltaLinearEstimator`;
+* :mod:`bprl.estimator.range_classifier` -- :class:`RangeClassifier` (BP range from replay-table
+  features, e.g. the camera experiment's);
 * :mod:`bprl.estimator.pretrained` -- :func:`pretrained_path`, :func:`train_pretrained`;
 * :mod:`bprl.estimator.train` -- :func:`train_estimator`, :func:`save_state_dict`;
 * :mod:`bprl.estimator.card` -- :func:`model_card`;
@@ -92,6 +94,7 @@ from bprl.estimator.metrics import (
 )
 from bprl.estimator.model import CnnGruNet, count_parameters
 from bprl.estimator.pretrained import PretrainRecipe, pretrained_path, train_pretrained
+from bprl.estimator.range_classifier import RangeClassifier
 from bprl.estimator.train import save_state_dict, train_estimator
 from bprl.estimator.windows import (
     StepWindows,
@@ -130,6 +133,7 @@ __all__ = [
     "OnnxEstimator",
     "PatLinearEstimator",
     "PretrainRecipe",
+    "RangeClassifier",
     "StepWindows",
     "TrainConfig",
     "WindowDataset",
