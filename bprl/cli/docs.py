@@ -38,12 +38,18 @@ def agents_table_cmd(
     results_dirs: list[Path] = typer.Argument(..., help="results folders written by `bprl run`"),
     resamples: int = typer.Option(1000, "--resamples", min=1, help="bootstrap resamples over subjects"),
     wide: bool = typer.Option(False, "--wide", help="one row per experiment and rate, one column per agent"),
+    agents: str | None = typer.Option(
+        None, "--agents", help="comma-separated agent names: only these, in this order (default: all)"
+    ),
 ) -> None:
     """Print each agent of RESULTS_DIRS against the best classical rule at the same cuff rate (Markdown)."""
     from bprl.report.agent_table import agent_table_markdown
 
+    names = [a.strip() for a in agents.split(",") if a.strip()] if agents is not None else None
     try:
-        typer.echo(agent_table_markdown(results_dirs, n_resamples=resamples, wide=wide), nl=False)
+        typer.echo(
+            agent_table_markdown(results_dirs, n_resamples=resamples, wide=wide, agents=names), nl=False
+        )
     except BprlError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

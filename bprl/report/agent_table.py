@@ -53,7 +53,11 @@ def _diff(row: pd.Series, bp: str) -> str:
 
 
 def agent_table_markdown(
-    results_dirs: Sequence[str | os.PathLike[str]], n_resamples: int = 1000, seed: int = 0, wide: bool = False
+    results_dirs: Sequence[str | os.PathLike[str]],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    wide: bool = False,
+    agents: Sequence[str] | None = None,
 ) -> str:
     """One Markdown table: each agent of each folder against the best classical rule at its rate.
 
@@ -61,11 +65,31 @@ def agent_table_markdown(
     MAE averaged over the seeds), agent minus rule with its bootstrap interval over subjects
     ("better" / "worse" when the interval excludes 0), subjects and seeds. ``wide``: one row per
     experiment and rate, the best rule once and one column per agent (the same numbers).
+    ``agents``: only these agents, in this order (default: every agent of the folders).
+
+    Raises:
+        EvaluationError: a folder is not a results folder, or a named agent is in none of them.
     """
     tables = [agent_comparison_of(r, n_resamples, seed) for r in results_dirs]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if agents is not None:
+        found = set(table["agent"]) if len(table) else set()
+        missing = [a for a in agents if a not in found]
+        if missing:
+            raise EvaluationError(
+                f"agents {missing} are in none of {[str(r) for r in results_dirs]}; found {sorted(found)}"
+            )
+        order = {a: i for i, a in enumerate(agents)}
+        table = table[table["agent"].isin(order)]
+        group = pd.factorize(table["experiment"].astype(str) + "@" + table["rate_per_h"].astype(str))[0]
+        table = (
+            table.assign(_group=group, _agent=table["agent"].map(order))
+            .sort_values(["_group", "_agent"], kind="stable")
+            .drop(columns=["_group", "_agent"])
+            .reset_index(drop=True)
+        )
     if wide:
-        return _wide(table)
+        return _wide(table, list(agents) if agents is not None else None)
     lines = [
         "| experiment | cuffs/h | agent: SBP / DBP MAE | best rule: SBP / DBP MAE "
         "| SBP: agent - rule [95 % CI] | DBP: agent - rule [95 % CI] | subjects x seeds |",
@@ -81,9 +105,11 @@ def agent_table_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _wide(table: pd.DataFrame) -> str:
-    """The table with one row per (experiment, rate) and one column per agent."""
-    agents = list(dict.fromkeys(table["agent"])) if len(table) else []
+def _wide(table: pd.DataFrame, agents: list[str] | None = None) -> str:
+    """The table with one row per (experiment, rate) and one column per agent (``agents``' order,
+    default the order of appearance)."""
+    if agents is None:
+        agents = list(dict.fromkeys(table["agent"])) if len(table) else []
     head = "| experiment | cuffs/h | best rule: SBP / DBP MAE | " + " | ".join(
         f"`{a}`: SBP / DBP MAE; agent - rule, SBP / DBP [95 % CI]" for a in agents
     )
