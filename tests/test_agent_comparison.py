@@ -94,5 +94,9 @@ def test_the_agents_table_command_reads_results_folders(sweep_log, tmp_path):
     head, _, row = wide.output.strip().splitlines()
     assert "`b`: SBP / DBP MAE" in head and row.startswith("| fixed_budget | 1 | `a` ")
     assert "; +1.00 [+1.00, +1.00] (worse) / +0.50 [+0.50, +0.50] (worse) |" in row
+    named = CliRunner().invoke(app, ["docs", "agents-table", str(res), "--resamples", "50", "--agents", "b"])
+    assert named.exit_code == 0 and named.output == out.output
+    unknown = CliRunner().invoke(app, ["docs", "agents-table", str(res), "--agents", "b,nope"])
+    assert unknown.exit_code == 2 and "['nope'] are in none of" in unknown.output
     bad = CliRunner().invoke(app, ["docs", "agents-table", str(tmp_path)])
     assert bad.exit_code == 2 and "config.resolved.yaml" in bad.output

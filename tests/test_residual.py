@@ -349,3 +349,19 @@ def test_the_ablated_wrapper_env_passes_the_checkers(envs, ablation):
     )
     check_env(env, skip_render_check=True)
     sb3_check_env(env, warn=False)
+
+
+def test_a_residual_agent_names_the_experiment_policy_that_runs_its_base():
+    """The safety table pairs an agent with its base's policy: ``ppo_residual_fk`` (residual on
+    feature_correction over kalman_ou) with ``feature_kalman_ou``; an agent on ``kalman_ou`` with the
+    policy of that name (no label needed); a classical rule has no base."""
+    from pathlib import Path
+
+    from bprl.experiments import load_experiment
+    from bprl.experiments.stages import _residual_base_label
+
+    exp = load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "residual_events.yaml")
+    by_label = {p.label: p for p in exp.config.policies}
+    assert _residual_base_label(exp, by_label["ppo_residual_fk"]) == "feature_kalman_ou"
+    assert _residual_base_label(exp, by_label["ppo_residual"]) is None
+    assert _residual_base_label(exp, by_label["kalman_ou"]) is None

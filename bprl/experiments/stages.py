@@ -445,6 +445,28 @@ def _at_rate(env: dict[str, Any], rate: float | None) -> dict[str, Any]:
     return {**env, "overrides": over}
 
 
+def _residual_base_label(exp: Experiment, pol: PolicySpec) -> str | None:
+    """The label of the classical policy of ``exp`` that is the residual agent ``pol``'s base rule
+    (same calibrator and parameters), when that label is not the calibrator's name itself (e.g.
+    ``feature_kalman_ou`` for ``feature_correction`` over ``kalman_ou``); else None."""
+    import yaml
+
+    if pol.agent is None:
+        return None
+    doc = yaml.safe_load(Path(exp.agent_specs[pol.label]).read_text(encoding="utf-8")) or {}
+    entries = [v for v in doc.values() if isinstance(v, dict)]
+    res = pol.params.get("residual") or next((e["residual"] for e in entries if e.get("residual")), None)
+    if not isinstance(res, dict):
+        return None
+    base, base_params = res.get("base"), dict(res.get("base_params") or {})
+    for other in exp.config.policies:
+        if other.agent is not None or other.label == base:
+            continue
+        if exp.calibrators.get(other.label, other.calibrator) == base and dict(other.params) == base_params:
+            return other.label
+    return None
+
+
 def _price_at_rate(agent_spec: str, params: dict[str, Any], rate: float) -> dict[str, Any]:
     """``params`` with the agent's cuff price (when its file or ``params`` has one) steered to ``rate``."""
     import yaml
@@ -477,6 +499,9 @@ class RolloutsStage(Stage):
                 "family": pol.label,
                 "target_cuffs_per_h": rate,
             }
+            base_label = _residual_base_label(ctx.exp, pol)
+            if base_label is not None:  # (only then: the other rollouts keep their fingerprints)
+                pdict["base_label"] = base_label
             env = _at_rate(state.env, rate)
             for seed in ctx.exp.config.seeds:
                 upstream, agent_dir = state.fingerprints["env"], None

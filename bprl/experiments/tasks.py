@@ -383,9 +383,10 @@ def stage_rollout(
     finally:
         live.close()
     log["family"] = pd.array([policy.get("family") or policy["name"]] * len(log), dtype="string")
-    # a residual agent names its base rule (by its calibrator name: the label of that rule when
-    # the experiment runs it too), for the safety comparison of the report
-    base_name = pol.core.base.name if hasattr(pol, "core") else None
+    # a residual agent names its base rule, for the safety comparison of the report: the label of
+    # the experiment's policy that runs that rule (``base_label``, set by the rollouts stage when it
+    # differs from the calibrator's name), else the calibrator's name
+    base_name = policy.get("base_label") or (pol.core.base.name if hasattr(pol, "core") else None)
     log["base_policy"] = pd.array([base_name] * len(log), dtype="string")
     rate = policy.get("target_cuffs_per_h")
     log["target_cuffs_per_h"] = float("nan") if rate is None else float(rate)
