@@ -42,9 +42,8 @@ def _beat_rhythm(
     rr[af] = nom_rr[af] * np.exp(sig * rng.standard_normal(int(af.sum())) - sig * sig / 2)
     # ventricular ectopics: premature (62 % of RR) followed by a compensatory pause; never twice in a row, not in AF
     prob: float | np.ndarray = p.ectopic_prob
-    if (
-        dyn.ectopic_prob is not None
-    ):  # ectopy bursts (bprl.cohort.events): the same draws, a higher bar inside
+    # ectopy bursts (bprl.cohort.events): the same draws, a higher bar inside them
+    if dyn.ectopic_prob is not None:
         prob = np.maximum(p.ectopic_prob, np.interp(t_nom, dyn.t_s, dyn.ectopic_prob))
     ect = (rng.random(nb) < prob) & ~af
     ect[0] = False

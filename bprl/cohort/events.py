@@ -39,11 +39,11 @@ taken can matter (all off by default: rates 0 in :class:`~bprl.cohort.spec.Cohor
     other, about a quarter of the beats are premature and a quarter follow one: runs of bigeminy
     and trigeminy), then falls back to the subject's own. Ventricular ectopy is not stationary:
     on Holter recordings a patient's hourly PVC count varies several-fold from hour to hour
-    (Morganroth et al. 1978), in runs of bigeminy. Premature beats have the cohort's ectopic
-    physiology (62 % of the RR, a compensatory pause, PEP +12 ms, SBP -12 to -25 mmHg, the next
-    beat +3 to +8 mmHg: :mod:`bprl.cohort.beats`), so a step's median PAT moves during a burst
-    while BP does not: a change that only rhythm gating can remove. No effect on BP, HR or PPG
-    shape.
+    (Morganroth et al. 1978). Premature beats have the cohort's ectopic physiology (62 % of the
+    RR, a compensatory pause, PEP +12 ms, SBP -12 to -25 mmHg, the next beat +3 to +8 mmHg:
+    :mod:`bprl.cohort.beats`), so during a burst the PAT feature sees many beats whose PAT is not
+    the sinus beats' while the slow BP does not change: what rhythm gating is there to remove.
+    No effect on the slow BP, HR or PPG shape.
 
 Events come from their own stream (:func:`event_rng`, derived from the subject's signal
 generator's seed without drawing from it), so a subject's drift, episodes and parameters are
