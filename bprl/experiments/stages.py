@@ -459,9 +459,10 @@ def _residual_base_label(exp: Experiment, pol: PolicySpec) -> str | None:
     if not isinstance(res, dict):
         return None
     base, base_params = res.get("base"), dict(res.get("base_params") or {})
-    for other in exp.config.policies:
-        if other.agent is not None or other.label == base:
-            continue
+    rules = [p for p in exp.config.policies if p.agent is None]
+    if any(p.label == base for p in rules):  # a policy named after the base runs it
+        return None
+    for other in rules:
         if exp.calibrators.get(other.label, other.calibrator) == base and dict(other.params) == base_params:
             return other.label
     return None
