@@ -449,13 +449,9 @@ def _residual_base_label(exp: Experiment, pol: PolicySpec) -> str | None:
     """The label of the classical policy of ``exp`` that is the residual agent ``pol``'s base rule
     (same calibrator and parameters), when that label is not the calibrator's name itself (e.g.
     ``feature_kalman_ou`` for ``feature_correction`` over ``kalman_ou``); else None."""
-    import yaml
-
     if pol.agent is None:
         return None
-    doc = yaml.safe_load(Path(exp.agent_specs[pol.label]).read_text(encoding="utf-8")) or {}
-    entries = [v for v in doc.values() if isinstance(v, dict)]
-    res = pol.params.get("residual") or next((e["residual"] for e in entries if e.get("residual")), None)
+    res = _agent_setting(str(exp.agent_specs[pol.label]), pol.params, "residual")
     if not isinstance(res, dict):
         return None
     base, base_params = res.get("base"), dict(res.get("base_params") or {})
@@ -468,13 +464,20 @@ def _residual_base_label(exp: Experiment, pol: PolicySpec) -> str | None:
     return None
 
 
-def _price_at_rate(agent_spec: str, params: dict[str, Any], rate: float) -> dict[str, Any]:
-    """``params`` with the agent's cuff price (when its file or ``params`` has one) steered to ``rate``."""
+def _agent_setting(agent_spec: str, params: dict[str, Any], key: str) -> Any:
+    """An agent's bprl-only setting ``key`` (``cuff_price``, ``residual``): from the experiment's
+    ``params`` when given there, else from the first entry of the agent file that has it; None if neither."""
     import yaml
 
+    if params.get(key):
+        return params[key]
     doc = yaml.safe_load(Path(agent_spec).read_text(encoding="utf-8")) or {}
-    entries = [v for v in doc.values() if isinstance(v, dict)]
-    price = params.get("cuff_price") or next((e["cuff_price"] for e in entries if e.get("cuff_price")), None)
+    return next((e[key] for e in doc.values() if isinstance(e, dict) and e.get(key)), None)
+
+
+def _price_at_rate(agent_spec: str, params: dict[str, Any], rate: float) -> dict[str, Any]:
+    """``params`` with the agent's cuff price (when its file or ``params`` has one) steered to ``rate``."""
+    price = _agent_setting(agent_spec, params, "cuff_price")
     if not price:
         return params
     return {**params, "cuff_price": {**dict(price), "target_per_h": rate}}
