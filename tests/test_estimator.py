@@ -282,6 +282,35 @@ def test_output_is_recentred_on_the_training_windows(dataset: WindowDataset, che
     np.testing.assert_allclose((pred - train.y).mean(axis=0), 0.0, atol=1e-3)
 
 
+def test_within_subject_gain_is_the_validation_least_squares_gain(
+    dataset: WindowDataset, checkpoint: Path, tmp_path: Path
+) -> None:
+    from bprl.estimator.metrics import step_predictions
+
+    cfg = TrainConfig(
+        model=TINY, epochs=EPOCHS, batch_size=16, lr=3e-3, patience=10, within_subject_gain=True
+    )
+    ckpt = train_estimator(dataset, tmp_path / "gain", cfg, seed=3, progress=False)
+    gain = json.loads((ckpt / "config.json").read_text())["normalisation"]["within_subject_gain"]
+    assert json.loads((checkpoint / "config.json").read_text())["normalisation"]["within_subject_gain"] is None
+    assert "within-subject changes were scaled" in (ckpt / "MODEL_CARD.md").read_text()
+    val = dataset.subset("val")
+    plain = load_estimator(checkpoint).predict_windows(val.x)
+    scaled = load_estimator(ckpt).predict_windows(val.x)
+    # same weights (same seed): the gain scales every change of the output, the level is re-centred
+    for k in range(2):
+        assert gain[k] != pytest.approx(1.0, abs=1e-3)
+        np.testing.assert_allclose(np.diff(scaled[:, k]), gain[k] * np.diff(plain[:, k]), rtol=1e-4, atol=1e-3)
+    # after the gain, the least-squares gain of the reference's within-subject changes is 1
+    steps = step_predictions(val, scaled)
+    for target in ("sbp", "dbp"):
+        dev = steps.groupby("subject_id")[[f"est_{target}_mmhg", f"ref_{target}_mmhg"]].transform(
+            lambda c: c - c.mean()
+        )
+        e, r = dev[f"est_{target}_mmhg"].to_numpy(), dev[f"ref_{target}_mmhg"].to_numpy()
+        assert np.sum(e * r) / np.sum(e * e) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_loss_falls_and_checkpoint_is_complete(checkpoint: Path) -> None:
     for name in ("model.pt", "config.json", "metrics.json", "train_log.csv", "MODEL_CARD.md"):
         assert (checkpoint / name).is_file(), name

@@ -49,6 +49,17 @@ def _tracking_section(metrics: dict[str, Any], evaluation: dict[str, Any] | None
     return "\n".join(parts)
 
 
+def _gain_line(info: dict[str, Any]) -> str:
+    """The sentence on the within-subject gain (empty when training did not fit one)."""
+    gain = info["normalisation"].get("within_subject_gain")
+    if not gain:
+        return ""
+    return (
+        f"The within-subject changes were scaled by {gain[0]:.3f} / {gain[1]:.3f} (SBP / DBP), the "
+        "least-squares gain of the validation subjects' reference changes on the estimate's;\n"
+    )
+
+
 def model_card(
     info: dict[str, Any], metrics: dict[str, Any], evaluation: dict[str, Any] | None = None
 ) -> str:
@@ -94,7 +105,7 @@ Subject-disjoint splits:
 {split_lines}
 
 Label normalisation: mean {info["normalisation"]["label_mean_mmhg"]}, SD {info["normalisation"]["label_sd_mmhg"]} mmHg;
-after training the output was shifted by {info["normalisation"].get("recentred_by_mmhg")} mmHg (SBP, DBP) so that its
+{_gain_line(info)}after training the output was shifted by {info["normalisation"].get("recentred_by_mmhg")} mmHg (SBP, DBP) so that its
 mean error on the training windows is zero.
 
 ## Calibration-free metrics on test subjects (step level: median over sub-windows)

@@ -217,6 +217,13 @@ class TrainConfig(Spec):
         description="draw training windows with weights inverse to their SBP-range frequency "
         "(bins SBP_BIN_EDGES_MMHG), so rare hypo/hypertensive ranges are seen more",
     )
+    within_subject_gain: bool = Field(
+        False,
+        strict=True,
+        description="after training, scale the output's within-subject changes by the least-squares "
+        "gain of the validation subjects' reference changes on the estimate's (step level): undoes "
+        "the shrinkage towards each subject's mean that regularisation and early stopping leave",
+    )
     max_windows_per_step: int | None = Field(
         None,
         ge=1,

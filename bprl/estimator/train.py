@@ -439,6 +439,47 @@ def _recentre(model: CnnGruNet, train: WindowDataset) -> list[float]:
     return [float(-b) for b in bias]
 
 
+#: the within-subject gain is kept inside these bounds (a gain outside them means a broken fit)
+GAIN_BOUNDS = (0.5, 2.0)
+
+
+def _within_subject_gain(model: CnnGruNet, val: WindowDataset) -> list[float]:
+    """Scale the output's within-subject changes by the validation subjects' least-squares gain.
+
+    Per target, at step level (median over a step's windows), the deviations of the reference from
+    each subject's mean are regressed through the origin on the estimate's: ``g = sum(e r) /
+    sum(e e)``. An estimator trained with weight decay and stopped early under-states changes
+    (slope of estimate on reference below 1), and ``g`` is the gain that minimises the squared
+    error of the within-subject changes on subjects the weights were not fitted on. It multiplies
+    ``label_sd`` (a buffer, not a weight); :func:`_recentre` then sets the level. ``g`` is
+    clipped to :data:`GAIN_BOUNDS`; it is 1 when the validation set has no within-subject change.
+
+    Returns:
+        the gains (SBP, DBP).
+    """
+    import logging
+
+    from bprl.estimator.metrics import step_predictions
+
+    steps = step_predictions(val, _predict(model, val))
+    gains = []
+    for target in ("sbp", "dbp"):
+        by_subject = steps.groupby("subject_id")
+        e = (steps[f"est_{target}_mmhg"] - by_subject[f"est_{target}_mmhg"].transform("mean")).to_numpy()
+        r = (steps[f"ref_{target}_mmhg"] - by_subject[f"ref_{target}_mmhg"].transform("mean")).to_numpy()
+        ok = np.isfinite(e) & np.isfinite(r)
+        see = float(np.sum(e[ok] ** 2))
+        gain = float(np.sum(e[ok] * r[ok]) / see) if see > 0 else 1.0
+        if not GAIN_BOUNDS[0] <= gain <= GAIN_BOUNDS[1]:
+            logging.getLogger("bprl.estimator").warning(
+                "within-subject %s gain %.3f outside %s: clipped", target.upper(), gain, GAIN_BOUNDS
+            )
+            gain = float(np.clip(gain, *GAIN_BOUNDS))
+        gains.append(gain)
+    model.label_sd.mul_(torch.as_tensor(gains, dtype=torch.float32))
+    return gains
+
+
 # ------------------------------------------------------------------ 5. saving
 def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
     """Write a state dict with ``torch.save`` to ``path`` atomically, byte-reproducibly.
@@ -555,8 +596,10 @@ def train_estimator(
         batches = _Batches(train, seed)
         monitor = val if len(val) else train
         log = _EpochLoop(model, loader, batches, monitor, config, out, progress).run()
+        gain = _within_subject_gain(model, val) if config.within_subject_gain and len(val) else None
         shift = _recentre(model, train)
     info = _checkpoint_info(config, seed, model, ds, train, val, log)
+    info["normalisation"]["within_subject_gain"] = gain
     info["normalisation"]["recentred_by_mmhg"] = shift
     _write_checkpoint(out, model, info, log.rows, ds)
     return out
