@@ -578,12 +578,15 @@ def test_cli_train_evaluate_export_fit_linear(
             "2",
             "--seed",
             "1",
+            "--within-subject-gain",
             "--cache-dir",
             cache,
         ],
     )
     assert res.exit_code == 0, res.output
     assert (ckpt / "model.pt").is_file() and "MASE" in res.output
+    gain = json.loads((ckpt / "config.json").read_text())["normalisation"]["within_subject_gain"]
+    assert len(gain) == 2 and all(0.5 <= g <= 2.0 for g in gain)
     res = run.invoke(
         app,
         [

@@ -44,6 +44,12 @@ def train_cmd(
     range_weight: float | None = typer.Option(
         None, "--range-weight", help="add the BP-range classifier head with this loss weight (seed 002)"
     ),
+    within_subject_gain: bool | None = typer.Option(
+        None,
+        "--within-subject-gain/--no-within-subject-gain",
+        help="scale the output's within-subject changes by the validation subjects' least-squares "
+        "gain after training (the shipped model's recipe does)",
+    ),
     lr: float | None = typer.Option(None, "--lr", help="Adam learning rate"),
     patience: int | None = typer.Option(
         None, "--patience", help="validations without improvement before stopping"
@@ -77,6 +83,7 @@ def train_cmd(
             "epochs": epochs,
             "pair_weight": pair_weight,
             "oversample": oversample,
+            "within_subject_gain": within_subject_gain,
             "lr": lr,
             "patience": patience,
             "max_windows_per_step": max_windows_per_step,
@@ -110,16 +117,27 @@ def pretrain_cmd(
         Path("results/pretrain"), "--work", help="folder for cohorts and replay tables"
     ),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
+    within_subject_gain: bool = typer.Option(
+        False,
+        "--within-subject-gain",
+        help="end the recipe with the within-subject gain fitted on the validation subjects "
+        "(TrainConfig.within_subject_gain)",
+    ),
 ) -> None:
     """Rebuild the shipped default estimator from the virtual cohort (bprl.estimator.pretrained)."""
     import torch
 
-    from bprl.estimator.pretrained import train_pretrained
+    from bprl.estimator.pretrained import PretrainRecipe, train_pretrained
     from bprl.tracking import format_tracking
 
     torch.set_num_threads(threads)
+    recipe = PretrainRecipe()
+    if within_subject_gain:
+        recipe = recipe.model_copy(
+            update={"train": recipe.train.model_copy(update={"within_subject_gain": True})}
+        )
     try:
-        ckpt = train_pretrained(out, work)
+        ckpt = train_pretrained(out, work, recipe)
     except BprlError as exc:
         _fail(exc)
     ev = json.loads((ckpt / "evaluation.json").read_text())
