@@ -669,6 +669,34 @@ def test_cli_train_evaluate_export_fit_linear(
     assert res.exit_code == 1 and "--cohort or --records" in res.output
 
 
+@pytest.mark.parametrize("flag", [[], ["--within-subject-gain"]])
+def test_cli_pretrain_passes_the_within_subject_gain_to_the_recipe(
+    flag: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import bprl.estimator.pretrained as pretrained
+    from bprl.cli import app
+
+    seen = []
+
+    def fake_train_pretrained(out: Path, work: Path, recipe: pretrained.PretrainRecipe) -> Path:
+        seen.append(recipe)
+        Path(out).mkdir(parents=True)
+        (Path(out) / "evaluation.json").write_text(json.dumps({"heldout": {}}))
+        return Path(out)
+
+    monkeypatch.setattr(pretrained, "train_pretrained", fake_train_pretrained)
+    out = tmp_path / "ckpt"
+    res = CliRunner().invoke(app, ["estimator", "pretrain", "--out", str(out), "--work", str(tmp_path), *flag])
+    assert res.exit_code == 0, res.output
+    (recipe,) = seen
+    assert recipe.train.within_subject_gain is bool(flag)
+    # everything else is the shipped recipe
+    assert recipe.model_copy(update={"train": pretrained.PretrainRecipe().train}) == pretrained.PretrainRecipe()
+    assert recipe.train.model_copy(update={"within_subject_gain": False}) == pretrained.PretrainRecipe().train
+
+
 def test_estimate_replay_table_from_record_path(tiny_cohort_dir: Path, tmp_path: Path) -> None:
     man = read_manifest(tiny_cohort_dir)
     path = cohort_record_path(tiny_cohort_dir, man["subject_id"].iloc[0], man["record_id"].iloc[0])
