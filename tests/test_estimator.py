@@ -31,6 +31,7 @@ from bprl.estimator.inference import add_estimates, estimate_replay_table, estim
 from bprl.estimator.linear import DeltaLinearEstimator, PatLinearEstimator
 from bprl.estimator.metrics import error_metrics
 from bprl.estimator.model import CnnGruNet, count_parameters
+from bprl.estimator.pretrained import PretrainRecipe
 from bprl.estimator.train import save_state_dict, train_estimator
 from bprl.estimator.windows import normalise_windows, record_signals, step_windows
 from bprl.sources import Channel, Record
@@ -292,7 +293,9 @@ def test_within_subject_gain_is_the_validation_least_squares_gain(
     )
     ckpt = train_estimator(dataset, tmp_path / "gain", cfg, seed=3, progress=False)
     gain = json.loads((ckpt / "config.json").read_text())["normalisation"]["within_subject_gain"]
-    assert json.loads((checkpoint / "config.json").read_text())["normalisation"]["within_subject_gain"] is None
+    assert (
+        json.loads((checkpoint / "config.json").read_text())["normalisation"]["within_subject_gain"] is None
+    )
     assert "within-subject changes were scaled" in (ckpt / "MODEL_CARD.md").read_text()
     val = dataset.subset("val")
     plain = load_estimator(checkpoint).predict_windows(val.x)
@@ -300,7 +303,9 @@ def test_within_subject_gain_is_the_validation_least_squares_gain(
     # same weights (same seed): the gain scales every change of the output, the level is re-centred
     for k in range(2):
         assert gain[k] != pytest.approx(1.0, abs=1e-3)
-        np.testing.assert_allclose(np.diff(scaled[:, k]), gain[k] * np.diff(plain[:, k]), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(
+            np.diff(scaled[:, k]), gain[k] * np.diff(plain[:, k]), rtol=1e-4, atol=1e-3
+        )
     # after the gain, the least-squares gain of the reference's within-subject changes is 1
     steps = step_predictions(val, scaled)
     for target in ("sbp", "dbp"):
@@ -669,9 +674,16 @@ def test_cli_train_evaluate_export_fit_linear(
     assert res.exit_code == 1 and "--cohort or --records" in res.output
 
 
-@pytest.mark.parametrize("flag", [[], ["--within-subject-gain"]])
+@pytest.mark.parametrize(
+    ("flag", "gain"),
+    [
+        ([], PretrainRecipe().train.within_subject_gain),
+        (["--within-subject-gain"], True),
+        (["--no-within-subject-gain"], False),
+    ],
+)
 def test_cli_pretrain_passes_the_within_subject_gain_to_the_recipe(
-    flag: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    flag: list[str], gain: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
@@ -688,13 +700,18 @@ def test_cli_pretrain_passes_the_within_subject_gain_to_the_recipe(
 
     monkeypatch.setattr(pretrained, "train_pretrained", fake_train_pretrained)
     out = tmp_path / "ckpt"
-    res = CliRunner().invoke(app, ["estimator", "pretrain", "--out", str(out), "--work", str(tmp_path), *flag])
+    res = CliRunner().invoke(
+        app, ["estimator", "pretrain", "--out", str(out), "--work", str(tmp_path), *flag]
+    )
     assert res.exit_code == 0, res.output
     (recipe,) = seen
-    assert recipe.train.within_subject_gain is bool(flag)
+    assert recipe.train.within_subject_gain is gain
     # everything else is the shipped recipe
-    assert recipe.model_copy(update={"train": pretrained.PretrainRecipe().train}) == pretrained.PretrainRecipe()
-    assert recipe.train.model_copy(update={"within_subject_gain": False}) == pretrained.PretrainRecipe().train
+    assert (
+        recipe.model_copy(update={"train": pretrained.PretrainRecipe().train}) == pretrained.PretrainRecipe()
+    )
+    shipped = pretrained.PretrainRecipe().train
+    assert recipe.train.model_copy(update={"within_subject_gain": shipped.within_subject_gain}) == shipped
 
 
 def test_estimate_replay_table_from_record_path(tiny_cohort_dir: Path, tmp_path: Path) -> None:

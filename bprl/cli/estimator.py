@@ -117,11 +117,11 @@ def pretrain_cmd(
         Path("results/pretrain"), "--work", help="folder for cohorts and replay tables"
     ),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
-    within_subject_gain: bool = typer.Option(
-        False,
-        "--within-subject-gain",
-        help="end the recipe with the within-subject gain fitted on the validation subjects "
-        "(TrainConfig.within_subject_gain)",
+    within_subject_gain: bool | None = typer.Option(
+        None,
+        "--within-subject-gain/--no-within-subject-gain",
+        help="end the recipe with (or without) the within-subject gain fitted on the validation "
+        "subjects (TrainConfig.within_subject_gain; default: the shipped recipe's setting)",
     ),
 ) -> None:
     """Rebuild the shipped default estimator from the virtual cohort (bprl.estimator.pretrained)."""
@@ -132,9 +132,9 @@ def pretrain_cmd(
 
     torch.set_num_threads(threads)
     recipe = PretrainRecipe()
-    if within_subject_gain:
+    if within_subject_gain is not None:
         recipe = recipe.model_copy(
-            update={"train": recipe.train.model_copy(update={"within_subject_gain": True})}
+            update={"train": recipe.train.model_copy(update={"within_subject_gain": within_subject_gain})}
         )
     try:
         ckpt = train_pretrained(out, work, recipe)
