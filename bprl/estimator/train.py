@@ -24,6 +24,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -412,8 +413,6 @@ def _tracking_row(ds: WindowDataset, pred: np.ndarray) -> dict[str, float]:
 
 def _warn_if_collapsed(row: dict[str, Any]) -> None:
     """Warn (``logging``, ``bprl.estimator`` logger) when a validation's estimate has collapsed."""
-    import logging
-
     for target in ("sbp", "dbp"):
         ratio = row.get(f"val_sd_ratio_{target}", math.nan)
         if math.isfinite(ratio) and ratio < COLLAPSE_SD_RATIO:
@@ -439,12 +438,12 @@ def _recentre(model: CnnGruNet, train: WindowDataset) -> list[float]:
     return [float(-b) for b in bias]
 
 
-#: the within-subject gain is kept inside these bounds (a gain outside them means a broken fit)
-GAIN_BOUNDS = (0.5, 2.0)
+GAIN_BOUNDS = (0.5, 2.0)  # the within-subject gain's bounds (a gain outside them: a broken fit)
 
 
 def _within_subject_gain(model: CnnGruNet, val: WindowDataset) -> list[float]:
-    """Scale the output's within-subject changes by the validation subjects' least-squares gain.
+    """Scale the output's within-subject changes by the validation subjects' least-squares gain;
+    returns the gains (SBP, DBP).
 
     Per target, at step level (median over a step's windows), the deviations of the reference from
     each subject's mean are regressed through the origin on the estimate's: ``g = sum(e r) /
@@ -453,12 +452,7 @@ def _within_subject_gain(model: CnnGruNet, val: WindowDataset) -> list[float]:
     error of the within-subject changes on subjects the weights were not fitted on. It multiplies
     ``label_sd`` (a buffer, not a weight); :func:`_recentre` then sets the level. ``g`` is
     clipped to :data:`GAIN_BOUNDS`; it is 1 when the validation set has no within-subject change.
-
-    Returns:
-        the gains (SBP, DBP).
     """
-    import logging
-
     from bprl.estimator.metrics import step_predictions
 
     steps = step_predictions(val, _predict(model, val))
@@ -468,8 +462,7 @@ def _within_subject_gain(model: CnnGruNet, val: WindowDataset) -> list[float]:
         e = (steps[f"est_{target}_mmhg"] - by_subject[f"est_{target}_mmhg"].transform("mean")).to_numpy()
         r = (steps[f"ref_{target}_mmhg"] - by_subject[f"ref_{target}_mmhg"].transform("mean")).to_numpy()
         ok = np.isfinite(e) & np.isfinite(r)
-        see = float(np.sum(e[ok] ** 2))
-        gain = float(np.sum(e[ok] * r[ok]) / see) if see > 0 else 1.0
+        gain = float(np.sum(e[ok] * r[ok]) / np.sum(e[ok] ** 2)) if np.any(e[ok] != 0) else 1.0
         if not GAIN_BOUNDS[0] <= gain <= GAIN_BOUNDS[1]:
             logging.getLogger("bprl.estimator").warning(
                 "within-subject %s gain %.3f outside %s: clipped", target.upper(), gain, GAIN_BOUNDS
