@@ -80,8 +80,11 @@ class PretrainRecipe(Spec):
         "as it is, without domain randomisation)",
     )
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=40, patience=6, max_windows_per_step=1),
-        description="training settings (the paired within-subject loss by default)",
+        default_factory=lambda: TrainConfig(
+            epochs=40, patience=6, max_windows_per_step=1, within_subject_gain=True
+        ),
+        description="training settings (the paired within-subject loss and the within-subject gain "
+        "fitted on the validation subjects by default)",
     )
     seed: int = Field(0, ge=0, description="seed of the weights, batch order and pair draws")
     workers: int = Field(2, ge=1, le=256, description="worker processes for cohort generation")
