@@ -128,7 +128,7 @@ def test_training_keeps_the_base_rule_unless_the_agent_beats_it_on_validation(en
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from bprl.policies.agents.spec import ResidualSpec
+    from bprl.policies.agents.spec import ResidualSpec, ValidationSpec
     from bprl.policies.agents.train import _Outcome, _unless_base_is_better
     from bprl.policies.residual import ZeroResidual
 
@@ -137,9 +137,8 @@ def test_training_keeps_the_base_rule_unless_the_agent_beats_it_on_validation(en
         [lambda: ResidualCalibrationEnv(BPCalibrationEnv(data=test.data, **KW), _base("kalman_ou", train))]
     )
     said = []
-    run = SimpleNamespace(
-        spec=SimpleNamespace(residual=ResidualSpec(base="kalman_ou")), n_eval_episodes=3, say=said.append
-    )
+    spec = SimpleNamespace(residual=ResidualSpec(base="kalman_ou"), validation=ValidationSpec())
+    run = SimpleNamespace(spec=spec, n_eval_episodes=3, seed=0, say=said.append)
     base_mean = evaluate_policy(ZeroResidual(), vec, n_eval_episodes=3, deterministic=True)[
         0
     ]  # about the base's

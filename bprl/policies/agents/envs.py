@@ -183,6 +183,8 @@ class CycleSubjects(gym.Wrapper):
 
     Each ``reset`` without an explicit ``subject_id`` takes the next id of ``subject_ids`` and
     ``whole_record=True``, so an evaluation of ``len(subject_ids)`` episodes sees every subject once.
+    A ``reset`` with a ``seed`` restarts the cycle at the first subject: reseeding replays the
+    same sequence of episodes.
 
     Args:
         env: a bprl calibration env (or a wrapper of one).
@@ -199,6 +201,8 @@ class CycleSubjects(gym.Wrapper):
     ) -> tuple[Any, dict[str, Any]]:
         """Reset to the next subject of the cycle (an explicit ``options['subject_id']`` wins)."""
         options = dict(options or {})
+        if seed is not None:
+            self._k = 0
         if "subject_id" not in options:
             options["subject_id"] = self.subject_ids[self._k % len(self.subject_ids)]
             self._k += 1

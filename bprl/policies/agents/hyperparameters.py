@@ -48,6 +48,7 @@ WRAPPER_KEYS: tuple[str, ...] = (
     "residual",
     "cuff_price",
     "domain_randomization",
+    "validation",
 )
 
 #: constructor arguments never taken from a file (set by train_agent)

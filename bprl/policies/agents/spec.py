@@ -126,6 +126,45 @@ class CuffPriceSpec(Spec):
     lr: float = Field(0.1, gt=0, description="step of the price per rollout, per unit of relative rate error")
 
 
+class ValidationSpec(Spec):
+    """How training evaluates its checkpoints on the validation subjects (and the base rule of a
+    residual agent), which decides the model that is kept.
+
+    With the defaults, each evaluation replays every validation subject once, and the evaluation
+    env's random stream runs on from one evaluation to the next: two evaluations see different
+    cuff noise, so a checkpoint can be kept for a lucky draw. ``common_random_numbers`` replays
+    the same episodes (same subjects, same noise) for every checkpoint, the final model and the
+    base rule, so they are compared on equal terms; ``passes`` evaluates each subject that many
+    times (different draws within one evaluation), which averages the noise out of the return;
+    ``significance`` keeps a residual agent over its base rule only when its validation gain is
+    more than chance.
+    """
+
+    passes: int = Field(1, ge=1, le=100, description="episodes per validation subject in one evaluation")
+    common_random_numbers: bool = Field(
+        False,
+        description="reseed the evaluation env before every evaluation, so that every checkpoint, the "
+        "final model and a residual agent's base rule are scored on the same episodes",
+    )
+    significance: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="a residual agent is kept over its base rule only if a one-sided paired t-test of "
+        "its validation returns against the base's, episode by episode, is below this level (needs "
+        "common_random_numbers); null: a higher mean return is enough",
+    )
+
+    @model_validator(mode="after")
+    def _paired(self) -> ValidationSpec:
+        if self.significance is not None and not self.common_random_numbers:
+            raise ValueError(
+                "significance pairs the agent's and the base's validation episodes: it needs "
+                "common_random_numbers: true"
+            )
+        return self
+
+
 class AgentSpec(Spec):
     '''One validated agent entry: algorithm, policy, budget, wrappers and hyperparameters.
 
@@ -215,6 +254,11 @@ class AgentSpec(Spec):
         description="perturb the training episodes' estimate and PAT features (timing-offset steps, "
         "estimator gain/offset/noise, dropouts; bprl.envs.randomization; training envs only, not with "
         "vec_env: batched; bprl-only key)",
+    )
+    validation: ValidationSpec = Field(
+        default_factory=ValidationSpec,
+        description="how checkpoints are evaluated on the validation subjects: passes per subject and "
+        "common random numbers (bprl-only key)",
     )
     vec_env: Literal["dummy", "batched"] = Field(
         "dummy",

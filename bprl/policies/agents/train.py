@@ -1,8 +1,9 @@
 """Agent training: :func:`train_agent` trains an SB3 agent on the training subjects and writes its folder.
 
 Training runs on the training split of an env spec; the validation split is evaluated during
-training (SB3 ``EvalCallback``: every validation subject once, whole records, in a fixed order)
-and the model with the best validation return is kept. The steps, in order: check the arguments,
+training (SB3 ``EvalCallback``: every validation subject ``validation.passes`` times, whole
+records, in a fixed order; with ``validation.common_random_numbers`` the same episodes every
+time) and the model with the best validation return is kept. The steps, in order: check the arguments,
 seed everything, probe one env for its id and spaces, choose the agent entry for that id, plan
 the validation, build the vector envs and the model, learn, keep the best model, write
 ``agent.json`` (see :mod:`bprl.policies.agents.folder` for the files). The same seed gives the
@@ -46,6 +47,7 @@ from bprl.policies.agents.folder import (
     VECNORM_FINAL,
 )
 from bprl.policies.agents.hyperparameters import algorithm_class, jsonable
+from bprl.policies.agents.progress import progress_callback
 from bprl.policies.agents.spec import (
     EVAL_SEED_OFFSET,
     AgentSpec,
@@ -97,6 +99,12 @@ class _Outcome:
     best_is: str
     best_mean: float
     final_mean: float
+    #: the kept model's return on each validation episode (empty when no evaluation recorded them)
+    best_returns: list[float] = field(default_factory=list)
+    #: the base rule's mean validation return and the one-sided paired p-value of the agent's
+    #: gain over it (residual agents whose base decides the readings)
+    base_mean: float | None = None
+    p_value: float | None = None
 
 
 def train_agent(
@@ -214,7 +222,8 @@ def _resolve_spec(agent_spec: Any, probe: _Probe) -> AgentSpec:
 
 
 def _plan_validation(run: _Run, n_eval_episodes: int | None) -> None:
-    """Validation: every validation subject once per evaluation, whole records, in a fixed order.
+    """Validation: every validation subject ``validation.passes`` times per evaluation, whole
+    records, in a fixed order.
 
     Without validation subjects (or for non-bprl envs) the training split is evaluated instead.
     """
@@ -229,7 +238,7 @@ def _plan_validation(run: _Run, n_eval_episodes: int | None) -> None:
     else:
         run.eval_split = "train"
     if n_eval_episodes is None:
-        n_eval_episodes = len(run.val_ids) if run.val_ids else 5
+        n_eval_episodes = len(run.val_ids) * run.spec.validation.passes if run.val_ids else 5
     run.n_eval_episodes = int(n_eval_episodes)
 
 
@@ -355,8 +364,9 @@ def _learn_and_keep_best(run: _Run, model: Any, train_env: Any, eval_env: Any) -
 
             callbacks.append(CuffPriceCallback(run.cuff_price))
         model.learn(total_timesteps=run.n_timesteps, callback=callbacks)
-        final_mean = _final_evaluation(run, model, train_env, eval_env)
-        outcome = _keep_best(run, log_dir, float(eval_cb.best_mean_reward), final_mean)
+        _replay_validation(run, eval_env)
+        final_returns = _final_evaluation(run, model, train_env, eval_env)
+        outcome = _keep_best(run, log_dir, eval_cb, final_returns)
         outcome = _unless_base_is_better(run, eval_env, outcome)
         if (log_dir / "evaluations.npz").is_file():
             shutil.copyfile(log_dir / "evaluations.npz", tmp_eval)
@@ -386,7 +396,16 @@ def _eval_callback(run: _Run, eval_env: Any, log_dir: Path) -> Any:
             say(f"new best validation return {self.parent.best_mean_reward:.3f} at step {self.num_timesteps}")
             return True
 
-    return EvalCallback(
+    class ValidationCallback(EvalCallback):
+        """SB3's ``EvalCallback``, replaying the same validation episodes at every evaluation
+        when ``validation.common_random_numbers`` is set."""
+
+        def _on_step(self) -> bool:
+            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+                _replay_validation(run, self.eval_env)
+            return super()._on_step()
+
+    return ValidationCallback(
         eval_env,
         n_eval_episodes=run.n_eval_episodes,
         eval_freq=max(run.eval_freq // spec.n_envs, 1),
@@ -398,15 +417,25 @@ def _eval_callback(run: _Run, eval_env: Any, log_dir: Path) -> Any:
     )
 
 
-def _final_evaluation(run: _Run, model: Any, train_env: Any, eval_env: Any) -> float:
-    """Mean validation return of the final model; it is saved as ``final_model.zip`` (+ statistics)."""
+def _replay_validation(run: _Run, eval_env: Any) -> None:
+    """With ``validation.common_random_numbers``: reseed ``eval_env`` so that the next evaluation
+    replays the first one's episodes (the subject cycle restarts, the noise repeats)."""
+    if run.spec.validation.common_random_numbers:
+        eval_env.seed(run.seed + EVAL_SEED_OFFSET)
+
+
+def _final_evaluation(run: _Run, model: Any, train_env: Any, eval_env: Any) -> list[float]:
+    """The final model's return on each validation episode; it is saved as ``final_model.zip``
+    (+ statistics)."""
     from stable_baselines3.common.evaluation import evaluate_policy
 
     if run.spec.normalize is not None:
         from stable_baselines3.common.vec_env import sync_envs_normalization
 
         sync_envs_normalization(train_env, eval_env)
-    final_mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=run.n_eval_episodes, deterministic=True)
+    returns, _ = evaluate_policy(
+        model, eval_env, n_eval_episodes=run.n_eval_episodes, deterministic=True, return_episode_rewards=True
+    )
     with atomic_output(run.out / FINAL_MODEL) as tmp:
         model.save(tmp.with_suffix(".zip"))
         os.replace(tmp.with_suffix(".zip"), tmp)
@@ -414,31 +443,39 @@ def _final_evaluation(run: _Run, model: Any, train_env: Any, eval_env: Any) -> f
         write_text_atomic(
             json.dumps(normalize_to_json(model.get_vec_normalize_env())), run.out / VECNORM_FINAL
         )
-    return final_mean
+    return [float(r) for r in returns]
 
 
-def _keep_best(run: _Run, log_dir: Path, best_eval_mean: float, final_mean: float) -> _Outcome:
+def _keep_best(run: _Run, log_dir: Path, eval_cb: Any, final_returns: list[float]) -> _Outcome:
     """Write ``best_model.zip``: the EvalCallback's best if it beats the final model, else the final model.
 
     The final model is kept when it is at least as good, or when no evaluation ran.
     """
     out = run.out
+    best_eval_mean, final_mean = float(eval_cb.best_mean_reward), float(np.mean(final_returns))
     best_from_eval = log_dir / "best_model.zip"
     if best_from_eval.is_file() and best_eval_mean > final_mean:
         with atomic_output(out / BEST_MODEL) as tmp:
             shutil.copyfile(best_from_eval, tmp)
-        return _Outcome("eval_callback", float(best_eval_mean), float(final_mean))
+        means = [float(np.mean(r)) for r in eval_cb.evaluations_results]
+        returns = [float(r) for r in eval_cb.evaluations_results[int(np.argmax(means))]] if means else []
+        return _Outcome("eval_callback", best_eval_mean, final_mean, returns)
     with atomic_output(out / BEST_MODEL) as tmp:
         shutil.copyfile(out / FINAL_MODEL, tmp)
     if run.spec.normalize is not None:
         shutil.copyfile(out / VECNORM_FINAL, out / VECNORM_BEST)
-    return _Outcome("final", float(final_mean), float(final_mean))
+    return _Outcome("final", final_mean, final_mean, final_returns)
 
 
 def _unless_base_is_better(run: _Run, eval_env: Any, outcome: _Outcome) -> _Outcome:
     """A residual agent whose base decides the readings (``cuff: base`` or ``either``) is kept only
     if it beats its base rule on the validation episodes; otherwise the outcome is ``base`` and
-    :func:`~bprl.policies.agents.residual_policy` deploys a zero residual (the base rule alone)."""
+    :func:`~bprl.policies.agents.residual_policy` deploys a zero residual (the base rule alone).
+
+    "Beats" is a higher mean validation return; with ``validation.significance`` (which needs
+    common random numbers: both are scored on the same episodes) the gain must also pass a
+    one-sided paired t-test over the validation episodes at that level.
+    """
     r = run.spec.residual
     if r is None or r.cuff == "agent":
         return outcome
@@ -446,16 +483,50 @@ def _unless_base_is_better(run: _Run, eval_env: Any, outcome: _Outcome) -> _Outc
 
     from bprl.policies.residual import ZeroResidual
 
-    base_mean, _ = evaluate_policy(
-        ZeroResidual(), eval_env, n_eval_episodes=run.n_eval_episodes, deterministic=True
+    _replay_validation(run, eval_env)
+    base_returns, _ = evaluate_policy(
+        ZeroResidual(),
+        eval_env,
+        n_eval_episodes=run.n_eval_episodes,
+        deterministic=True,
+        return_episode_rewards=True,
     )
-    if float(base_mean) < outcome.best_mean:
+    outcome.base_mean = base_mean = float(np.mean(base_returns))
+    level = run.spec.validation.significance
+    if level is not None:
+        outcome.p_value = paired_gain_p_value(outcome.best_returns, base_returns)
+    if base_mean < outcome.best_mean and (level is None or outcome.p_value < level):
         return outcome
+    why = (
+        "is not below"
+        if base_mean >= outcome.best_mean
+        else f"is below (p = {outcome.p_value:.3g}, not below {level})"
+    )
     run.say(
-        f"the base rule's validation return {float(base_mean):.3f} is not below the agent's best "
+        f"the base rule's validation return {base_mean:.3f} {why} the agent's best "
         f"{outcome.best_mean:.3f}: the base rule is kept (zero residual)"
     )
-    return _Outcome("base", float(base_mean), outcome.final_mean)
+    return _Outcome(
+        "base", base_mean, outcome.final_mean, [float(r) for r in base_returns], base_mean, outcome.p_value
+    )
+
+
+def paired_gain_p_value(agent_returns: list[float], base_returns: list[float]) -> float:
+    """One-sided p-value of a paired t-test that the agent's returns exceed the base's, episode by
+    episode (the same episodes: common random numbers); 1.0 when the differences have no spread
+    or the lists do not pair up.
+
+    >>> round(paired_gain_p_value([2.0, 3.5, 2.5, 4.0], [1.0, 2.0, 2.0, 2.5]), 4)
+    0.0122
+    >>> paired_gain_p_value([1.0, 2.0], [1.0, 2.0])
+    1.0
+    """
+    from scipy.stats import ttest_rel
+
+    if len(agent_returns) != len(base_returns) or len(agent_returns) < 2:
+        return 1.0
+    p = float(ttest_rel(agent_returns, base_returns, alternative="greater").pvalue)
+    return p if np.isfinite(p) else 1.0
 
 
 def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
@@ -492,43 +563,16 @@ def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
             "chosen": outcome.best_is,
             "val_mean_return": outcome.best_mean,
             "final_val_mean_return": outcome.final_mean,
+            "base_val_mean_return": outcome.base_mean,
+            "p_value_over_base": outcome.p_value,
         },
-        "eval": {"split": run.eval_split, "eval_freq": run.eval_freq, "n_eval_episodes": run.n_eval_episodes},
+        "eval": {
+            "split": run.eval_split,
+            "eval_freq": run.eval_freq,
+            "n_eval_episodes": run.n_eval_episodes,
+            **spec.validation.model_dump(),
+        },
         "torch_num_threads": torch.get_num_threads(),
         "versions": package_versions(AGENT_PACKAGES),
         "git_commit": git_commit(),
     }
-
-
-# --------------------------------------------------------------------------- progress
-def _progress_callback_class() -> type:
-    """The SB3 callback class that reports progress (built on first use: SB3 is imported lazily)."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class ProgressCallback(BaseCallback):
-        """Report steps done and speed every tenth of the budget."""
-
-        def __init__(self, total: int, say: Say) -> None:
-            super().__init__()
-            self.total, self.say, self.next_at = total, say, max(total // 10, 1)
-
-        def _on_training_start(self) -> None:
-            import time
-
-            self.t0 = time.perf_counter()
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_at:
-                import time
-
-                rate = self.num_timesteps / max(time.perf_counter() - self.t0, 1e-9)
-                self.say(f"{self.num_timesteps}/{self.total} steps ({rate:.0f} steps/s)")
-                self.next_at += max(self.total // 10, 1)
-            return True
-
-    return ProgressCallback
-
-
-def progress_callback(total: int, say: Say) -> Any:
-    """An SB3 callback calling ``say`` with steps done and steps/s every tenth of ``total`` steps."""
-    return _progress_callback_class()(total, say)
