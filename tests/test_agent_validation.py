@@ -132,6 +132,7 @@ def test_a_residual_agent_replaces_its_base_only_with_a_significant_gain():
     lucky = [r + (3.0 if k < 2 else 0.0) for k, r in enumerate(base_returns)]
     lost = _unless_base_is_better(run, vec, _Outcome("final", float(np.mean(lucky)), 0.0, lucky))
     assert lost.best_is == "base" and lost.p_value >= 0.05 and "p = " in said[-1]
+    assert lost.agent_mean == pytest.approx(np.mean(lucky))
     # without a level, a higher mean is enough (the default)
     run.spec.validation = ValidationSpec(common_random_numbers=True)
     assert (

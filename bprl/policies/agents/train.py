@@ -105,6 +105,8 @@ class _Outcome:
     #: gain over it (residual agents whose base decides the readings)
     base_mean: float | None = None
     p_value: float | None = None
+    #: the best learned model's mean validation return, when the base rule replaced it
+    agent_mean: float | None = None
 
 
 def train_agent(
@@ -506,8 +508,9 @@ def _unless_base_is_better(run: _Run, eval_env: Any, outcome: _Outcome) -> _Outc
         f"the base rule's validation return {base_mean:.3f} {why} the agent's best "
         f"{outcome.best_mean:.3f}: the base rule is kept (zero residual)"
     )
+    returns = [float(r) for r in base_returns]
     return _Outcome(
-        "base", base_mean, outcome.final_mean, [float(r) for r in base_returns], base_mean, outcome.p_value
+        "base", base_mean, outcome.final_mean, returns, base_mean, outcome.p_value, outcome.best_mean
     )
 
 
@@ -563,6 +566,7 @@ def _agent_record(run: _Run, outcome: _Outcome) -> dict[str, Any]:
             "chosen": outcome.best_is,
             "val_mean_return": outcome.best_mean,
             "final_val_mean_return": outcome.final_mean,
+            "agent_val_mean_return": outcome.best_mean if outcome.agent_mean is None else outcome.agent_mean,
             "base_val_mean_return": outcome.base_mean,
             "p_value_over_base": outcome.p_value,
         },
