@@ -267,6 +267,9 @@ def test_safety_check_counts_subjects_where_the_agent_is_worse_than_its_base(env
     assert s.loc["zero", "worst_ratio_sbp"] == pytest.approx(1.0)
     assert s.loc["off", "n_worse_sbp"] == 3 and s.loc["off", "worst_ratio_sbp"] > 1.1  # +10 mmHg everywhere
     assert len(s.loc["off", "worse_subjects"].split(",")) == 3
+    # the paired mean difference: 0 for the zero residual, clearly positive for the offset one
+    assert s.loc["zero", ["sbp_diff_mmhg", "sbp_diff_lo", "sbp_diff_hi"]].tolist() == [0.0, 0.0, 0.0]
+    assert 0 < s.loc["off", "sbp_diff_lo"] <= s.loc["off", "sbp_diff_mmhg"] <= s.loc["off", "sbp_diff_hi"]
     assert base_safety(base_log).empty  # no residual agent: nothing to check
     # in a cuff-rate sweep the base at the agent's rate is the reference (ppo@1 against kalman_ou@1)
     swept = logs.copy()
@@ -275,7 +278,8 @@ def test_safety_check_counts_subjects_where_the_agent_is_worse_than_its_base(env
     assert s_swept.loc["off@1", "base_policy"] == "kalman_ou@1" and s_swept.loc["off@1", "n_worse_sbp"] == 3
     assert s_swept.loc["zero@1", "n_worse_sbp"] == 0
     write_report(tmp_path, logs, n_resamples=20)
-    assert "Residual agents against their base rule" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "Residual agents against their base rule" in report and "Agent − base SBP" in report
 
 
 class Recorder:

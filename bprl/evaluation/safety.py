@@ -4,8 +4,10 @@ A residual agent (:mod:`bprl.policies.residual`) adds a learned correction to a 
 rule; its episode logs name that rule in ``base_policy``. :func:`base_safety` compares, subject by
 subject (each subject's MAE averaged over seeds), the agent with the policy of that name in the
 same logs and counts the subjects where the agent's SBP or DBP MAE exceeds the base's by more than
-``margin`` (10 % by default, the bound issue 15 sets for real patients). The report shows the
-result next to the accuracy tables.
+``margin`` (10 % by default, the bound issue 15 sets for real patients), and gives the mean
+per-subject difference agent − base with a bootstrap interval over subjects (a base that decides
+the readings gives both the same cuff rate, so they pair without interpolation). The report shows
+the result next to the accuracy tables.
 """
 
 from __future__ import annotations
@@ -13,23 +15,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bprl.evaluation.cuff_rate import subject_rate_points
+from bprl.evaluation.cuff_rate import paired_differences, subject_rate_points
 from bprl.evaluation.logs import check_episode_log
 
 __all__ = ["base_safety"]
 
 
-def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
+def base_safety(
+    log: pd.DataFrame, margin: float = 0.10, n_resamples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Per residual agent: subjects where it is worse than its base rule by more than ``margin``.
 
     Args:
         log: episode logs of the agents and their base rules (same subjects and seeds).
         margin: allowed relative excess of the agent's per-subject MAE over the base's.
+        n_resamples: bootstrap resamples over subjects for the interval of the mean difference.
+        seed: seed of the bootstrap.
 
     Returns:
         One row per (policy, base_policy) whose base ran too: ``n_subjects``, ``n_worse_sbp``,
         ``n_worse_dbp``, ``worst_ratio_sbp`` / ``worst_ratio_dbp`` (largest agent / base MAE over
-        subjects), ``worse_subjects`` (comma-separated ids); empty when no log names a base.
+        subjects), ``worse_subjects`` (comma-separated ids), and per ``<bp>`` ``_diff_mmhg``
+        (mean per-subject MAE of the agent minus the base's) with a 95 % interval ``_diff_lo`` /
+        ``_diff_hi``; empty when no log names a base.
 
     Raises:
         EvaluationError: a malformed log.
@@ -46,6 +54,7 @@ def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
         "worst_ratio_sbp",
         "worst_ratio_dbp",
         "worse_subjects",
+        *(f"{bp}_diff_{k}" for bp in ("sbp", "dbp") for k in ("mmhg", "lo", "hi")),
     ]
     if base_of.empty:
         return pd.DataFrame(columns=cols)
@@ -63,6 +72,18 @@ def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
         ratio = a / b.where(b > 0)
         worse = (ratio > 1.0 + margin).fillna(False)
         bad = worse["sbp_mae_mmhg"] | worse["dbp_mae_mmhg"]
+        pair = {
+            bp: pd.DataFrame({"agent": a[f"{bp}_mae_mmhg"], "base": b[f"{bp}_mae_mmhg"]})
+            for bp in ("sbp", "dbp")
+        }
+        diff = paired_differences(pair["sbp"], pair["dbp"], "base", n_resamples, seed=seed).set_index(
+            "family"
+        )
+        diffs = {
+            f"{bp}_diff_{k}": float(diff.loc["agent", f"{bp}_diff_{k}"]) if len(common) else float("nan")
+            for bp in ("sbp", "dbp")
+            for k in ("mmhg", "lo", "hi")
+        }
         rows.append(
             {
                 "policy": str(agent),
@@ -73,6 +94,7 @@ def base_safety(log: pd.DataFrame, margin: float = 0.10) -> pd.DataFrame:
                 "worst_ratio_sbp": float(np.nanmax(ratio["sbp_mae_mmhg"])) if len(common) else float("nan"),
                 "worst_ratio_dbp": float(np.nanmax(ratio["dbp_mae_mmhg"])) if len(common) else float("nan"),
                 "worse_subjects": ",".join(str(s) for s in common[bad.to_numpy()]),
+                **diffs,
             }
         )
     return pd.DataFrame(rows, columns=cols)

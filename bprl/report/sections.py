@@ -325,7 +325,8 @@ def safety_sections(log: pd.DataFrame) -> list[Section]:
                 report_table(
                     "Residual agents against their base rule",
                     "Per subject (MAE averaged over seeds): subjects where the agent's MAE exceeds its base "
-                    "rule's by more than 10 %, and the largest ratio of agent to base MAE.",
+                    "rule's by more than 10 %, the largest ratio of agent to base MAE, and the mean "
+                    "difference agent − base in mmHg [95 % bootstrap interval over subjects].",
                     safety_table(safety),
                 )
             ],

@@ -301,6 +301,7 @@ def paired_rate_table(paired: pd.DataFrame) -> Table:
 def safety_table(safety: pd.DataFrame) -> Table:
     """Residual agents against their base rule (:func:`bprl.evaluation.base_safety`)."""
     head = ["Agent", "Base rule", "Subjects", "Worse > 10 % SBP", "Worse > 10 % DBP", "Worst ratio SBP / DBP"]
+    head += ["Agent − base SBP", "Agent − base DBP"]
     body = [
         [
             str(r["policy"]),
@@ -309,6 +310,11 @@ def safety_table(safety: pd.DataFrame) -> Table:
             format_value(int(r["n_worse_sbp"])),
             format_value(int(r["n_worse_dbp"])),
             f"{format_value(float(r['worst_ratio_sbp']), 2)} / {format_value(float(r['worst_ratio_dbp']), 2)}",
+            *(
+                f"{format_value(float(r[f'{bp}_diff_mmhg']))} [{format_value(float(r[f'{bp}_diff_lo']))}, "
+                f"{format_value(float(r[f'{bp}_diff_hi']))}]"
+                for bp in ("sbp", "dbp")
+            ),
         ]
         for _, r in safety.iterrows()
     ]
