@@ -291,8 +291,8 @@ def paired_rate_table(paired: pd.DataFrame) -> Table:
         for bp in ("sbp", "dbp"):
             cells.append(format_value(float(r[f"{bp}_mae_mmhg"])))
             cells.append(
-                f"{format_value(float(r[f'{bp}_diff_mmhg']))} [{format_value(float(r[f'{bp}_diff_lo']))}, "
-                f"{format_value(float(r[f'{bp}_diff_hi']))}]"
+                f"{format_value(float(r[f'{bp}_diff_mmhg']), 2)} [{format_value(float(r[f'{bp}_diff_lo']), 2)}, "
+                f"{format_value(float(r[f'{bp}_diff_hi']), 2)}]"
             )
         body.append(cells)
     return head, body
@@ -311,8 +311,8 @@ def safety_table(safety: pd.DataFrame) -> Table:
             format_value(int(r["n_worse_dbp"])),
             f"{format_value(float(r['worst_ratio_sbp']), 2)} / {format_value(float(r['worst_ratio_dbp']), 2)}",
             *(
-                f"{format_value(float(r[f'{bp}_diff_mmhg']))} [{format_value(float(r[f'{bp}_diff_lo']))}, "
-                f"{format_value(float(r[f'{bp}_diff_hi']))}]"
+                f"{format_value(float(r[f'{bp}_diff_mmhg']), 2)} [{format_value(float(r[f'{bp}_diff_lo']), 2)}, "
+                f"{format_value(float(r[f'{bp}_diff_hi']), 2)}]"
                 for bp in ("sbp", "dbp")
             ),
         ]
