@@ -257,8 +257,9 @@ class AgentSpec(Spec):
     )
     validation: ValidationSpec = Field(
         default_factory=ValidationSpec,
-        description="how checkpoints are evaluated on the validation subjects: passes per subject and "
-        "common random numbers (bprl-only key)",
+        description="how checkpoints are evaluated on the validation subjects: passes per subject, "
+        "common random numbers, and the significance a residual agent needs to replace its base "
+        "(bprl-only key)",
     )
     vec_env: Literal["dummy", "batched"] = Field(
         "dummy",
