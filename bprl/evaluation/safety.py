@@ -72,18 +72,17 @@ def base_safety(
         ratio = a / b.where(b > 0)
         worse = (ratio > 1.0 + margin).fillna(False)
         bad = worse["sbp_mae_mmhg"] | worse["dbp_mae_mmhg"]
-        pair = {
-            bp: pd.DataFrame({"agent": a[f"{bp}_mae_mmhg"], "base": b[f"{bp}_mae_mmhg"]})
-            for bp in ("sbp", "dbp")
-        }
-        diff = paired_differences(pair["sbp"], pair["dbp"], "base", n_resamples, seed=seed).set_index(
-            "family"
+        diffs = dict.fromkeys(
+            (f"{bp}_diff_{k}" for bp in ("sbp", "dbp") for k in ("mmhg", "lo", "hi")), np.nan
         )
-        diffs = {
-            f"{bp}_diff_{k}": float(diff.loc["agent", f"{bp}_diff_{k}"]) if len(common) else float("nan")
-            for bp in ("sbp", "dbp")
-            for k in ("mmhg", "lo", "hi")
-        }
+        if len(common):
+            pair = {
+                bp: pd.DataFrame({"agent": a[f"{bp}_mae_mmhg"], "base": b[f"{bp}_mae_mmhg"]})
+                for bp in ("sbp", "dbp")
+            }
+            diff = paired_differences(pair["sbp"], pair["dbp"], "base", n_resamples, seed=seed)
+            agent_row = diff.set_index("family").loc["agent"]
+            diffs = {k: float(agent_row[k]) for k in diffs}
         rows.append(
             {
                 "policy": str(agent),

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -508,9 +508,12 @@ def _unless_base_is_better(run: _Run, eval_env: Any, outcome: _Outcome) -> _Outc
         f"the base rule's validation return {base_mean:.3f} {why} the agent's best "
         f"{outcome.best_mean:.3f}: the base rule is kept (zero residual)"
     )
-    returns = [float(r) for r in base_returns]
-    return _Outcome(
-        "base", base_mean, outcome.final_mean, returns, base_mean, outcome.p_value, outcome.best_mean
+    return replace(
+        outcome,
+        best_is="base",
+        best_mean=base_mean,
+        best_returns=[float(x) for x in base_returns],
+        agent_mean=outcome.best_mean,
     )
 
 
