@@ -8,6 +8,10 @@ per-clip fusion of all five algorithms, and per subject for the fusion of all th
 them the baseline "quick spatial-mean POS + one Welch peak per clip" (POS without brightness-step
 suppression, plain Welch average of 12 s segments, highest peak in 0.7-3.5 Hz).
 
+Information: each estimate's MAE against the subject's own ground truth beside its MAE against the
+other subjects' ground truths, and a constant at the mean ground truth: an estimate that carries
+no subject information scores the same on both (the ground truths span only 66-85 bpm).
+
 Speed: seconds per clip for decoding alone (OpenCV, one thread) and for decoding + each
 algorithm + heart rate, as x real time (clip duration / processing time).
 
@@ -100,6 +104,26 @@ def mae_table(df: pd.DataFrame, cols: list[str], by: str) -> pd.DataFrame:
     return tab.round(1)
 
 
+def information_table(df: pd.DataFrame, cols: list[str], unit: str) -> pd.DataFrame:
+    """Does an estimate carry the subject's heart rate? MAE against the subject's own ground truth
+    beside the mean MAE against the other subjects' ground truths (every pair of rows from
+    different subjects). An estimate that holds no subject information scores the same on both;
+    one that tracks the subject scores lower on its own. The constant row is the mean of the
+    subjects' ground truths (an oracle: it needs the answers), the floor of a blind guess."""
+    gt = df["gt"].to_numpy(dtype=float)
+    subj = df["subject"].to_numpy()
+    other = subj[:, None] != subj[None, :]
+    per_subject_gt = df.groupby("subject")["gt"].first().mean()
+    est = {c: df[c].to_numpy(dtype=float) for c in cols}
+    est["constant (mean ground truth)"] = np.full(len(df), per_subject_gt)
+    rows = []
+    for name, e in est.items():
+        err = np.abs(e[:, None] - gt[None, :])
+        own, others = float(np.mean(np.diag(err))), float(err[other].mean())
+        rows.append({unit: name, "own": own, "others": others, "own - others": own - others})
+    return pd.DataFrame(rows).set_index(unit).round(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the accuracy and speed tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -121,6 +145,17 @@ def main(argv: list[str] | None = None) -> None:
     print("\nHR MAE (bpm) per clip, HR = median of 10 s window HRs (fused: of all 5 methods' windows):")
     print(mae_table(med, [*METHODS, "fused"], "roi").to_string())
     print(mae_table(med, [*METHODS, "fused"], "country").to_string())
+    print("\nInformation test, HR MAE (bpm) against the subject's own ground truth and against the")
+    print(
+        "other subjects' (per clip; the fused estimates, per clip and median of windows, and the baseline):"
+    )
+    info = clips[["subject", "gt", "baseline", "fused"]].rename(columns={"fused": "fused, spectral"})
+    info["fused, median of windows"] = med["fused"].to_numpy()
+    print(
+        information_table(
+            info, ["baseline", "fused, spectral", "fused, median of windows"], "estimate"
+        ).to_string()
+    )
     print("\nPer subject: ground truth and estimates (bpm):")
     print(subj.set_index("subject").round(1).to_string())
     dur = times["dur_s"].sum()
