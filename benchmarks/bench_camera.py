@@ -104,18 +104,24 @@ def mae_table(df: pd.DataFrame, cols: list[str], by: str) -> pd.DataFrame:
     return tab.round(1)
 
 
+#: a textbook adult resting heart rate (bpm): a blind guess that is not fit on the ground truth
+TEXTBOOK_HR_BPM = 72.0
+
+
 def information_table(df: pd.DataFrame, cols: list[str], unit: str) -> pd.DataFrame:
     """Does an estimate carry the subject's heart rate? MAE against the subject's own ground truth
     beside the mean MAE against the other subjects' ground truths (every pair of rows from
     different subjects). An estimate that holds no subject information scores the same on both;
     one that tracks the subject scores lower on its own. The constant row is the mean of the
-    subjects' ground truths (an oracle: it needs the answers), the floor of a blind guess."""
+    subjects' ground truths (an oracle: it needs the answers), the floor of a blind guess; the
+    other constant is a textbook resting rate, fixed without looking at these data."""
     gt = df["gt"].to_numpy(dtype=float)
     subj = df["subject"].to_numpy()
     other = subj[:, None] != subj[None, :]
     per_subject_gt = df.groupby("subject")["gt"].first().mean()
     est = {c: df[c].to_numpy(dtype=float) for c in cols}
     est["constant (mean ground truth)"] = np.full(len(df), per_subject_gt)
+    est[f"constant {TEXTBOOK_HR_BPM:.0f} bpm"] = np.full(len(df), TEXTBOOK_HR_BPM)
     rows = []
     for name, e in est.items():
         err = np.abs(e[:, None] - gt[None, :])

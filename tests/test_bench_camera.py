@@ -28,3 +28,5 @@ def test_a_blind_estimate_scores_the_same_on_own_and_other_subjects() -> None:
     # the oracle constant is the mean of the per-subject ground truths (80 here)
     row = tab.loc["constant (mean ground truth)"]
     assert row["own"] == row["others"] == np.round(40 / 3, 1)
+    # the textbook constant (72 bpm) is 12, 8 and 28 bpm off the three subjects
+    assert tab.loc["constant 72 bpm", "own"] == np.round((12 + 8 + 28) / 3, 1)
