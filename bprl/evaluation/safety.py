@@ -20,6 +20,9 @@ from bprl.evaluation.logs import check_episode_log
 
 __all__ = ["base_safety"]
 
+#: the paired-difference columns of :func:`base_safety`, per blood pressure
+_DIFF_COLS = [f"{bp}_diff_{k}" for bp in ("sbp", "dbp") for k in ("mmhg", "lo", "hi")]
+
 
 def base_safety(
     log: pd.DataFrame, margin: float = 0.10, n_resamples: int = 1000, seed: int = 0
@@ -54,7 +57,7 @@ def base_safety(
         "worst_ratio_sbp",
         "worst_ratio_dbp",
         "worse_subjects",
-        *(f"{bp}_diff_{k}" for bp in ("sbp", "dbp") for k in ("mmhg", "lo", "hi")),
+        *_DIFF_COLS,
     ]
     if base_of.empty:
         return pd.DataFrame(columns=cols)
@@ -72,9 +75,7 @@ def base_safety(
         ratio = a / b.where(b > 0)
         worse = (ratio > 1.0 + margin).fillna(False)
         bad = worse["sbp_mae_mmhg"] | worse["dbp_mae_mmhg"]
-        diffs = dict.fromkeys(
-            (f"{bp}_diff_{k}" for bp in ("sbp", "dbp") for k in ("mmhg", "lo", "hi")), np.nan
-        )
+        diffs = dict.fromkeys(_DIFF_COLS, np.nan)
         if len(common):
             pair = {
                 bp: pd.DataFrame({"agent": a[f"{bp}_mae_mmhg"], "base": b[f"{bp}_mae_mmhg"]})

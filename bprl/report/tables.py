@@ -281,6 +281,12 @@ def cuff_rate_table(curves: pd.DataFrame) -> Table:
     return head, body
 
 
+def _diff_cell(r: pd.Series, bp: str) -> str:
+    """``<bp>_diff_mmhg [<bp>_diff_lo, <bp>_diff_hi]`` of a row, to 2 decimals."""
+    lo, hi = format_value(float(r[f"{bp}_diff_lo"]), 2), format_value(float(r[f"{bp}_diff_hi"]), 2)
+    return f"{format_value(float(r[f'{bp}_diff_mmhg']), 2)} [{lo}, {hi}]"
+
+
 def paired_rate_table(paired: pd.DataFrame) -> Table:
     """Families against the best at equal cuff rate (:func:`bprl.evaluation.paired_at_rate`)."""
     head = ["Family", "Subjects", "SBP MAE", "SBP − best [95 % CI]", "DBP MAE", "DBP − best [95 % CI]"]
@@ -290,10 +296,7 @@ def paired_rate_table(paired: pd.DataFrame) -> Table:
         cells = [fam, format_value(int(r["n_subjects"]))]
         for bp in ("sbp", "dbp"):
             cells.append(format_value(float(r[f"{bp}_mae_mmhg"])))
-            cells.append(
-                f"{format_value(float(r[f'{bp}_diff_mmhg']), 2)} [{format_value(float(r[f'{bp}_diff_lo']), 2)}, "
-                f"{format_value(float(r[f'{bp}_diff_hi']), 2)}]"
-            )
+            cells.append(_diff_cell(r, bp))
         body.append(cells)
     return head, body
 
@@ -310,11 +313,7 @@ def safety_table(safety: pd.DataFrame) -> Table:
             format_value(int(r["n_worse_sbp"])),
             format_value(int(r["n_worse_dbp"])),
             f"{format_value(float(r['worst_ratio_sbp']), 2)} / {format_value(float(r['worst_ratio_dbp']), 2)}",
-            *(
-                f"{format_value(float(r[f'{bp}_diff_mmhg']), 2)} [{format_value(float(r[f'{bp}_diff_lo']), 2)}, "
-                f"{format_value(float(r[f'{bp}_diff_hi']), 2)}]"
-                for bp in ("sbp", "dbp")
-            ),
+            *(_diff_cell(r, bp) for bp in ("sbp", "dbp")),
         ]
         for _, r in safety.iterrows()
     ]
