@@ -14,9 +14,11 @@ A per-record table follows.
 
 CinC 2017 (``cinc2017/training_subset/``, 1731 records): bprl's classifier
 (:mod:`bprl.beats.rhythm_classes`) with stratified 5-fold cross-validation, records as units,
-repeated over split seeds (one split moves the CinC F1 by about +-0.01), beside an RR-only
-model (the RR features alone, same training) and the trivial majority-class baseline: F1 of N,
-A, O, ~, the CinC F1 (mean of N, A, O) and the confusion matrix of the first split.
+repeated over split seeds (one split moves the CinC F1 by about +-0.01), beside the same model
+without the delineated-interval features (:data:`bprl.beats.intervals.INTERVAL_FEATURE_NAMES`;
+their gain paired by split seed), an RR-only model (the RR features alone, same training) and the
+trivial majority-class baseline: F1 of N, A, O, ~, the CinC F1 (mean of N, A, O) and the
+confusion matrix of the first split.
 
 Usage: ``python -m benchmarks rhythm``, or
 ``python -m benchmarks.bench_rhythm [--sections af,cinc] [--split-seeds 0,1,2,3,4] [--no-per-record]``.
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bprl.beats import af, rhythm_classes
+from bprl.beats.intervals import INTERVAL_FEATURE_NAMES
 from bprl.beats.rr_features import RR_FEATURE_NAMES
 
 SECTIONS = ("af", "cinc")
@@ -161,8 +164,12 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
     t0 = time.perf_counter()
     table = rhythm_classes.cinc2017_feature_table(folder)
     t_feat = time.perf_counter() - t0
+    all_feats = rhythm_classes.RHYTHM_FEATURE_NAMES
     models = {
-        "bprl classifier (RR + morphology + quality)": rhythm_classes.RHYTHM_FEATURE_NAMES,
+        f"bprl classifier ({len(all_feats)} features)": all_feats,
+        "without the delineated intervals (same training)": tuple(
+            f for f in all_feats if f not in INTERVAL_FEATURE_NAMES
+        ),
         "RR-only model (RR features, same training)": RR_FEATURE_NAMES,
     }
     classes = rhythm_classes.RHYTHM_CLASSES
@@ -175,6 +182,7 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
         f"{'model':48s} {'F1 N':>7s} {'F1 A':>7s} {'F1 O':>7s} {'F1 ~':>7s} {'CinC F1':>8s} {'SD':>6s} {'min':>6s} {'max':>6s}"
     )
     first_conf = None
+    cinc_by_model = {}
     for name, feats in models.items():
         per = []
         for seed in split_seeds:
@@ -184,6 +192,7 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
             if first_conf is None:
                 first_conf = sc["confusion"]
         a = np.array(per)
+        cinc_by_model[name] = a[:, -1]
         m = a.mean(axis=0)
         sd = a[:, -1].std(ddof=1) if len(a) > 1 else float("nan")
         print(
@@ -196,6 +205,13 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
                 "  per split seed, CinC F1: "
                 + ", ".join(f"{s}: {v:.4f}" for s, v in zip(split_seeds, a[:, -1], strict=True))
             )
+    full, without = (cinc_by_model[k] for k in list(models)[:2])
+    gain = full - without
+    print(
+        f"delineated intervals add, paired by split seed: CinC F1 {gain.mean():+.4f}"
+        + (f" ± {gain.std(ddof=1):.4f} (SD)" if len(gain) > 1 else "")
+        + f", higher on {int((gain > 0).sum())} of {len(gain)} split seeds"
+    )
     maj = _majority_scores(table)
     print(
         f"{'majority class (always ' + table['label'].value_counts().idxmax() + ')':48s} "

@@ -20,7 +20,7 @@ import pytest
 
 from bprl.beats import ecg_delineate, ecg_intervals, intervals_per_window
 from bprl.beats.delineation import DELINEATION_COLUMNS
-from bprl.beats.intervals import INTERVAL_COLUMNS
+from bprl.beats.intervals import INTERVAL_COLUMNS, INTERVAL_FEATURE_NAMES, interval_features
 from bprl.errors import FeatureError
 
 BOUNDS = DELINEATION_COLUMNS[1:]
@@ -159,6 +159,40 @@ def test_intervals_hand_worked() -> None:
     assert last["qrs_ms"] == pytest.approx(90.0)
     with pytest.raises(FeatureError, match="t_end_s"):
         ecg_intervals(d.drop(columns="t_end_s"))
+
+
+def test_interval_features_of_a_known_beat_train() -> None:
+    """The synthetic beats: QRS 80 ms, PR 135 ms, QT 405 ms, P 90 ms, R to T peak 270 ms, RR 900 ms.
+
+    Each feature is the median of the delineated beats' values, and within the sum of its two
+    boundaries' synthetic tolerances of the truth.
+    """
+    x, truth = beat_train(300.0, n=20)
+    f = interval_features(x, 300.0, truth[:, 0])
+    assert list(f) == list(INTERVAL_FEATURE_NAMES)
+    d = ecg_delineate(x, 300.0, r_times_s=truth[:, 0])
+    iv = ecg_intervals(d)
+    assert f["delin_qrs_ms"] == pytest.approx(float(iv["qrs_ms"].median()))
+    assert f["delin_qtc_fridericia_ms"] == pytest.approx(float(iv["qtc_fridericia_ms"].median()))
+    tol = SYNTH_TOL_MS
+    expected = {  # feature: (truth, tolerance)
+        "delin_qrs_ms": (80.0, tol["qrs_onset_s"] + tol["qrs_offset_s"]),
+        "delin_qt_ms": (405.0, tol["qrs_onset_s"] + tol["t_end_s"]),
+        "delin_qtc_fridericia_ms": (405.0 / 0.9 ** (1 / 3), tol["qrs_onset_s"] + tol["t_end_s"]),
+        "delin_pr_ms": (135.0, tol["qrs_onset_s"] + tol["p_onset_s"]),
+        "delin_p_duration_ms": (90.0, tol["p_onset_s"] + tol["p_offset_s"]),
+        "delin_r_to_t_peak_ms": (270.0, tol["t_peak_s"]),
+    }
+    for k, (v, t) in expected.items():
+        assert f[k] == pytest.approx(v, abs=t), k
+    assert f["delin_qrs_iqr_ms"] < 2.0 and f["delin_pr_iqr_ms"] < 2.0  # identical beats
+    assert f["delin_p_wave_share"] == 1.0 and f["delin_t_wave_share"] == 1.0
+    no_p = interval_features(beat_train(300.0, n=20, p_wave=False)[0], 300.0, truth[:, 0])
+    assert no_p["delin_p_wave_share"] == 0.0
+    assert math.isnan(no_p["delin_pr_ms"]) and math.isnan(no_p["delin_p_duration_ms"])
+    assert no_p["delin_qrs_ms"] == pytest.approx(f["delin_qrs_ms"], abs=2.0)
+    few = interval_features(x, 300.0, truth[:2, 0])  # two beats: nothing to summarise
+    assert all(math.isnan(v) for v in few.values())
 
 
 def test_intervals_per_window_medians() -> None:

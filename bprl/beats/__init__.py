@@ -21,7 +21,7 @@ from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
 from bprl.beats.delineation import ecg_delineate
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
-from bprl.beats.intervals import ecg_intervals, intervals_per_window
+from bprl.beats.intervals import ecg_intervals, interval_features, intervals_per_window
 from bprl.beats.ppg import ppg_fiducials
 from bprl.beats.quality import beat_sqi
 from bprl.beats.rhythm_classes import RhythmResult, classify_rhythm
@@ -39,6 +39,7 @@ __all__ = [
     "ecg_intervals",
     "ecg_peaks",
     "ectopic_mask",
+    "interval_features",
     "intervals_per_window",
     "ppg_fiducials",
     "rr_irregularity_features",

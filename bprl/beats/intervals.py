@@ -12,7 +12,9 @@ From the boundaries of :func:`bprl.beats.ecg_delineate`:
 
 All values are in ms; an interval is NaN when either boundary is. :func:`intervals_per_window`
 gives the median of each over time windows (e.g. 30 s steps of a replay table), so that a
-few mis-delineated beats do not move a step's value.
+few mis-delineated beats do not move a step's value. :func:`interval_features` summarises a
+whole short record (medians, spreads and wave presence over its beats) for the CinC 2017 rhythm
+model of :mod:`bprl.beats.rhythm_classes`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bprl.beats.delineation import ecg_delineate
 from bprl.errors import FeatureError
 
-__all__ = ["INTERVAL_COLUMNS", "ecg_intervals", "intervals_per_window"]
+__all__ = [
+    "INTERVAL_COLUMNS",
+    "INTERVAL_FEATURE_NAMES",
+    "ecg_intervals",
+    "interval_features",
+    "intervals_per_window",
+]
 
 #: interval columns of :func:`ecg_intervals` (ms)
 INTERVAL_COLUMNS = ("pr_ms", "qrs_ms", "qt_ms", "rr_ms", "qtc_bazett_ms", "qtc_fridericia_ms")
+#: record-level features of :func:`interval_features` (over the record's delineated beats)
+INTERVAL_FEATURE_NAMES: tuple[str, ...] = (
+    "delin_qrs_ms",
+    "delin_qrs_iqr_ms",
+    "delin_qt_ms",
+    "delin_qtc_fridericia_ms",
+    "delin_pr_ms",
+    "delin_pr_iqr_ms",
+    "delin_p_duration_ms",
+    "delin_r_to_t_peak_ms",
+    "delin_p_wave_share",
+    "delin_t_wave_share",
+)
 
 
 def ecg_intervals(delineation: pd.DataFrame) -> pd.DataFrame:
@@ -126,3 +148,58 @@ def intervals_per_window(
     for j, c in enumerate(INTERVAL_COLUMNS):
         out[c] = med[:, j]
     return pd.DataFrame(out)
+
+
+def _median(v: np.ndarray) -> float:
+    return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _iqr(v: np.ndarray) -> float:
+    if np.isfinite(v).sum() < 3:
+        return float("nan")
+    q75, q25 = np.nanpercentile(v, [75, 25])
+    return float(q75 - q25)
+
+
+def interval_features(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> dict[str, float]:
+    """Record-level ECG interval features: :data:`INTERVAL_FEATURE_NAMES`.
+
+    The lead is delineated (:func:`bprl.beats.ecg_delineate` at the given R peaks) and each
+    feature is taken over its beats: the median and the interquartile range of the QRS duration
+    and of PR, the median QT, QTc (Fridericia), P-wave duration (P offset - P onset) and R-to-T-peak
+    time (ms), and the share of beats with a P wave and with a T end. Long or variable PR
+    (AV block), a wide QRS (bundle-branch block, ventricular beats), a long QTc and P waves that
+    come and go are what the "other rhythm" class of CinC 2017 holds beside normal sinus rhythm;
+    the median-template features of :mod:`bprl.beats.ecg_morphology` see the average beat, these
+    the beats one by one.
+
+    Args:
+        ecg: one ECG lead in mV, at 100 Hz or more.
+        fs_hz: sampling rate in Hz.
+        r_times_s: R peak times in s (e.g. :func:`bprl.beats.ecg_peaks`).
+
+    Returns:
+        Feature name -> value, in the order of :data:`INTERVAL_FEATURE_NAMES`; all NaN with fewer
+        than 3 beats. A median or IQR is NaN when no (fewer than 3) beats have the interval.
+
+    Raises:
+        FeatureError: as :func:`bprl.beats.ecg_delineate` (a rate under 100 Hz, not 1-D).
+    """
+    r = np.asarray(r_times_s, dtype=np.float64)
+    d = ecg_delineate(ecg, fs_hz, r_times_s=r)
+    if len(d) < 3:
+        return {k: float("nan") for k in INTERVAL_FEATURE_NAMES}
+    iv = ecg_intervals(d)
+    feats = {
+        "delin_qrs_ms": _median(iv["qrs_ms"].to_numpy()),
+        "delin_qrs_iqr_ms": _iqr(iv["qrs_ms"].to_numpy()),
+        "delin_qt_ms": _median(iv["qt_ms"].to_numpy()),
+        "delin_qtc_fridericia_ms": _median(iv["qtc_fridericia_ms"].to_numpy()),
+        "delin_pr_ms": _median(iv["pr_ms"].to_numpy()),
+        "delin_pr_iqr_ms": _iqr(iv["pr_ms"].to_numpy()),
+        "delin_p_duration_ms": _median(1000.0 * (d["p_offset_s"] - d["p_onset_s"]).to_numpy()),
+        "delin_r_to_t_peak_ms": _median(1000.0 * (d["t_peak_s"] - d["r_s"]).to_numpy()),
+        "delin_p_wave_share": float(np.isfinite(d["p_peak_s"].to_numpy()).mean()),
+        "delin_t_wave_share": float(np.isfinite(d["t_end_s"].to_numpy()).mean()),
+    }
+    return {k: feats[k] for k in INTERVAL_FEATURE_NAMES}

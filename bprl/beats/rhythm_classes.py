@@ -1,13 +1,15 @@
 """Rhythm class of a short single-lead ECG in the PhysioNet/CinC Challenge 2017 sense: N, A, O, ~.
 
 :func:`classify_rhythm` detects R peaks with :func:`bprl.beats.ecg_peaks`, computes
-:data:`RHYTHM_FEATURE_NAMES` (the RR-irregularity features of :mod:`bprl.beats.rr_features`,
+:data:`RHYTHM_FEATURE_NAMES` (the RR-irregularity features of :mod:`bprl.beats.rr_features`;
 the median-beat morphology, P-wave and atrial-activity features and the signal-quality
-measures of :mod:`bprl.beats.ecg_morphology`, and the TQ f-wave, per-beat P-wave, RR-pattern,
-second-template and noise features of :mod:`bprl.beats.ecg_atrial`) and scores them with a multi-class LightGBM model
-shipped with the package as a text file (``bprl/beats/models/cinc2017.txt``, card
-``cinc2017.json``; no pickle). Classes (Clifford et al. 2017): ``N`` normal sinus rhythm,
-``A`` atrial fibrillation, ``O`` another rhythm, ``~`` too noisy to classify.
+measures of :mod:`bprl.beats.ecg_morphology`; the TQ f-wave, per-beat P-wave, RR-pattern,
+second-template and noise features of :mod:`bprl.beats.ecg_atrial`; the medians and spreads of
+the delineated beats' intervals, :func:`bprl.beats.intervals.interval_features`) and scores
+them with a multi-class LightGBM model shipped with the package as a text file
+(``bprl/beats/models/cinc2017.txt``, card ``cinc2017.json``; no pickle). Classes (Clifford
+et al. 2017): ``N`` normal sinus rhythm, ``A`` atrial fibrillation, ``O`` another rhythm, ``~``
+too noisy to classify.
 
 The model was trained (:func:`train_rhythm_model`, class-balanced weights) on the 1731
 records of the dev CinC 2017 training subset (AliveCor, 300 Hz, 9-61 s) and evaluated with
@@ -56,6 +58,7 @@ from bprl.beats.ecg_morphology import (
     signal_quality_features,
 )
 from bprl.beats.filters import signal_bandpass
+from bprl.beats.intervals import INTERVAL_FEATURE_NAMES, interval_features
 from bprl.beats.rhythm_data import cinc2017_reference, read_cinc2017_ecg
 from bprl.beats.rr_features import RR_FEATURE_NAMES, rr_irregularity_features
 from bprl.errors import FeatureError
@@ -79,7 +82,11 @@ __all__ = [
 RHYTHM_CLASSES: tuple[str, ...] = ("N", "A", "O", "~")
 #: All model inputs, in order.
 RHYTHM_FEATURE_NAMES: tuple[str, ...] = (
-    RR_FEATURE_NAMES + MORPHOLOGY_FEATURE_NAMES + QUALITY_FEATURE_NAMES + EXTRA_RHYTHM_FEATURE_NAMES
+    RR_FEATURE_NAMES
+    + MORPHOLOGY_FEATURE_NAMES
+    + QUALITY_FEATURE_NAMES
+    + EXTRA_RHYTHM_FEATURE_NAMES
+    + INTERVAL_FEATURE_NAMES
 )
 #: The shipped model (LightGBM text format) and its card (same name, ``.json``).
 CINC_MODEL_PATH = Path(__file__).resolve().parent / "models" / "cinc2017.txt"
@@ -195,6 +202,7 @@ def rhythm_features(ecg: np.ndarray, fs_hz: float) -> tuple[dict[str, float], in
         **morphology_features(x, fs_hz, r),
         **signal_quality_features(x, fs_hz, r),
         **extra_rhythm_features(x, fs_hz, r),
+        **interval_features(x, fs_hz, r),
     }
     return {k: float(feats[k]) for k in RHYTHM_FEATURE_NAMES}, len(r)
 
