@@ -19,6 +19,7 @@ from bprl.beats.abp import ABP_REJECT_REASONS, abp_beats
 from bprl.beats.af import af_windows
 from bprl.beats.beat_classes import ecg_beat_classes, ectopic_mask
 from bprl.beats.delineation import ecg_delineate
+from bprl.beats.delineation_leads import ecg_delineate_leads
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
 from bprl.beats.intervals import ecg_intervals, interval_features, intervals_per_window
@@ -36,6 +37,7 @@ __all__ = [
     "classify_rhythm",
     "ecg_beat_classes",
     "ecg_delineate",
+    "ecg_delineate_leads",
     "ecg_intervals",
     "ecg_peaks",
     "ectopic_mask",
