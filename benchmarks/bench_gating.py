@@ -36,6 +36,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,8 @@ import pandas as pd
 from bprl.cohort import make_cohort
 from bprl.cohort.layout import load_manifest, read_truth, record_path
 from bprl.envs.cuff import CuffModel
+from bprl.estimator.estimators import load_estimator
+from bprl.estimator.pretrained import pretrained_path
 from bprl.features.config import FeatureConfig
 from bprl.features.replay_table import build_replay_table
 from bprl.sources import read_record
@@ -144,14 +147,17 @@ def calibrated_mae(
     rhythm_timing: bool = False,
     use_pat: bool = True,
     n_draws: int = 50,
+    slope: float | None = None,
 ) -> list[float]:
     """Per subject, the MAE (mmHg) of the PAT-linear SBP estimate recalibrated every ``period_steps``
-    windows (module docstring).
+    windows (module docstring); with ``slope=1`` and an estimate column as ``key``, the estimator's
+    SBP with its offset recalibrated at each reading.
 
     Args:
         series: per subject, the arrays of :func:`measure` (``sbp``, ``af_true``, ``af_detected``
             and PAT columns).
-        key: the PAT column (``pat_<mode>``, or ``pat_oracle``: the true sinus-beat median PAT).
+        key: the PAT column (``pat_<mode>``, or ``pat_oracle``: the true sinus-beat median PAT), or
+            the shipped estimator's SBP (``est_<mode>``) with ``slope=1``.
         seed: the cuff's seed; draw ``j`` of subject ``i`` takes its errors from
             ``default_rng([seed, i, j])``, one per window, so that every variant reading at the same
             window gets the same error (a paired comparison); the MAE is the mean over draws.
@@ -165,8 +171,10 @@ def calibrated_mae(
         use_pat: False gives the hold estimate (the last reading, no PAT).
         n_draws: cuff-error draws averaged (one hour holds only two readings: one draw of their
             errors moves a subject's MAE by more than any gating does).
+        slope: the estimate's change per unit of ``key`` (default: the population PAT slope
+            fitted on ``key``).
     """
-    b = _slope(series, key) if use_pat else 0.0
+    b = (_slope(series, key) if slope is None else slope) if use_pat else 0.0
     out = []
     for i, s in enumerate(series):
         pat, sbp = _ffill(s[key]), s["sbp"]
@@ -200,10 +208,11 @@ def calibrated_mae(
     return out
 
 
-def measure(cohort: Path, seed: int = 0) -> tuple[pd.DataFrame, list[Subject]]:
+def measure(cohort: Path, seed: int = 0, estimator: Any = None) -> tuple[pd.DataFrame, list[Subject]]:
     """One row per (subject, mode): PAT-feature noise for sinus / ectopic / AF steps, coverage and
     the calibrated SBP MAE; and per subject the step arrays (true SBP, true and detected AF share,
-    the feature PAT of each mode, the true sinus-beat median PAT ``pat_oracle``)."""
+    the feature PAT of each mode, the true sinus-beat median PAT ``pat_oracle`` and, with an
+    ``estimator``, its SBP per step on each mode's replay table, ``est_<mode>``)."""
     man = load_manifest(cohort)
     rows = []
     series: list[Subject] = []
@@ -222,6 +231,8 @@ def measure(cohort: Path, seed: int = 0) -> tuple[pd.DataFrame, list[Subject]]:
                     tab["af_share"].to_numpy(float) if "af_share" in tab else np.zeros(len(t0))
                 )
             subj[f"pat_{mode}"] = pat
+            if estimator is not None:
+                subj[f"est_{mode}"] = np.asarray(estimator.predict_table(tab, rec)[0], dtype=float)
             diff = pat - ref
             diff = diff - np.nanmedian(diff) if np.isfinite(diff).any() else diff
             in_af = np.nan_to_num(af) >= 0.5
@@ -299,6 +310,27 @@ def budget_table(series: list[Subject], seed: int) -> str:
     return "\n".join(lines)
 
 
+def estimator_table(series: list[Subject], seed: int) -> str:
+    """Markdown: the shipped estimator's SBP, offset recalibrated every 30 min, on each mode's replay
+    table: MAE (mean over subjects) with the 5-mmHg and a perfect cuff, and gated minus ungated."""
+    lines = [
+        "| gating | calibrated SBP MAE, cuff SD 5 mmHg | minus none [95 % CI] | perfect cuff | minus none [95 % CI] |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    mae = {
+        (m, sd): np.array(calibrated_mae(series, f"est_{m}", seed, cuff_sd_mmhg=sd, slope=1.0))
+        for m in MODES
+        for sd in (5.0, 0.0)
+    }
+    for m in MODES:
+        cells = []
+        for sd in (5.0, 0.0):
+            diff = "" if m == "none" else _ci(_paired_ci(mae[("none", sd)], mae[(m, sd)]), 3)
+            cells += [f"{mae[(m, sd)].mean():.2f}", diff]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def af_cuff_table(series: list[Subject], seed: int, mode: str = "rr") -> str:
     """Markdown: the cuff of ``envs/rhythm.yaml`` (worse in AF), readings at fixed times against readings
     moved out of windows detected as AF; all subjects and the AF subjects, paired intervals."""
@@ -320,7 +352,7 @@ def af_cuff_table(series: list[Subject], seed: int, mode: str = "rr") -> str:
 def main(argv: list[str] | None = None) -> None:
     """Make the cohorts, measure every mode, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subjects", type=int, default=12)
+    ap.add_argument("--subjects", type=int, default=48)
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--cohorts", default=",".join(COHORTS), help=f"comma-separated, of {','.join(COHORTS)}")
@@ -328,12 +360,13 @@ def main(argv: list[str] | None = None) -> None:
     keys = [k for k in args.cohorts.split(",") if k]
     if unknown := sorted(set(keys) - set(COHORTS)):
         ap.error(f"unknown cohort(s) {unknown}; of {list(COHORTS)}")
+    estimator = load_estimator(pretrained_path())
     for name, params in (COHORTS[k] for k in keys):
         with tempfile.TemporaryDirectory() as tmp:
             cohort = make_cohort(
                 Path(tmp) / "cohort", args.subjects, args.hours, args.seed, spec=params, progress=False
             )
-            per, series = measure(cohort)
+            per, series = measure(cohort, estimator=estimator)
         af_rows = per[(per["mode"] == "none") & per["coverage_af"].notna()]
         print(
             f"\nPAT-feature noise by rhythm gating, {name}: {args.subjects} virtual subjects x {args.hours:g} h "
@@ -345,6 +378,11 @@ def main(argv: list[str] | None = None) -> None:
         print(paired_table(per))
         print("\nWhere the calibrated error comes from (same cuff draws in every row):")
         print(budget_table(series, 0))
+        print(
+            "\nThe shipped estimator (CNN-GRU on the waveforms and the gated features), offset recalibrated "
+            "every 30 min; gated minus ungated per subject (negative: gating helps):"
+        )
+        print(estimator_table(series, 0))
         print("\nCuff worse in AF (envs/rhythm.yaml: +5 mmHg SD, 5 % failures in full AF), gating rr:")
         print(af_cuff_table(series, 0))
 
