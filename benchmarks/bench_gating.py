@@ -4,7 +4,8 @@ Three virtual cohorts with ectopy in every subject and paroxysmal AF in half of 
 truth marks each beat's PAT, ectopy and AF): one with the cohort's default ectopy (0.5-3 % of
 beats), one with frequent ectopy (10-40 % of beats, towards bigeminy, all hour long) and one
 with the default ectopy and bursts of frequent ectopy (``ectopy_burst`` events, 2 per hour,
-2-15 min each, 30-50 % per beat: ectopy that comes and goes, as on Holter recordings). Each record's replay table is built three times, with
+2-15 min each, 30-50 % per beat: ectopy that comes and goes, as on Holter recordings). Each
+record's replay table is built three times, with
 ``ectopic_gating`` = ``none`` (every beat with a valid PPG upstroke counts), ``rr`` (the RR rule:
 a beat whose RR differs from the local median by more than 25 %) and ``classes`` (beats classed
 S or V by :func:`bprl.beats.ecg_beat_classes` and the beat after each). The reference of a step is
@@ -14,10 +15,13 @@ steps of (feature PAT foot - reference), after its median difference (the foot f
 constant offset) is removed; reported as the mean over subjects for sinus steps, steps with an
 ectopic beat and steps in AF, with the share of steps that have a PAT feature at all.
 
-Calibrated error, the same pipeline for every mode: a PAT-linear SBP estimate recalibrated by a
-cuff reading every 30 min (true window SBP + N(0, 5 mmHg)), SBP(t) = cuff + b (PAT(t) -
-PAT(at the cuff)), with one population slope b per mode fitted on the subjects' demeaned (SBP,
-PAT) windows (the feature PAT carried forward over windows without one); the MAE against the
+Calibrated error, the same pipeline for every mode, with two estimates. The shipped estimator
+(:func:`bprl.estimator.pretrained.pretrained_path`: the CNN-GRU on the waveforms and each mode's
+replay-table features) with its offset reset by a cuff reading every 30 min, scored as below.
+And a PAT-linear SBP estimate recalibrated by a cuff reading every 30 min (true window SBP +
+N(0, 5 mmHg)), SBP(t) = cuff + b (PAT(t) - PAT(at the cuff)), with one population slope b per
+mode fitted on the subjects' demeaned (SBP, PAT) windows (the feature PAT carried forward over
+windows without one). Both: the MAE against the
 true window SBP, averaged over 50 seeded draws of the cuff errors (the same draws for every
 variant: paired), mean over subjects. Gated minus ungated is given per subject with a 95 %
 percentile bootstrap interval over subjects. Two more tables say where the error comes from:
@@ -26,8 +30,8 @@ perfect cuff; and, with the cuff of ``envs/rhythm.yaml`` (+5 mmHg SD and 5 % fai
 AF), readings at fixed times against readings moved to the first window of their period that
 is not detected as AF.
 
-Usage: ``python -m benchmarks gating`` or ``python -m benchmarks gating [--subjects N]
-[--hours H] [--seed S] [--cohorts default,frequent,bursts]``.
+Usage: ``python -m benchmarks gating`` (48 subjects per cohort, cohort seed 3: about 6 min) or
+``python -m benchmarks gating [--subjects N] [--hours H] [--seed S] [--cohorts default,frequent,bursts]``.
 """
 
 from __future__ import annotations
