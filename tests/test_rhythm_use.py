@@ -87,6 +87,20 @@ def test_rhythm_summary_bad_input():
         rhythm_summary(np.zeros(3000), 50.0)
 
 
+def test_rhythm_summary_intervals_from_several_leads():
+    from tests.test_delineation import beat_train
+
+    fs = 500.0
+    x, _ = beat_train(fs, n=30)
+    one = rhythm_summary(x, fs)
+    many = rhythm_summary(x, fs, other_leads=np.column_stack([0.5 * x, -x]))
+    assert many.label == one.label and many.n_beats == one.n_beats
+    for k in ("pr_ms", "qrs_ms", "qt_ms"):  # the same wave in every lead: the same median
+        assert many.intervals_ms[k] == pytest.approx(one.intervals_ms[k], abs=1.0), k
+    with pytest.raises(FeatureError, match="other_leads"):
+        rhythm_summary(x, fs, other_leads=np.zeros((len(x) - 1, 2)))
+
+
 def test_rhythm_on_real_records(physionet_dir):
     rec = read_record(physionet_dir / "mitdb" / "106")
     ch = rec.channel("ecg")
@@ -104,6 +118,9 @@ def test_bprl_rhythm_command(physionet_dir, tmp_path):
     assert "rhythm: sinus rhythm" in res.output and "intervals (median, ms)" in res.output
     w = pd.read_csv(out)
     assert {"t_start_s", "label", "af_probability", "qtc_fridericia_ms"} <= set(w.columns) and len(w) == 61
+    both = CliRunner().invoke(app, ["rhythm", str(physionet_dir / "mitdb" / "100"), "--all-leads"])
+    assert both.exit_code == 0, both.output
+    assert "intervals from 2 leads" in both.output and "intervals (median, ms)" in both.output
     bad = CliRunner().invoke(app, ["rhythm", str(physionet_dir / "mitdb" / "100"), "--lead", "nope"])
     assert bad.exit_code == 2 and "no channel 'nope'" in bad.output
 

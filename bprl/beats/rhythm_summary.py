@@ -39,6 +39,7 @@ import pandas as pd
 from bprl.beats.af import af_windows
 from bprl.beats.beat_classes import ecg_beat_classes
 from bprl.beats.delineation import ecg_delineate
+from bprl.beats.delineation_leads import ecg_delineate_leads
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.intervals import ecg_intervals
 from bprl.beats.rhythm_classes import classify_rhythm
@@ -200,7 +201,9 @@ def beat_rhythm(
         r_times_s: R times, s.
         duration_s: length of the lead, s (end of the last AF window).
         window_s: length of the AF windows, s.
-        delineation_ecg: the lead to delineate instead of ``ecg`` (e.g. NaN-filled).
+        delineation_ecg: the lead to delineate instead of ``ecg`` (e.g. NaN-filled), or samples x
+            leads: the beats are then delineated on every lead and each boundary is the median over
+            the leads (:func:`bprl.beats.ecg_delineate_leads`).
     """
     r = np.asarray(r_times_s, dtype=np.float64)
     if not len(r):
@@ -209,7 +212,8 @@ def beat_rhythm(
         classes = ecg_beat_classes(ecg, fs_hz, r)
         windows = af_with_ectopy_guard(r, classes, window_s, t_end_s=duration_s)
     if len(r) >= 2:
-        delin = ecg_delineate(ecg if delineation_ecg is None else delineation_ecg, fs_hz, r)
+        target = ecg if delineation_ecg is None else np.asarray(delineation_ecg, dtype=np.float64)
+        delin = ecg_delineate_leads(target, fs_hz, r) if target.ndim == 2 else ecg_delineate(target, fs_hz, r)
         iv = ecg_intervals(delin)
     else:
         delin = pd.DataFrame({c: np.empty(0) for c in ("r_s", "qrs_onset_s")})
@@ -227,13 +231,19 @@ def _medians(x: pd.DataFrame, cols: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-def rhythm_summary(ecg: np.ndarray, fs_hz: float, window_s: float = 30.0) -> RhythmSummary:
+def rhythm_summary(
+    ecg: np.ndarray, fs_hz: float, window_s: float = 30.0, other_leads: np.ndarray | None = None
+) -> RhythmSummary:
     """Rhythm and intervals of one ECG lead (module docstring).
 
     Args:
         ecg: the lead's samples (any units; NaN marks invalid samples).
         fs_hz: sampling rate, Hz (at least :data:`MIN_FS_HZ`).
         window_s: length of the AF windows, s (the AF model is validated on 30 s).
+        other_leads: more leads of the same record (samples x leads, the same rate and length as
+            ``ecg``): the intervals then come from the median over ``ecg`` and these of each
+            boundary (:func:`bprl.beats.ecg_delineate_leads`); R peaks, beat classes, AF and the
+            label still come from ``ecg``.
 
     Returns:
         The summary; ``label`` is ``unknown`` (with ``reason``) when the lead has no usable rhythm:
@@ -241,11 +251,21 @@ def rhythm_summary(ecg: np.ndarray, fs_hz: float, window_s: float = 30.0) -> Rhy
 
     Raises:
         FeatureError: ``ecg`` not 1-D, ``fs_hz`` below :data:`MIN_FS_HZ` (a 50 Hz record cannot
-            place a QRS: resample or use another lead), ``window_s`` not positive.
+            place a QRS: resample or use another lead), ``window_s`` not positive, ``other_leads``
+            not samples x leads of ``ecg``'s length.
     """
     x = np.asarray(ecg, dtype=np.float64)
     if x.ndim != 1:
         raise FeatureError(f"rhythm: the ECG must be one lead (1-D), got shape {x.shape}")
+    leads = None
+    if other_leads is not None:
+        more = np.asarray(other_leads, dtype=np.float64)
+        more = more[:, None] if more.ndim == 1 else more
+        if more.ndim != 2 or more.shape[0] != len(x):
+            raise FeatureError(
+                f"rhythm: other_leads must be samples x leads with {len(x)} samples, got shape {more.shape}"
+            )
+        leads = np.column_stack([x, more])
     if not fs_hz >= MIN_FS_HZ:
         raise FeatureError(
             f"rhythm: sampling rate {fs_hz:g} Hz is below {MIN_FS_HZ:g} Hz; the QRS cannot be placed"
@@ -256,7 +276,7 @@ def rhythm_summary(ecg: np.ndarray, fs_hz: float, window_s: float = 30.0) -> Rhy
     finite = x[np.isfinite(x)]
     flat = finite.size < 2 or float(np.ptp(finite)) == 0.0
     r = np.empty(0) if flat else ecg_peaks(x, fs_hz)
-    br = beat_rhythm(x, fs_hz, r, duration_s, window_s)
+    br = beat_rhythm(x, fs_hz, r, duration_s, window_s, delineation_ecg=leads)
     classes, windows, iv = br.classes, br.windows, br.intervals
     n_beat = classes == "N"
     rr = np.diff(r, prepend=np.nan) * 1000.0

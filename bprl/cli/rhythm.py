@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from bprl.errors import BprlError
@@ -26,6 +27,12 @@ def register(app: typer.Typer) -> None:
         csv: Path | None = typer.Option(
             None, "--csv", help="also write the per-window table to this CSV file"
         ),
+        all_leads: bool = typer.Option(
+            False,
+            "--all-leads",
+            help="intervals from the median over every ECG lead at the lead's rate and length "
+            "(e.g. the 12 leads of LUDB); the rhythm still comes from the one lead",
+        ),
     ) -> None:
         """Print the rhythm of a record's ECG: its label (e.g. `rhythm: AF`), beat classes, median
         intervals (PR, QRS, QT, QTc) and one line per window with the AF probability."""
@@ -44,11 +51,24 @@ def register(app: typer.Typer) -> None:
                 if not found:
                     raise BprlError(f"{rec.path}: no channel {lead!r} (has {[c.name for c in rec.channels]})")
                 ch = found[0]
-            s = rhythm_summary(ch.samples, ch.fs_hz, window_s)
+            others = [
+                c.samples
+                for c in rec.channels
+                if all_leads
+                and c.role == "ecg"
+                and c is not ch
+                and c.fs_hz == ch.fs_hz
+                and len(c.samples) == len(ch.samples)
+            ]
+            s = rhythm_summary(
+                ch.samples, ch.fs_hz, window_s, other_leads=np.column_stack(others) if others else None
+            )
         except BprlError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"record: {rec.path}  (lead {ch.name}, {ch.fs_hz:g} Hz, {s.duration_s:.1f} s)")
+        if all_leads:
+            typer.echo(f"intervals from {1 + len(others)} leads (median of each boundary)")
         typer.echo(f"rhythm: {s.label}" + (f"  ({s.reason})" if s.reason else ""))
         if s.classifier:
             typer.echo(f"single-lead classifier (CinC 2017 classes): {s.classifier}")
