@@ -20,8 +20,11 @@ their gain paired by split seed), an RR-only model (the RR features alone, same 
 trivial majority-class baseline: F1 of N, A, O, ~, the CinC F1 (mean of N, A, O) and the
 confusion matrix of the first split.
 
+LUDB (``ludb/``, lead II of its 10-s 500 Hz records, a database the classifier was not trained on):
+the records' rhythm from ``ludb.csv`` against the class the shipped model gives.
+
 Usage: ``python -m benchmarks rhythm``, or
-``python -m benchmarks.bench_rhythm [--sections af,cinc] [--split-seeds 0,1,2,3,4] [--no-per-record]``.
+``python -m benchmarks.bench_rhythm [--sections af,cinc,ludb] [--split-seeds 0,1,2,3,4] [--no-per-record]``.
 A few minutes on two cores.
 """
 
@@ -41,7 +44,7 @@ from bprl.beats import af, rhythm_classes
 from bprl.beats.intervals import INTERVAL_FEATURE_NAMES
 from bprl.beats.rr_features import RR_FEATURE_NAMES
 
-SECTIONS = ("af", "cinc")
+SECTIONS = ("af", "cinc", "ludb")
 COSEN_THRESHOLD = -1.4  # Lake & Moorman 2011
 
 
@@ -225,8 +228,28 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
     print(f"features: {t_feat:.0f} s for {len(table)} records; total {time.perf_counter() - t0:.0f} s")
 
 
+def ludb_section(folder: Path) -> None:
+    """The shipped CinC 2017 classifier on LUDB lead II (a database it was not trained on): the
+    records' rhythm (``ludb.csv``, first line of ``Rhythms``) against the predicted class."""
+    import wfdb
+
+    ref = pd.read_csv(folder / "ludb.csv").set_index("ID")
+    names = sorted((p.stem for p in (folder / "data").glob("*.hea")), key=lambda n: (len(n), n))
+    rows = []
+    for name in names:
+        rec = wfdb.rdrecord(str(folder / "data" / name), channel_names=["ii"])
+        res = rhythm_classes.classify_rhythm(rec.p_signal[:, 0], float(rec.fs))
+        rows.append((str(ref.loc[int(name), "Rhythms"]).strip().splitlines()[0], res.label))
+    tab = pd.DataFrame(rows, columns=["LUDB rhythm", "predicted"])
+    print(
+        f"CinC 2017 classifier on LUDB lead II ({len(tab)} records, 10 s, 500 Hz resampled to 300 Hz; "
+        "not used in training), records per LUDB rhythm and predicted class:"
+    )
+    print(pd.crosstab(tab["LUDB rhythm"], tab["predicted"]).to_string())
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Print the AF window table and the CinC 2017 table."""
+    """Print the AF window table, the CinC 2017 table and the LUDB check."""
     warnings.filterwarnings("ignore")
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_rhythm")
     ap.add_argument(
@@ -254,6 +277,13 @@ def main(argv: list[str] | None = None) -> None:
             cinc_section(folder, [int(s) for s in args.split_seeds.split(",") if s])
         else:
             print(f"CinC section skipped: {folder} not found (set BPRL_RHYTHM_DIR)")
+    if "ludb" in sections:
+        folder = root / "ludb"
+        print()
+        if (folder / "ludb.csv").is_file():
+            ludb_section(folder)
+        else:
+            print(f"LUDB section skipped: {folder} not found (set BPRL_RHYTHM_DIR)")
     print(f"run time: {time.perf_counter() - t0:.0f} s wall")
 
 
