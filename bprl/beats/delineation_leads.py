@@ -2,15 +2,15 @@
 
 Each lead is delineated on its own (:func:`bprl.beats.ecg_delineate`) at the same R peaks, and
 each boundary of a beat is the **median over the leads** that found it, provided at least
-``min_leads`` did (by default half of them; else NaN). A wave starts and ends at one instant for the whole heart; a single
-lead sees it start late where its first part is perpendicular to the lead axis, and a noisy or
-low-amplitude lead places it wrongly now and then. The median keeps one lead's miss from moving
-the beat, which the earliest onset / latest offset over leads (the rule of multilead
-delineators such as Laguna et al. 1994) does not.
+``min_leads`` did (by default half of them; else NaN). A wave starts and ends at one instant
+for the whole heart; a single lead sees it start late where its first part is perpendicular to
+the lead axis, and a noisy or low-amplitude lead places it wrongly now and then. The median
+keeps one lead's miss from moving the beat, which the earliest onset / latest offset over leads
+(the rule of multilead delineators such as Laguna et al. 1994) does not.
 
 Measured on LUDB (12 leads, 500 Hz; ``python -m benchmarks delineation_leads``; see the
-delineation guide): the 12-lead median's QRS onset against the
-cardiologists' marks has a smaller SD than each lead's own delineation. The marks of one beat
+delineation guide): the 12-lead median's QRS onset against the cardiologists' marks has a
+smaller SD than each lead's own delineation. The marks of one beat
 differ from lead to lead too, which bounds what one instant per beat can reach against every
 lead's marks.
 
