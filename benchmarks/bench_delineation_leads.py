@@ -4,12 +4,13 @@ each lead's own delineation, on LUDB (12 leads) and QTDB (2 leads).
 LUDB (``ludb/`` of ``$BPRL_RHYTHM_DIR``, 150 records, 10 s, 500 Hz): R peaks from lead II
 (:func:`bprl.beats.ecg_peaks`), the 12 leads delineated at them, and the beat's boundaries
 scored against the cardiologists' lead II marks and against every lead's marks (the same beat
-once per lead), with ``min_leads`` 6 (the default, half of the leads) and 4. Beside them: each lead
+once per lead), with ``min_leads`` 6 (the default, half of the leads) and 4, and with
+``rule="earliest"`` (the earliest onset and latest offset over the leads). Beside them: each lead
 delineated alone, scored against its own marks (the tables of ``bench_delineation``), and the
 **reference spread**: each lead's mark minus the median of the 12 leads' marks of the same
 beat, which is the error of a perfect one-instant-per-beat delineator against every lead's marks.
-QTDB (18 records with signals, q1c marks): the median of the two leads (``min_leads`` 1) beside
-lead 0 alone. Scoring as in :mod:`benchmarks.bench_delineation` (150 ms tolerance, Se / PPV,
+QTDB (18 records with signals, q1c marks): the median of the two leads (``min_leads`` 1) and their
+earliest onset / latest offset beside lead 0 alone. Scoring as in :mod:`benchmarks.bench_delineation` (150 ms tolerance, Se / PPV,
 pooled mean ± SD, ``s_rec`` the mean per-record SD).
 
 Usage: ``python -m benchmarks delineation_leads`` (about 1 min on one core), or
@@ -104,6 +105,9 @@ def run_ludb() -> list[str]:
             f"median, {k} of 12": _as_bounds(ecg_delineate_leads(sig, fs, r_times_s=r_s, min_leads=k))
             for k in (6, 4)
         }
+        dets["earliest onset / latest offset, 6 of 12"] = _as_bounds(
+            ecg_delineate_leads(sig, fs, r_times_s=r_s, rule="earliest")
+        )
         for k, lead in enumerate(LUDB_LEADS):
             ref = refs[lead]
             own = _as_bounds(ecg_delineate(sig[:, k], fs, r_times_s=r_s))
@@ -140,15 +144,23 @@ def _method_tables(title: str, by_method: dict[str, list[dict]]) -> list[str]:
 
 def run_qtdb() -> list[str]:
     """QTDB: the two-lead median against lead 0 alone."""
-    acc: dict[str, list] = {"lead 0 alone": [], "median of both leads": []}
+    acc: dict[str, list] = {
+        "lead 0 alone": [],
+        "median of both leads": [],
+        "earliest onset / latest offset of both leads": [],
+    }
     n_rec = 0
     for _, sig, fs, ref, _ in qtdb_items():
         n_rec += 1
         r_s = ecg_peaks(sig[:, 0], fs)
         own = _as_bounds(ecg_delineate(sig[:, 0], fs, r_times_s=r_s))
         both = _as_bounds(ecg_delineate_leads(sig, fs, r_times_s=r_s))
+        first = _as_bounds(ecg_delineate_leads(sig, fs, r_times_s=r_s, rule="earliest"))
         acc["lead 0 alone"].append(counts(ref, [aligned(ref, own)], exhaustive=False))
         acc["median of both leads"].append(counts(ref, [aligned(ref, both)], exhaustive=False))
+        acc["earliest onset / latest offset of both leads"].append(
+            counts(ref, [aligned(ref, first)], exhaustive=False)
+        )
     if not n_rec:
         return ["QTDB: no records found"]
     return _method_tables(f"QTDB q1c ({n_rec} records)", acc)

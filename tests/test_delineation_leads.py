@@ -54,6 +54,25 @@ def test_a_wave_needs_min_leads() -> None:
     np.testing.assert_allclose(d1["p_peak_s"], truth[:, 2], atol=SYNTH_TOL_MS["p_peak_s"] / 1000)
 
 
+def test_the_earliest_rule_takes_the_first_onset_and_the_last_offset() -> None:
+    """Lead 2 is lead 1 delayed by 10 ms: "earliest" gives lead 1's onsets and lead 2's offsets."""
+    x, truth = beat_train(FS, n=16)
+    lag = int(0.010 * FS)
+    late = np.concatenate([np.zeros(lag), x[:-lag]])
+    sig = _leads(x, late)
+    a = ecg_delineate(x, FS, r_times_s=truth[:, 0])
+    b = ecg_delineate(late, FS, r_times_s=truth[:, 0])
+    d = ecg_delineate_leads(sig, FS, r_times_s=truth[:, 0], rule="earliest")
+    for col in ("p_onset_s", "qrs_onset_s"):
+        np.testing.assert_allclose(d[col], np.minimum(a[col], b[col]))
+        assert (d[col] < b[col] - 0.008).all(), col
+    for col in ("p_offset_s", "qrs_offset_s", "t_end_s"):
+        np.testing.assert_allclose(d[col], np.maximum(a[col], b[col]))
+    np.testing.assert_allclose(d["t_peak_s"], (a["t_peak_s"] + b["t_peak_s"]) / 2)  # peaks: median
+    m = ecg_delineate_leads(sig, FS, r_times_s=truth[:, 0])
+    np.testing.assert_allclose(m["qrs_onset_s"], (a["qrs_onset_s"] + b["qrs_onset_s"]) / 2)
+
+
 def test_r_peaks_come_from_the_named_lead() -> None:
     x, truth = beat_train(FS)
     sig = _leads(np.zeros_like(x), x)
@@ -68,6 +87,7 @@ def test_r_peaks_come_from_the_named_lead() -> None:
         ({"peaks_lead": 2}, "peaks_lead 2"),
         ({"min_leads": 0}, "min_leads must be 1..2"),
         ({"min_leads": 3}, "min_leads must be 1..2"),
+        ({"rule": "mean"}, "rule must be one of"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:

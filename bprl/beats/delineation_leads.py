@@ -6,7 +6,11 @@ each boundary of a beat is the **median over the leads** that found it, provided
 for the whole heart; a single lead sees it start late where its first part is perpendicular to
 the lead axis, and a noisy or low-amplitude lead places it wrongly now and then. The median
 keeps one lead's miss from moving the beat, which the earliest onset / latest offset over leads
-(the rule of multilead delineators such as Laguna et al. 1994) does not.
+(the rule of multilead delineators such as Laguna et al. 1994) does not. That rule, the global
+boundaries of the CSE convention, is ``rule="earliest"``: the earliest onset and the latest
+offset over the leads that found them (peaks: still the median); it suits references marked
+once per beat on all leads together (QTDB), the median suits references marked lead by lead
+(LUDB).
 
 Measured on LUDB (12 leads, 500 Hz; ``python -m benchmarks delineation_leads``; see the
 delineation guide): the 12-lead median's QRS onset against the cardiologists' marks has a
@@ -31,7 +35,12 @@ from bprl.beats.delineation import DELINEATION_COLUMNS, ecg_delineate
 from bprl.beats.ecg import ecg_peaks
 from bprl.errors import FeatureError
 
-__all__ = ["ecg_delineate_leads"]
+__all__ = ["RULES", "ecg_delineate_leads"]
+
+#: how the leads' boundaries are combined (see :func:`ecg_delineate_leads`)
+RULES = ("median", "earliest")
+_ONSETS = ("p_onset_s", "qrs_onset_s")
+_OFFSETS = ("p_offset_s", "qrs_offset_s", "t_end_s")
 
 
 def ecg_delineate_leads(
@@ -41,6 +50,7 @@ def ecg_delineate_leads(
     *,
     peaks_lead: int = 0,
     min_leads: int | None = None,
+    rule: str = "median",
 ) -> pd.DataFrame:
     """Delineate every beat of a multi-lead ECG: the median over leads of each boundary.
 
@@ -60,6 +70,8 @@ def ecg_delineate_leads(
             (default: half of the leads, rounded up: 6 of 12, 1 of 2). It matters for the P
             wave, which low-amplitude leads miss: on LUDB 4 of 12 finds more P waves and more
             false ones than 6 of 12 (see the delineation guide).
+        rule: ``"median"`` (each boundary the median over the leads) or ``"earliest"`` (onsets the
+            earliest, offsets and the T end the latest over the leads; peaks the median).
 
     Returns:
         One row per R peak, columns :data:`bprl.beats.delineation.DELINEATION_COLUMNS` (times in
@@ -67,8 +79,8 @@ def ecg_delineate_leads(
         P peak. :func:`bprl.beats.ecg_intervals` takes it as it takes one lead's delineation.
 
     Raises:
-        FeatureError: ``ecg`` is not 2-D, ``peaks_lead`` or ``min_leads`` is out of range, or
-            as :func:`bprl.beats.ecg_delineate` (a rate under 100 Hz).
+        FeatureError: ``ecg`` is not 2-D, ``peaks_lead`` or ``min_leads`` is out of range, an
+            unknown ``rule``, or as :func:`bprl.beats.ecg_delineate` (a rate under 100 Hz).
     """
     x = np.asarray(ecg, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 1:
@@ -76,6 +88,8 @@ def ecg_delineate_leads(
     n_leads = x.shape[1]
     if not 0 <= peaks_lead < n_leads:
         raise FeatureError(f"ecg_delineate_leads: peaks_lead {peaks_lead} is not one of the {n_leads} leads")
+    if rule not in RULES:
+        raise FeatureError(f"ecg_delineate_leads: rule must be one of {list(RULES)}, got {rule!r}")
     need = math.ceil(n_leads / 2) if min_leads is None else int(min_leads)
     if not 1 <= need <= n_leads:
         raise FeatureError(f"ecg_delineate_leads: min_leads must be 1..{n_leads}, got {min_leads}")
@@ -90,7 +104,12 @@ def ecg_delineate_leads(
         med = np.full(stack.shape[1], np.nan)
         ok = n >= need
         if ok.any():
-            med[ok] = np.nanmedian(stack[:, ok], axis=0)
+            combine = np.nanmedian
+            if rule == "earliest" and col in _ONSETS:
+                combine = np.nanmin
+            elif rule == "earliest" and col in _OFFSETS:
+                combine = np.nanmax
+            med[ok] = combine(stack[:, ok], axis=0)
         out[col] = med
         found[col] = n
     out["n_leads_qrs"] = found["qrs_onset_s"]
