@@ -187,9 +187,13 @@ def _nk(x: np.ndarray, fs: float, r_s: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def _bprl(x: np.ndarray, fs: float, r_s: np.ndarray) -> pd.DataFrame:
-    d = ecg_delineate(x, fs, r_times_s=r_s)
+def as_bounds(d: pd.DataFrame) -> pd.DataFrame:
+    """A bprl delineation frame with the benchmark's column names (``r`` and :data:`BOUNDS`)."""
     return d.rename(columns={f"{b}_s": b for b in BOUNDS}).rename(columns={"r_s": "r"})
+
+
+def _bprl(x: np.ndarray, fs: float, r_s: np.ndarray) -> pd.DataFrame:
+    return as_bounds(ecg_delineate(x, fs, r_times_s=r_s))
 
 
 def _timed(fn, *args):

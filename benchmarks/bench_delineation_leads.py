@@ -29,28 +29,28 @@ import pandas as pd
 import wfdb
 
 from benchmarks.bench_delineation import (
-    BOUNDS,
     LUDB_LEADS,
     _in_s,
     _pair_beats,
     aligned,
+    as_bounds,
     counts,
     parse_waves,
     qtdb_items,
     table,
 )
 from benchmarks.bench_features import _rhythm
-from bprl.beats import ecg_delineate, ecg_delineate_leads, ecg_peaks
+from bprl.beats import ecg_delineate, ecg_peaks
+from bprl.beats.delineation_leads import _combine_leads
 
 DATASETS = ("ludb", "qtdb")
 SPREAD_BOUNDS = ("p_onset", "qrs_onset", "qrs_offset", "t_end")
 
 
-def _as_bounds(d: pd.DataFrame) -> pd.DataFrame:
-    """A delineation frame renamed to the benchmark's ``r`` + :data:`BOUNDS` columns."""
-    out = d.iloc[:, :8].copy()
-    out.columns = ["r", *BOUNDS]
-    return out
+def _per_lead(sig: np.ndarray, fs: float, r_s: np.ndarray) -> list[pd.DataFrame]:
+    """Each lead's delineation at the R peaks ``r_s`` (done once; the multi-lead rules combine
+    these, as :func:`bprl.beats.ecg_delineate_leads` does)."""
+    return [ecg_delineate(sig[:, k], fs, r_times_s=r_s) for k in range(sig.shape[1])]
 
 
 def _ludb_records():
@@ -101,17 +101,12 @@ def run_ludb() -> list[str]:
         fs = float(rec.fs)
         sig = rec.p_signal[:, [rec.sig_name.index(lead) for lead in LUDB_LEADS]]
         r_s = ecg_peaks(sig[:, LUDB_LEADS.index("ii")], fs)
-        dets = {
-            f"median, {k} of 12": _as_bounds(ecg_delineate_leads(sig, fs, r_times_s=r_s, min_leads=k))
-            for k in (6, 4)
-        }
-        dets["earliest onset / latest offset, 6 of 12"] = _as_bounds(
-            ecg_delineate_leads(sig, fs, r_times_s=r_s, rule="earliest")
-        )
+        per_lead = _per_lead(sig, fs, r_s)
+        dets = {f"median, {k} of 12": as_bounds(_combine_leads(per_lead, k, "median")) for k in (6, 4)}
+        dets["earliest onset / latest offset, 6 of 12"] = as_bounds(_combine_leads(per_lead, 6, "earliest"))
         for k, lead in enumerate(LUDB_LEADS):
             ref = refs[lead]
-            own = _as_bounds(ecg_delineate(sig[:, k], fs, r_times_s=r_s))
-            for m, d in {"each lead alone": own, **dets}.items():
+            for m, d in {"each lead alone": as_bounds(per_lead[k]), **dets}.items():
                 c = counts(ref, [aligned(ref, d)])
                 acc[scopes[1]].setdefault(m, []).append(c)
                 if lead == "ii":
@@ -153,9 +148,10 @@ def run_qtdb() -> list[str]:
     for _, sig, fs, ref, _ in qtdb_items():
         n_rec += 1
         r_s = ecg_peaks(sig[:, 0], fs)
-        own = _as_bounds(ecg_delineate(sig[:, 0], fs, r_times_s=r_s))
-        both = _as_bounds(ecg_delineate_leads(sig, fs, r_times_s=r_s))
-        first = _as_bounds(ecg_delineate_leads(sig, fs, r_times_s=r_s, rule="earliest"))
+        per_lead = _per_lead(sig, fs, r_s)
+        own = as_bounds(per_lead[0])
+        both = as_bounds(_combine_leads(per_lead, 1, "median"))
+        first = as_bounds(_combine_leads(per_lead, 1, "earliest"))
         acc["lead 0 alone"].append(counts(ref, [aligned(ref, own)], exhaustive=False))
         acc["median of both leads"].append(counts(ref, [aligned(ref, both)], exhaustive=False))
         acc["earliest onset / latest offset of both leads"].append(

@@ -111,8 +111,7 @@ def test_ludb_twelve_lead_median_is_closer_to_the_lead_ii_marks() -> None:
     if not (top / "1.hea").is_file():
         pytest.skip(f"LUDB not found under {top.parent} (set BPRL_RHYTHM_DIR)")
     wfdb = pytest.importorskip("wfdb")
-    from benchmarks.bench_delineation import LUDB_LEADS, _in_s, aligned, counts, parse_waves
-    from benchmarks.bench_delineation_leads import _as_bounds
+    from benchmarks.bench_delineation import LUDB_LEADS, _in_s, aligned, as_bounds, counts, parse_waves
     from bprl.beats import ecg_peaks
 
     alone, median = [], []
@@ -124,10 +123,8 @@ def test_ludb_twelve_lead_median_is_closer_to_the_lead_ii_marks() -> None:
         ref = _in_s(parse_waves(ann.sample, ann.symbol), rec.fs)
         ii = sig[:, LUDB_LEADS.index("ii")]
         r_s = ecg_peaks(ii, rec.fs)
-        alone.append(counts(ref, [aligned(ref, _as_bounds(ecg_delineate(ii, rec.fs, r_times_s=r_s)))]))
-        median.append(
-            counts(ref, [aligned(ref, _as_bounds(ecg_delineate_leads(sig, rec.fs, r_times_s=r_s)))])
-        )
+        alone.append(counts(ref, [aligned(ref, as_bounds(ecg_delineate(ii, rec.fs, r_times_s=r_s)))]))
+        median.append(counts(ref, [aligned(ref, as_bounds(ecg_delineate_leads(sig, rec.fs, r_times_s=r_s)))]))
     for b in ("qrs_onset", "p_onset"):
         sd_alone = np.concatenate([c[b][3] for c in alone]).std()
         sd_median = np.concatenate([c[b][3] for c in median]).std()

@@ -96,6 +96,12 @@ def ecg_delineate_leads(
     if r_times_s is None:
         r_times_s = ecg_peaks(x[:, peaks_lead], fs_hz)
     per_lead = [ecg_delineate(x[:, k], fs_hz, r_times_s=r_times_s) for k in range(n_leads)]
+    return _combine_leads(per_lead, need, rule)
+
+
+def _combine_leads(per_lead: list[pd.DataFrame], need: int, rule: str) -> pd.DataFrame:
+    """The beats' boundaries over the leads' delineations (same R peaks): ``rule`` over the leads
+    that found each boundary, NaN where fewer than ``need`` did (:func:`ecg_delineate_leads`)."""
     out = {"r_s": per_lead[0]["r_s"].to_numpy()}
     found = {}
     for col in DELINEATION_COLUMNS[1:]:
