@@ -308,7 +308,7 @@ def stage_table(rec, repeat: int) -> list[str]:
     from bprl.beats.quality import _beat_sqi_filled
     from bprl.features import beats as feature_beats
 
-    cfg = FeatureConfig(rhythm=False)
+    cfg = FeatureConfig(rhythm=False, ectopic_gating="rr")
     ecg = rec.channel("ecg")
     ecg_x, ecg_nan = signal_fill_nan(ecg.samples)
     r = _ecg_peaks_filled(ecg_x, ecg_nan, ecg.fs_hz, True)
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
                 acc_rate[key] = [mitdb_accuracy(det, root, r)[:2] for r in RATES]
     rows = [
         ("bprl full pipeline (R, PPG, ABP, SQI, features, table)", tm["full"], "bprl"),
-        ("  the same without the rhythm columns (rhythm: false)", tm["beats"], "bprl"),
+        ("  the same without the rhythm columns (rhythm: false, rr gating)", tm["beats"], "bprl"),
         ("bprl ecg_peaks only", tm["ecg"], "bprl"),
         ("neurokit2 ecg_peaks + ppg_peaks", tm["nk"], "nk"),
         ("neurokit2 ecg_delineate (dwt) of its R peaks", tm["nk_delin"], "nk"),

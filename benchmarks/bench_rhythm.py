@@ -16,7 +16,9 @@ CinC 2017 (``cinc2017/training_subset/``, 1731 records): bprl's classifier
 (:mod:`bprl.beats.rhythm_classes`) with stratified 5-fold cross-validation, records as units,
 repeated over split seeds (one split moves the CinC F1 by about +-0.01), beside the same model
 without the delineated-interval features (:data:`bprl.beats.intervals.INTERVAL_FEATURE_NAMES`;
-their gain paired by split seed), an RR-only model (the RR features alone, same training) and the
+their gain paired by split seed), without those and the atrial, RR-pattern, second-template and
+noise features (:data:`bprl.beats.ecg_atrial.EXTRA_RHYTHM_FEATURE_NAMES`; their gain paired too),
+an RR-only model (the RR features alone, same training) and the
 trivial majority-class baseline: F1 of N, A, O, ~, the CinC F1 (mean of N, A, O) and the
 confusion matrix of the first split.
 
@@ -41,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from bprl.beats import af, rhythm_classes
+from bprl.beats.ecg_atrial import EXTRA_RHYTHM_FEATURE_NAMES
 from bprl.beats.intervals import INTERVAL_FEATURE_NAMES
 from bprl.beats.rr_features import RR_FEATURE_NAMES
 
@@ -173,6 +176,9 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
         "without the delineated intervals (same training)": tuple(
             f for f in all_feats if f not in INTERVAL_FEATURE_NAMES
         ),
+        "without the intervals and atrial features (same)": tuple(
+            f for f in all_feats if f not in INTERVAL_FEATURE_NAMES + EXTRA_RHYTHM_FEATURE_NAMES
+        ),
         "RR-only model (RR features, same training)": RR_FEATURE_NAMES,
     }
     classes = rhythm_classes.RHYTHM_CLASSES
@@ -208,13 +214,16 @@ def cinc_section(folder: Path, split_seeds: list[int]) -> None:
                 "  per split seed, CinC F1: "
                 + ", ".join(f"{s}: {v:.4f}" for s, v in zip(split_seeds, a[:, -1], strict=True))
             )
-    full, without = (cinc_by_model[k] for k in list(models)[:2])
-    gain = full - without
-    print(
-        f"delineated intervals add, paired by split seed: CinC F1 {gain.mean():+.4f}"
-        + (f" ± {gain.std(ddof=1):.4f} (SD)" if len(gain) > 1 else "")
-        + f", higher on {int((gain > 0).sum())} of {len(gain)} split seeds"
-    )
+    full, no_intervals, no_atrial = (cinc_by_model[k] for k in list(models)[:3])
+    for what, gain in (
+        ("delineated intervals add", full - no_intervals),
+        ("atrial features add (without the intervals)", no_intervals - no_atrial),
+    ):
+        print(
+            f"{what}, paired by split seed: CinC F1 {gain.mean():+.4f}"
+            + (f" ± {gain.std(ddof=1):.4f} (SD)" if len(gain) > 1 else "")
+            + f", higher on {int((gain > 0).sum())} of {len(gain)} split seeds"
+        )
     maj = _majority_scores(table)
     print(
         f"{'majority class (always ' + table['label'].value_counts().idxmax() + ')':48s} "

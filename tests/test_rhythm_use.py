@@ -38,12 +38,22 @@ def test_replay_table_has_rhythm_columns(cohort_record):
     both = tab[["pat_qrs_onset_ms", "pat_foot_ms"]].dropna()
     d = both["pat_qrs_onset_ms"] - both["pat_foot_ms"]
     assert len(both) and d.between(5, 80).all()
-    # without rhythm: the same features, NaN rhythm columns
-    plain = build_replay_table(cohort_record, FeatureConfig(rhythm=False))
+    # without rhythm (and so with the RR gating rule): the same features, NaN rhythm columns
+    plain = build_replay_table(cohort_record, FeatureConfig(rhythm=False, ectopic_gating="rr"))
     assert plain[list(REPLAY_RHYTHM)].isna().all().all()
+    rr_gated = build_replay_table(cohort_record, FeatureConfig(ectopic_gating="rr"))
     pd.testing.assert_frame_equal(
-        plain.drop(columns=list(REPLAY_RHYTHM)), tab.drop(columns=list(REPLAY_RHYTHM))
+        plain.drop(columns=list(REPLAY_RHYTHM)), rr_gated.drop(columns=list(REPLAY_RHYTHM))
     )
+    # the default gating (beat classes) changes the PAT features, not the rhythm columns
+    pd.testing.assert_frame_equal(tab[list(REPLAY_RHYTHM)], rr_gated[list(REPLAY_RHYTHM)])
+
+
+def test_classes_gating_default_needs_rhythm():
+    assert FeatureConfig().ectopic_gating == "classes"
+    with pytest.raises(FeatureError, match="set ectopic_gating: rr or none"):
+        FeatureConfig(rhythm=False)
+    assert FeatureConfig(rhythm=False, ectopic_gating="none").ectopic_gating == "none"
 
 
 def test_gating_modes(cohort_record):

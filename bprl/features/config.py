@@ -51,10 +51,10 @@ class FeatureConfig(Spec):
         "fraction of it is ectopic (not valid for features)",
     )
     ectopic_gating: Literal["classes", "rr", "none"] = Field(
-        "rr",
-        description="beats left out of PAT / PPG features as ectopic: 'classes' = beats classed "
-        "ventricular or supraventricular ectopic (bprl.beats.ecg_beat_classes) and the beat after each; "
-        "'rr' = the RR rule (rr_tolerance); 'none' = no gating",
+        "classes",
+        description="beats left out of PAT / PPG features as ectopic: 'classes' (the default) = beats "
+        "classed ventricular or supraventricular ectopic (bprl.beats.ecg_beat_classes) and the beat after "
+        "each, needs rhythm: true; 'rr' = the RR rule (rr_tolerance); 'none' = no gating",
     )
     rhythm: bool = Field(
         True,
@@ -97,6 +97,17 @@ class FeatureConfig(Spec):
         pat_min_ms = info.data.get("pat_min_ms")
         if pat_min_ms is not None and not value > pat_min_ms:
             raise ValueError(f"must be greater than pat_min_ms ({pat_min_ms:g} ms), got {value:g} ms")
+        return value
+
+    @field_validator("rhythm")
+    @classmethod
+    def _classes_need_rhythm(cls, value: bool, info: ValidationInfo) -> bool:
+        """``ectopic_gating: classes`` takes the beat classes from the rhythm columns."""
+        if not value and info.data.get("ectopic_gating") == "classes":
+            raise ValueError(
+                "rhythm: false leaves no beat classes for ectopic_gating 'classes' (the default); "
+                "set ectopic_gating: rr or none with it"
+            )
         return value
 
     def key(self) -> str:
