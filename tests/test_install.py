@@ -324,9 +324,11 @@ def test_estimates_cache_is_rebuilt_under_other_major_versions(
 def _stub_cohort_build(calls: list[Path]):
     def build(cohort_dir, out_dir, info=None, features_cache=None) -> Path:
         calls.append(Path(out_dir))
-        write_replay_set(
-            out_dir, {"s1": _fake_table()}, {"s1": "train"}, {**(info or {}), STAMP_KEY: cache_versions()}
-        )
+        from bprl.envs.replay_sets import FEATURE_CODE_KEY
+        from bprl.features import feature_code_version
+
+        meta = {**(info or {}), STAMP_KEY: cache_versions(), FEATURE_CODE_KEY: feature_code_version()}
+        write_replay_set(out_dir, {"s1": _fake_table()}, {"s1": "train"}, meta)
         return Path(out_dir)
 
     return build
@@ -358,6 +360,30 @@ def test_cached_replay_set_of_a_cohort_is_rebuilt_under_other_major_versions(
         env.replay_set_for_cohort(cohort)
     assert len(calls) == 3 and "now numpy 1" in caplog.text
     assert not [p for p in root.parent.iterdir() if p.name.startswith(f".{root.name}.")], "temp folders left"
+
+
+def test_cached_replay_set_is_rebuilt_by_other_feature_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replay set built by other beat and feature code (e.g. before an R-peak detector fix) is
+    rebuilt, not replayed with the old tables."""
+    from bprl.envs import replay_sets as env
+
+    calls: list[Path] = []
+    monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(env, "build_cohort_replay_set", _stub_cohort_build(calls))
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    root = env.replay_set_for_cohort(cohort)
+    assert env.replay_set_for_cohort(cohort) == root and len(calls) == 1
+    info_path = root / REPLAY_SET_INFO
+    info = json.loads(info_path.read_text())
+    info[env.FEATURE_CODE_KEY] = "0" * 16
+    info_path.write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING, logger="bprl.cache"):
+        assert env.replay_set_for_cohort(cohort) == root
+    assert len(calls) == 2 and "built by other beat and feature code (0000000000000000" in caplog.text
+    assert env.replay_set_for_cohort(cohort) == root and len(calls) == 2
 
 
 def test_default_replay_set_is_rebuilt_under_other_major_versions(

@@ -5,7 +5,9 @@ the fast population ``PatLinearEstimator``); an env spec with ``cohort: path`` r
 :func:`replay_set_for_cohort`. Both are built once by :func:`build_cohort_replay_set` under
 :func:`cache_dir`, in a temporary folder renamed into place, and rebuilt (with a log line saying
 why) when they were built under other major versions of numpy, pandas or torch
-(:mod:`bprl.cache_versions`).
+(:mod:`bprl.cache_versions`) or by other beat and feature code
+(:func:`bprl.features.feature_code_version`: a new R-peak detector or gating default gives new
+tables).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 
 from bprl.cache_versions import STAMP_KEY, cache_versions, log_rebuild, stale_reason
 from bprl.errors import ConfigError
+from bprl.features.cache import feature_code_version
 from bprl.io import make_temp_dir
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
 
 #: the built-in default data: a small virtual cohort and a PAT-linear estimator
 DEFAULT_DATA: dict[str, Any] = {"subjects": 10, "hours": 0.5, "seed": 0, "name": "default_replay_set_v0"}
+#: key of the beat and feature code version in ``replay_set.json`` (a set built by other code is rebuilt)
+FEATURE_CODE_KEY = "feature_code_version"
 
 
 def cache_dir() -> Path:
@@ -112,13 +117,17 @@ def replay_set_for_cohort(cohort_dir: str | os.PathLike[str]) -> Path:
 
 def _reusable_replay_set(root: Path, quiet: bool = False) -> bool:
     """Whether the cached replay set at ``root`` exists and was built under this environment's major
-    versions of numpy, pandas and torch; a stale one is reported (log line) unless ``quiet``."""
+    versions of numpy, pandas and torch and by this beat and feature code; a stale one is
+    reported (log line) unless ``quiet``."""
     from bprl.features.replay_set import REPLAY_SET_INDEX, read_replay_set
 
     if not (root / REPLAY_SET_INDEX).is_file():
         return False
     try:
-        why = stale_reason(read_replay_set(root).info.get(STAMP_KEY))
+        info = read_replay_set(root).info
+        why = stale_reason(info.get(STAMP_KEY))
+        if why is None and info.get(FEATURE_CODE_KEY) != feature_code_version():
+            why = f"built by other beat and feature code ({info.get(FEATURE_CODE_KEY)}, now {feature_code_version()})"
     except (OSError, ValueError, AttributeError) as exc:
         why = f"unreadable ({type(exc).__name__}: {exc})"
     if why is not None and not quiet:
@@ -182,5 +191,6 @@ def build_cohort_replay_set(
         sbp, dbp = est.predict_table(table)
         table["est_sbp_mmhg"], table["est_dbp_mmhg"] = sbp, dbp
     meta = {"cohort": str(cohort), "estimator": est.to_dict(), **(info or {}), STAMP_KEY: cache_versions()}
+    meta[FEATURE_CODE_KEY] = feature_code_version()
     write_replay_set(out, tables, splits, meta)
     return out
