@@ -1,0 +1,157 @@
+"""Pacemaker spikes in an ECG lead: detection (:func:`ecg_pacing_spikes`) and their removal before
+delineation.
+
+A pacing stimulus is recorded as a spike of a few ms, much narrower than any wave of the heart,
+followed after a latency of 10-40 ms by the paced P wave or QRS complex. The wavelet scales of the
+delineator (:mod:`bprl.beats.delineation`, 4 ms and more) spread a spike over ±10 ms and take it
+for the start of the complex; annotators (LUDB, QTDB) mark the onset of the depolarisation after
+it. Detection, on the residual of the ECG after a 12-ms running median (which passes a spike and
+little else):
+
+* a spike is a peak of the residual's magnitude at least :data:`_MIN_AMPLITUDE` x the lead's
+  median QRS peak-to-peak amplitude (±60 ms around each R peak), at most 5 ms wide at half its
+  height, and at least :data:`_MIN_ISOLATION` x the largest residual 6-30 ms before and after it
+  (the sharp corners of a QRS leave residuals of comparable size next to each other; a spike
+  stands alone);
+* the lead counts as paced only when spikes are found in at least half as many places as there
+  are beats; otherwise none are returned (an isolated artefact spike in an unpaced lead is left to
+  the delineator's own rules).
+
+Removal replaces ±6 ms around each spike by the running median, which keeps the baseline under it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import ndimage, signal
+
+__all__ = ["ecg_pacing_spikes"]
+
+_MEDIAN_MS = 12.0  # running median that removes a spike and keeps the waves of the heart
+_MAX_WIDTH_MS = 5.0  # widest spike at half its height
+_RING_MS = (6.0, 30.0)  # where the residual must stay small around a spike
+_MIN_ISOLATION = 8.0  # spike residual over the largest residual in the ring
+_MIN_AMPLITUDE = 0.1  # spike residual over the lead's median QRS peak-to-peak amplitude
+_MIN_PER_BEAT = 0.5  # spikes per beat for a lead to count as paced
+_BLANK_MS = 6.0  # half width of the stretch replaced around each spike
+
+
+def _running_median(x: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Running median of ``x`` over :data:`_MEDIAN_MS` (odd, >= 3 samples), edges held."""
+    width = max(3, round(_MEDIAN_MS * fs_hz / 1000.0) | 1)
+    return ndimage.median_filter(x, size=width, mode="nearest")
+
+
+def _qrs_amplitude(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> float:
+    """Median peak-to-peak amplitude of ``x`` within +-60 ms of (at most 200 of) the R peaks."""
+    half = max(1, round(0.06 * fs_hz))
+    sel = r_idx[:: max(1, len(r_idx) // 200)]
+    idx = np.clip(sel[:, None] + np.arange(-half, half + 1)[None, :], 0, len(x) - 1)
+    return float(np.median(np.ptp(x[idx], axis=1)))
+
+
+def _spike_samples(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> np.ndarray:
+    """Sample indices of the spikes of a lead (empty unless the lead is paced; see the module).
+
+    A cheap screen first (the deviation of a sample from the mean of its two neighbours, which a
+    spike of 1-3 samples makes about its height and a wave of the heart leaves small), then the
+    running-median test of the module docstring on a short stretch around each candidate only.
+    """
+    if len(r_idx) == 0 or len(x) < 5:
+        return np.zeros(0, dtype=np.int64)
+    qrs_amp = _qrs_amplitude(x, fs_hz, r_idx)
+    if not qrs_amp > 0:
+        return np.zeros(0, dtype=np.int64)
+    dev = np.abs(x[1:-1] - 0.5 * (x[:-2] + x[2:]))
+    cand = np.flatnonzero(dev >= 0.5 * _MIN_AMPLITUDE * qrs_amp) + 1
+    if len(cand) < _MIN_PER_BEAT * len(r_idx) or len(cand) > 20 * len(r_idx):
+        return np.zeros(0, dtype=np.int64)  # too few to be paced, or noise everywhere
+    g0 = max(1, round(_RING_MS[0] * fs_hz / 1000.0))
+    g1 = max(g0 + 1, round(_RING_MS[1] * fs_hz / 1000.0))
+    pad = g1 + round(_MEDIAN_MS * fs_hz / 1000.0) + 2
+    keep: list[int] = []
+    # candidates closer than the ring belong to one stretch: test each stretch once
+    starts = np.flatnonzero(np.diff(cand, prepend=-(10**9)) > g1)
+    for lo_c, hi_c in zip(cand[starts], np.append(cand[starts[1:] - 1], cand[-1]), strict=True):
+        a, b = max(0, int(lo_c) - pad), min(len(x), int(hi_c) + pad + 1)
+        mag = np.abs(x[a:b] - _running_median(x[a:b], fs_hz))
+        with warnings.catch_warnings():  # a flat-topped peak has width 0: not a spike, and no warning
+            warnings.filterwarnings("ignore", message="some peaks have a width of 0")
+            peaks, _ = signal.find_peaks(
+                mag,
+                height=_MIN_AMPLITUDE * qrs_amp,
+                width=(None, _MAX_WIDTH_MS * fs_hz / 1000.0),
+                rel_height=0.5,
+            )
+        for p in peaks.tolist():
+            if not lo_c - a - 2 <= p <= hi_c - a + 2:
+                continue
+            ring = np.concatenate([mag[max(0, p - g1) : max(0, p - g0 + 1)], mag[p + g0 : p + g1 + 1]])
+            if len(ring) and mag[p] >= _MIN_ISOLATION * ring.max():
+                keep.append(a + p)
+    if len(keep) < _MIN_PER_BEAT * len(r_idx):
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.asarray(keep, dtype=np.int64))
+
+
+def ecg_pacing_spikes(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> np.ndarray:
+    """Times (s) of the pacemaker spikes of a paced ECG lead; empty for an unpaced lead.
+
+    Args:
+        ecg: one ECG lead, NaN-free (``bprl.beats.filters.signal_fill_nan``), any units.
+        fs_hz: sampling rate (the spikes need >= 250 Hz to be seen at all).
+        r_times_s: the lead's R-peak times in s (for its QRS amplitude and beat count).
+
+    Returns:
+        Spike times in s, sorted.
+
+    >>> fs = 500.0
+    >>> x = np.zeros(5000)
+    >>> r = np.arange(0.5, 10.0, 1.0)
+    >>> for t in r:  # a smooth 100-ms QRS 40 ms after a 2-ms pacing spike
+    ...     i = int(t * fs)
+    ...     x[i - 20 : i - 19] = 0.8
+    ...     x[i - 25 : i + 25] -= np.hanning(50)
+    >>> np.round(ecg_pacing_spikes(x, fs, r), 3)[:3].tolist()
+    [0.46, 1.46, 2.46]
+    """
+    x = np.asarray(ecg, dtype=np.float64)
+    r_idx = np.clip(
+        np.rint(np.asarray(r_times_s, dtype=np.float64) * fs_hz).astype(np.int64), 0, max(len(x) - 1, 0)
+    )
+    return _spike_samples(x, fs_hz, r_idx) / fs_hz
+
+
+def remove_pacing_spikes(x: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> np.ndarray:
+    """``x`` with ±:data:`_BLANK_MS` around each pacing spike replaced by the running median (a
+    copy; ``x`` itself when the lead is not paced)."""
+    return blank_spikes(x, fs_hz, pacing_spike_samples(x, fs_hz, r_times_s))
+
+
+def pacing_spike_samples(x: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> np.ndarray:
+    """Sample indices of the pacing spikes of ``x`` (empty for an unpaced lead)."""
+    r_idx = np.clip(np.rint(np.asarray(r_times_s) * fs_hz).astype(np.int64), 0, max(len(x) - 1, 0))
+    return _spike_samples(x, fs_hz, r_idx)
+
+
+def blank_half_width(fs_hz: float) -> int:
+    """Samples blanked on either side of a spike (:data:`_BLANK_MS`)."""
+    return max(1, round(_BLANK_MS * fs_hz / 1000.0))
+
+
+def blank_spikes(x: np.ndarray, fs_hz: float, spikes: np.ndarray) -> np.ndarray:
+    """``x`` with ±:data:`_BLANK_MS` around each of the ``spikes`` (sample indices) replaced by the
+    running median (a copy; ``x`` itself when there are none)."""
+    if len(spikes) == 0:
+        return x
+    k = blank_half_width(fs_hz)
+    m = k + round(_MEDIAN_MS * fs_hz / 1000.0) + 1
+    out = x.copy()
+    for p in spikes.tolist():
+        a, b = max(0, p - m), min(len(x), p + m + 1)
+        med = _running_median(x[a:b], fs_hz)
+        lo, hi = max(0, p - k), min(len(x), p + k + 1)
+        out[lo:hi] = med[lo - a : hi - a]
+    return out
