@@ -10,9 +10,11 @@ little else):
 
 * a spike is a peak of the residual's magnitude at least :data:`_MIN_AMPLITUDE` x the lead's
   median QRS peak-to-peak amplitude (±60 ms around each R peak), at most 5 ms wide at half its
-  height, and at least :data:`_MIN_ISOLATION` x the largest residual 6-30 ms before and after it
+  height, at least :data:`_MIN_ISOLATION` x the largest residual 6-30 ms before and after it
   (the sharp corners of a QRS leave residuals of comparable size next to each other; a spike
-  stands alone);
+  stands alone), and sharp: the sample deviates from the mean of its two neighbours by at least
+  :data:`_MIN_SHARPNESS` of its residual (a spike of one or two samples by 0.6-1.0 of it; the
+  apex of a narrow R wave, whose residual can be as isolated, by 0.33-0.49 on LUDB);
 * the lead counts as paced only when spikes are found in at least half as many places as there
   are beats; otherwise none are returned (an isolated artefact spike in an unpaced lead is left to
   the delineator's own rules).
@@ -34,6 +36,7 @@ _MAX_WIDTH_MS = 5.0  # widest spike at half its height
 _RING_MS = (6.0, 30.0)  # where the residual must stay small around a spike
 _MIN_ISOLATION = 8.0  # spike residual over the largest residual in the ring
 _MIN_AMPLITUDE = 0.1  # spike residual over the lead's median QRS peak-to-peak amplitude
+_MIN_SHARPNESS = 0.55  # the sample's deviation from its two neighbours' mean over its residual
 _MIN_PER_BEAT = 0.5  # spikes per beat for a lead to count as paced
 _BLANK_MS = 6.0  # half width of the stretch replaced around each spike
 
@@ -89,8 +92,10 @@ def _spike_samples(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> np.ndarray
             if not lo_c - a - 2 <= p <= hi_c - a + 2:
                 continue
             ring = np.concatenate([mag[max(0, p - g1) : max(0, p - g0 + 1)], mag[p + g0 : p + g1 + 1]])
-            if len(ring) and mag[p] >= _MIN_ISOLATION * ring.max():
-                keep.append(a + p)
+            q = a + p
+            sharp = 0 < q < len(x) - 1 and abs(x[q] - 0.5 * (x[q - 1] + x[q + 1])) >= _MIN_SHARPNESS * mag[p]
+            if sharp and len(ring) and mag[p] >= _MIN_ISOLATION * ring.max():
+                keep.append(q)
     if len(keep) < _MIN_PER_BEAT * len(r_idx):
         return np.zeros(0, dtype=np.int64)
     return np.unique(np.asarray(keep, dtype=np.int64))
