@@ -19,6 +19,9 @@ milliseconds so that it runs unchanged at any sampling rate:
   the QRS is closed by the first 16 ms on either side of R where ``|W|`` stays quiet (below 5 %
   of the largest slope or 2 x the beat's noise level, the median ``|W|`` over +-500 ms), and a
   slope must also exceed 3 x that noise level.
+* **Paced beats.** Pacemaker spikes (:mod:`bprl.beats.pacing`) are replaced by a 12-ms running
+  median before the transforms, and a paced beat's QRS onset is not placed before the end of
+  its spike's replaced stretch (annotators mark the onset of the paced complex, after the spike).
 * **T wave** (scale 2^4, 18 ms; 2^5 when nothing is found). In a window from 100 ms after R (at
   least 20 ms after the QRS offset) to ``min(0.7 RR, 600 ms)``, the largest modulus maximum and
   the largest one of opposite sign form the wave; the T peak is the zero crossing of ``W``
