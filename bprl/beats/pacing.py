@@ -37,6 +37,7 @@ _MIN_AMPLITUDE = 0.1  # spike residual over the lead's median QRS peak-to-peak a
 _MIN_SHARPNESS = 0.55  # the sample's deviation from its two neighbours' mean over its residual
 _MIN_PER_BEAT = 0.5  # spikes per beat for a lead to count as paced
 _BLANK_MS = 6.0  # half width of the stretch replaced around each spike
+_MIN_FS_HZ = 200.0  # below this a QRS is a few samples and looks like a spike: no detection
 
 
 def _running_median(x: np.ndarray, fs_hz: float) -> np.ndarray:
@@ -62,7 +63,7 @@ def _spike_samples(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> np.ndarray
     for those samples only, all at once (each candidate's residual over +-30 ms from the
     medians of its own windows), so a clean hour costs a few ms.
     """
-    if len(r_idx) == 0 or len(x) < 5:
+    if len(r_idx) == 0 or len(x) < 5 or fs_hz < _MIN_FS_HZ:
         return np.zeros(0, dtype=np.int64)
     qrs_amp = _qrs_amplitude(x, fs_hz, r_idx)
     if not qrs_amp > 0:
@@ -109,7 +110,8 @@ def ecg_pacing_spikes(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> n
 
     Args:
         ecg: one ECG lead, NaN-free (``bprl.beats.filters.signal_fill_nan``), any units.
-        fs_hz: sampling rate (the spikes need >= 250 Hz to be seen at all).
+        fs_hz: sampling rate; below 200 Hz nothing is returned (a QRS is then a few samples and
+            a spike cannot be told from it).
         r_times_s: the lead's R-peak times in s (for its QRS amplitude and beat count).
 
     Returns:
