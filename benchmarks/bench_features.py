@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     def pipeline(rhythm: bool = True) -> None:
-        beats = record_beats(rec, FeatureConfig(rhythm=rhythm, ectopic_gating="classes" if rhythm else "rr"))
+        beats = record_beats(rec, FeatureConfig(rhythm=rhythm))
         replay_table_from_beats(beats, rec.duration_s, rec.subject_id, rec.record_id)
 
     tm = _timed(
