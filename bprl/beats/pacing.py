@@ -68,9 +68,13 @@ def _spike_samples(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> np.ndarray
     qrs_amp = _qrs_amplitude(x, fs_hz, r_idx)
     if not qrs_amp > 0:
         return np.zeros(0, dtype=np.int64)
-    dev = np.zeros(len(x))
-    dev[1:-1] = np.abs(x[1:-1] - 0.5 * (x[:-2] + x[2:]))
-    cand = np.flatnonzero(dev >= _MIN_SHARPNESS * _MIN_AMPLITUDE * qrs_amp)
+    # |x[i] - (x[i-1] + x[i+1]) / 2| for the inner samples, one whole-record temporary
+    inner = np.add(x[:-2], x[2:])
+    inner *= -0.5
+    inner += x[1:-1]
+    np.abs(inner, out=inner)
+    cand = np.flatnonzero(inner >= _MIN_SHARPNESS * _MIN_AMPLITUDE * qrs_amp) + 1
+    dev_at = inner[cand - 1]
     if len(cand) < _MIN_PER_BEAT * len(r_idx) or len(cand) > 20 * len(r_idx):
         return np.zeros(0, dtype=np.int64)  # too few to be paced, or noise everywhere
     g0 = max(1, round(_RING_MS[0] * fs_hz / 1000.0))
@@ -85,7 +89,7 @@ def _spike_samples(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> np.ndarray
 
     # tests at the candidate itself first (height, sharpness), then the ring for the survivors
     peak = residual(cand)
-    first = (peak >= _MIN_AMPLITUDE * qrs_amp) & (dev[cand] >= _MIN_SHARPNESS * peak)
+    first = (peak >= _MIN_AMPLITUDE * qrs_amp) & (dev_at >= _MIN_SHARPNESS * peak)
     cand, peak = cand[first], peak[first]
     if len(cand) < _MIN_PER_BEAT * len(r_idx):
         return np.zeros(0, dtype=np.int64)
