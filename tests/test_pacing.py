@@ -12,7 +12,9 @@ from bprl.beats.filters import signal_fill_nan
 from bprl.beats.pacing import ecg_pacing_spikes, remove_pacing_spikes
 
 
-def _paced(n_beats: int = 12, fs_hz: float = 500.0, spike: float = 0.8) -> tuple[np.ndarray, np.ndarray, float]:
+def _paced(
+    n_beats: int = 12, fs_hz: float = 500.0, spike: float = 0.8
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Synthetic paced lead: per beat a one-sample spike 60 ms before a wide QRS (an R of 1 mV,
     Gaussian SD 12 ms, then an S of -0.4 mV 40 ms later) and a T wave."""
     n = int((n_beats + 1) * fs_hz)
@@ -22,7 +24,7 @@ def _paced(n_beats: int = 12, fs_hz: float = 500.0, spike: float = 0.8) -> tuple
     for r in r_s:
         x += np.exp(-0.5 * ((t - r) / 0.012) ** 2) - 0.4 * np.exp(-0.5 * ((t - r - 0.04) / 0.012) ** 2)
         x += 0.25 * np.exp(-0.5 * ((t - r - 0.3) / 0.04) ** 2)
-        x[int(round((r - 0.06) * fs_hz))] += spike
+        x[round((r - 0.06) * fs_hz)] += spike
     return x, r_s, fs_hz
 
 
@@ -92,7 +94,9 @@ def test_ludb_paced_records_onset_after_the_spike():
         ann = wfdb.rdann(str(path), "ii")
         ref = bd._in_s(bd.parse_waves(ann.sample, ann.symbol), fs)
         err = bd.counts(ref, [bd.aligned(ref, bd.as_bounds(d))])["qrs_onset"][3]
-        print(f"LUDB {name} lead II QRS onset: {np.mean(err):+.1f} ± {np.std(err):.1f} ms over {len(err)} beats")
+        print(
+            f"LUDB {name} lead II QRS onset: {np.mean(err):+.1f} ± {np.std(err):.1f} ms over {len(err)} beats"
+        )
         assert len(err) >= 7 and abs(np.mean(err)) < 20.0, name
 
 
@@ -107,7 +111,9 @@ def test_ludb_leads_found_paced():
     import wfdb
 
     info = pd.read_csv(bf._rhythm() / "ludb" / "ludb.csv").set_index("ID")
-    paced = {int(i) for i, v in info["Cardiac pacing"].items() if isinstance(v, str) and "pacing" in v.lower()}
+    paced = {
+        int(i) for i, v in info["Cardiac pacing"].items() if isinstance(v, str) and "pacing" in v.lower()
+    }
     found: dict[bool, list[str]] = {True: [], False: []}
     for rid in info.index:
         rec = wfdb.rdrecord(str(bf._rhythm() / "ludb" / "data" / str(rid)))
