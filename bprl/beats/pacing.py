@@ -40,10 +40,14 @@ _BLANK_MS = 6.0  # half width of the stretch replaced around each spike
 _MIN_FS_HZ = 200.0  # below this a QRS is a few samples and looks like a spike: no detection
 
 
+def _median_width(fs_hz: float) -> int:
+    """Samples of the running median: :data:`_MEDIAN_MS`, odd, at least 3."""
+    return max(3, round(_MEDIAN_MS * fs_hz / 1000.0) | 1)
+
+
 def _running_median(x: np.ndarray, fs_hz: float) -> np.ndarray:
-    """Running median of ``x`` over :data:`_MEDIAN_MS` (odd, >= 3 samples), edges held."""
-    width = max(3, round(_MEDIAN_MS * fs_hz / 1000.0) | 1)
-    return ndimage.median_filter(x, size=width, mode="nearest")
+    """Running median of ``x`` over :func:`_median_width` samples, edges held."""
+    return ndimage.median_filter(x, size=_median_width(fs_hz), mode="nearest")
 
 
 def _qrs_amplitude(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> float:
@@ -79,7 +83,7 @@ def _spike_samples(x: np.ndarray, fs_hz: float, r_idx: np.ndarray) -> np.ndarray
         return np.zeros(0, dtype=np.int64)  # too few to be paced, or noise everywhere
     g0 = max(1, round(_RING_MS[0] * fs_hz / 1000.0))
     g1 = max(g0 + 1, round(_RING_MS[1] * fs_hz / 1000.0))
-    half_w = max(3, round(_MEDIAN_MS * fs_hz / 1000.0) | 1) // 2
+    half_w = _median_width(fs_hz) // 2
     half_h = max(1, int(np.ceil(0.5 * _MAX_WIDTH_MS * fs_hz / 1000.0)))
     window = np.arange(-half_w, half_w + 1)
 
@@ -131,11 +135,7 @@ def ecg_pacing_spikes(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> n
     >>> np.round(ecg_pacing_spikes(x, fs, r), 3)[:3].tolist()
     [0.46, 1.46, 2.46]
     """
-    x = np.asarray(ecg, dtype=np.float64)
-    r_idx = np.clip(
-        np.rint(np.asarray(r_times_s, dtype=np.float64) * fs_hz).astype(np.int64), 0, max(len(x) - 1, 0)
-    )
-    return _spike_samples(x, fs_hz, r_idx) / fs_hz
+    return pacing_spike_samples(np.asarray(ecg, dtype=np.float64), fs_hz, r_times_s) / fs_hz
 
 
 def remove_pacing_spikes(x: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> np.ndarray:
@@ -146,8 +146,8 @@ def remove_pacing_spikes(x: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> 
 
 def pacing_spike_samples(x: np.ndarray, fs_hz: float, r_times_s: np.ndarray) -> np.ndarray:
     """Sample indices of the pacing spikes of ``x`` (empty for an unpaced lead)."""
-    r_idx = np.clip(np.rint(np.asarray(r_times_s) * fs_hz).astype(np.int64), 0, max(len(x) - 1, 0))
-    return _spike_samples(x, fs_hz, r_idx)
+    r_idx = np.rint(np.asarray(r_times_s, dtype=np.float64) * fs_hz).astype(np.int64)
+    return _spike_samples(x, fs_hz, np.clip(r_idx, 0, max(len(x) - 1, 0)))
 
 
 def blank_half_width(fs_hz: float) -> int:
