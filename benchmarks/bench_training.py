@@ -36,6 +36,7 @@ def _venv(kind: str, n: int, action_type: str, data: object):
 def _rate(algo: str, kind: str, n: int, steps: int, data: object) -> float:
     """Environment steps per second of ``algo`` learning ``steps`` steps on ``n`` envs of ``kind``."""
     from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.logger import Logger
 
     if algo == "ppo":
         venv = _venv(kind, n, "continuous", data)
@@ -46,6 +47,7 @@ def _rate(algo: str, kind: str, n: int, steps: int, data: object) -> float:
         model = DQN(
             "MlpPolicy", venv, learning_starts=1000, train_freq=4, buffer_size=50_000, seed=0, device="cpu"
         )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> folder in the temp dir
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
     dt = time.perf_counter() - t0

@@ -19,6 +19,7 @@ import subprocess
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -334,9 +335,9 @@ def _stub_cohort_build(calls: list[Path]):
     return build
 
 
-def test_cached_replay_set_of_a_cohort_is_rebuilt_under_other_major_versions(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, numpy_major
-) -> None:
+def _cached_cohort_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Path], Path, Path]:
+    """A cohort replay set built once (by the stub) in a fresh cache: the module, the stub's
+    calls, the cohort folder and the set's folder (already reused once)."""
     from bprl.envs import replay_sets as env
 
     calls: list[Path] = []
@@ -346,6 +347,13 @@ def test_cached_replay_set_of_a_cohort_is_rebuilt_under_other_major_versions(
     cohort.mkdir()
     root = env.replay_set_for_cohort(cohort)
     assert env.replay_set_for_cohort(cohort) == root and len(calls) == 1
+    return env, calls, cohort, root
+
+
+def test_cached_replay_set_of_a_cohort_is_rebuilt_under_other_major_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, numpy_major
+) -> None:
+    env, calls, cohort, root = _cached_cohort_set(tmp_path, monkeypatch)
     info_path = root / REPLAY_SET_INFO
     info = json.loads(info_path.read_text())
     info[STAMP_KEY] = {**info[STAMP_KEY], "torch": "1"}
@@ -367,15 +375,7 @@ def test_cached_replay_set_is_rebuilt_by_other_feature_code(
 ) -> None:
     """A replay set built by other beat and feature code (e.g. before an R-peak detector fix) is
     rebuilt, not replayed with the old tables."""
-    from bprl.envs import replay_sets as env
-
-    calls: list[Path] = []
-    monkeypatch.setenv("BPRL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(env, "build_cohort_replay_set", _stub_cohort_build(calls))
-    cohort = tmp_path / "cohort"
-    cohort.mkdir()
-    root = env.replay_set_for_cohort(cohort)
-    assert env.replay_set_for_cohort(cohort) == root and len(calls) == 1
+    env, calls, cohort, root = _cached_cohort_set(tmp_path, monkeypatch)
     info_path = root / REPLAY_SET_INFO
     info = json.loads(info_path.read_text())
     info[env.FEATURE_CODE_KEY] = "0" * 16

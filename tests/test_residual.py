@@ -106,6 +106,7 @@ def test_the_wrapper_env_passes_the_checkers_and_trains(envs):
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
+    from stable_baselines3.common.logger import Logger
 
     train, test = envs
     env = ResidualCalibrationEnv(BPCalibrationEnv(data=train.data, **KW), _base("kalman_ou", train))
@@ -115,6 +116,7 @@ def test_the_wrapper_env_passes_the_checkers_and_trains(envs):
     assert obs.shape == (test.observation_space.shape[0] + len(BELIEF_FIELDS),)
     assert obs[-2] == 1.0 and obs[-1] == 1.0  # no reading yet: the base wants one and may
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> folder in the temp dir
     model.learn(total_timesteps=128)
     log = rollout(ResidualPolicy(model, _base("kalman_ou", train), name="ppo_residual"), test, seed=0)
     assert (log["policy"] == "ppo_residual").all() and log["cuff"].any()

@@ -7,7 +7,8 @@ refined on the lightly filtered signal and interpolated below one sample (parabo
 The code is vectorised (numpy / scipy); Python loops run over gaps or blocks, never samples.
 
 Modules: :mod:`~bprl.beats.filters` (NaN filling, zero-phase Butterworth),
-:mod:`~bprl.beats.ecg` (R peaks), :mod:`~bprl.beats.ppg` (pulse fiducials),
+:mod:`~bprl.beats.ecg` (R peaks), :mod:`~bprl.beats.pacing` (pacemaker spikes),
+:mod:`~bprl.beats.ppg` (pulse fiducials),
 :mod:`~bprl.beats.abp` (SBP / DBP / MAP per beat) and :mod:`~bprl.beats.quality` (per-beat SQI).
 The fiducial definitions are in each module's docstring. All times are in seconds from the
 start of the signal.
@@ -23,6 +24,7 @@ from bprl.beats.delineation_leads import ecg_delineate_leads
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.filters import signal_bandpass, signal_fill_nan
 from bprl.beats.intervals import ecg_intervals, interval_features, intervals_per_window
+from bprl.beats.pacing import ecg_pacing_spikes
 from bprl.beats.ppg import ppg_fiducials
 from bprl.beats.quality import beat_sqi
 from bprl.beats.rhythm_classes import RhythmResult, classify_rhythm
@@ -39,6 +41,7 @@ __all__ = [
     "ecg_delineate",
     "ecg_delineate_leads",
     "ecg_intervals",
+    "ecg_pacing_spikes",
     "ecg_peaks",
     "ectopic_mask",
     "interval_features",

@@ -19,6 +19,9 @@ milliseconds so that it runs unchanged at any sampling rate:
   the QRS is closed by the first 16 ms on either side of R where ``|W|`` stays quiet (below 5 %
   of the largest slope or 2 x the beat's noise level, the median ``|W|`` over +-500 ms), and a
   slope must also exceed 3 x that noise level.
+* **Paced beats.** Pacemaker spikes (:mod:`bprl.beats.pacing`) are replaced by a 12-ms running
+  median before the transforms, and a paced beat's QRS onset is not placed before the end of
+  its spike's replaced stretch (annotators mark the onset of the paced complex, after the spike).
 * **T wave** (scale 2^4, 18 ms; 2^5 when nothing is found). In a window from 100 ms after R (at
   least 20 ms after the QRS offset) to ``min(0.7 RR, 600 ms)``, the largest modulus maximum and
   the largest one of opposite sign form the wave; the T peak is the zero crossing of ``W``
@@ -53,6 +56,7 @@ from scipy import ndimage
 from bprl.beats._arrays import _window_index
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.filters import signal_fill_nan
+from bprl.beats.pacing import blank_half_width, blank_spikes, pacing_spike_samples
 from bprl.errors import FeatureError
 
 __all__ = ["DELINEATION_COLUMNS", "MIN_DELINEATION_FS_HZ", "ecg_delineate"]
@@ -128,7 +132,9 @@ def ecg_delineate(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = 
     if len(r_s) == 0 or len(x) < 3:
         return pd.DataFrame(out, columns=list(DELINEATION_COLUMNS))
     filled, nan_mask = signal_fill_nan(x)
-    ctx = _Context(filled, nan_mask, fs_hz, r_s)
+    spikes = pacing_spike_samples(filled, fs_hz, r_s)  # a pacing spike is not the start of the complex
+    ctx = _Context(blank_spikes(filled, fs_hz, spikes), nan_mask, fs_hz, r_s)
+    ctx.after_spike = _after_spike(ctx, spikes)
     q_on, q_off = _in_blocks(ctx, _qrs_bounds)
     t_peak, t_end = _in_blocks(ctx, _t_wave, q_off)
     # the P window starts after the previous beat's T end (or half the previous RR after its R)
@@ -170,12 +176,14 @@ class _Context:
         self.rr_next = np.append(rr, med)  # samples to the next R (median RR for the last beat)
         self.rr_prev = np.insert(rr, 0, np.nan)
         self.bad_cum = np.concatenate([[0], np.cumsum(nan_mask)])
+        self.after_spike = np.full(len(r_s), -np.inf)  # end of a paced beat's blanked spike (sample)
         self._w: dict[int, np.ndarray] = {}
 
     def part(self, sl: slice) -> _Context:
         """The same record restricted to the beats ``sl`` (signal and transforms shared)."""
         out = copy.copy(self)
         out.r, out.ri, out.rr_next, out.rr_prev = self.r[sl], self.ri[sl], self.rr_next[sl], self.rr_prev[sl]
+        out.after_spike = self.after_spike[sl]
         return out
 
     def ms(self, v: float | np.ndarray) -> np.ndarray | int:
@@ -308,7 +316,9 @@ def _qrs_bounds(ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
     lm = _local_max(a) & near & (big > 0)
     quiet = a < np.maximum(_QUIET_FRAC * big, _QUIET_NOISE * noise)
     lo_bar, hi_bar = _quiet_barriers(quiet, c0, int(ctx.ms(_QUIET_MS)))
-    lm &= (cols > lo_bar[:, None]) & (cols < hi_bar[:, None])
+    spike_end = ctx.after_spike - start  # paced beats: nothing of the QRS before the spike's end
+    spike_bar = np.where(np.isfinite(spike_end), spike_end, -1).astype(np.int64)
+    lm &= (cols > np.maximum(lo_bar, spike_bar)[:, None]) & (cols < hi_bar[:, None])
     pre = lm & (cols <= c0[:, None]) & (pk >= np.maximum(0.06 * big, _SIG_NOISE * noise))
     post = lm & (cols >= c0[:, None]) & (pk >= np.maximum(0.09 * big, _SIG_NOISE * noise))
     n_first = np.where(pre, cols, 2 * h + 1).min(axis=1)
@@ -317,12 +327,30 @@ def _qrs_bounds(ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
     wf, wl = _take(w, n_first), _take(w, n_last)
     pf, pl = _take(pk, n_first), _take(pk, n_last)
     bound = int(ctx.ms(_QRS_BOUND_MS))
-    on = _boundary(a, n_first, pf * np.where(wf > 0, 0.05, 0.07), n_first - bound, forward=False)
+    on = _boundary(
+        a, n_first, pf * np.where(wf > 0, 0.05, 0.07), np.maximum(n_first - bound, spike_bar), forward=False
+    )
+    paced = np.isfinite(spike_end) & (spike_end < n_first)
+    on = np.where(np.isnan(on) & paced, spike_end, on)  # the complex starts as the spike's stretch ends
     off = _boundary(a, n_last, pl * np.where(wl < 0, 0.71, 0.125), n_last + bound, forward=True)
     clean = ctx.clean(start, start + 2 * h)
     on = np.where(ok_f & clean, on + start, np.nan)
     off = np.where(ok_l & clean, off + start, np.nan)
     return on, off
+
+
+def _after_spike(ctx: _Context, spikes: np.ndarray) -> np.ndarray:
+    """Per beat: the last sample of the blanked stretch of the latest pacing spike within the QRS
+    search window before its R (-inf: none, an unpaced beat)."""
+    out = np.full(len(ctx.r), -np.inf)
+    if len(spikes) == 0:
+        return out
+    j = np.searchsorted(spikes, ctx.ri, side="right") - 1
+    ok = j >= 0
+    before = np.where(ok, spikes[np.clip(j, 0, None)], -(10**9))
+    near = ok & (ctx.ri - before <= int(ctx.ms(_QRS_SEARCH_MS)))
+    out[near] = before[near] + blank_half_width(ctx.fs)
+    return out
 
 
 def _quiet_barriers(quiet: np.ndarray, c0: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from scipy import ndimage, signal
 
 from bprl.beats._arrays import _nan_runs, _parabolic, _ranges, _rolling_quantile_of_points, _window_index
 from bprl.beats.filters import butter, signal_fill_nan
+from bprl.beats.pacing import remove_pacing_spikes
 from bprl.errors import FeatureError
 
 __all__ = ["ecg_peaks"]
@@ -160,17 +161,32 @@ def ecg_peaks(ecg: np.ndarray, fs_hz: float, return_times: bool = True) -> np.nd
 def _ecg_peaks_filled(
     filled: np.ndarray, nan_mask: np.ndarray, fs_hz: float, return_times: bool
 ) -> np.ndarray:
-    """:func:`ecg_peaks` on an already NaN-filled ECG (``signal_fill_nan`` output)."""
+    """:func:`ecg_peaks` on an already NaN-filled ECG (``signal_fill_nan`` output).
+
+    A paced lead (:mod:`bprl.beats.pacing`: spikes in at least half as many places as beats) is
+    detected again with its spikes removed, so that neither the detection nor the R fiducial
+    sits on a pacing spike."""
     empty = np.zeros(0, dtype=np.float64 if return_times else np.int64)
     if len(filled) < int(2 * fs_hz) or nan_mask.all():
         return empty
+    beats = _detect(filled, nan_mask, fs_hz)
+    if len(beats) == 0:
+        return empty
+    clean = remove_pacing_spikes(filled, fs_hz, beats / fs_hz)
+    if clean is not filled:
+        beats = _detect(clean, nan_mask, fs_hz)
+    return _ecg_refine(clean, fs_hz, beats, nan_mask, return_times)
+
+
+def _detect(filled: np.ndarray, nan_mask: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Detected beats (sample indices of QRS-energy peaks, sorted) of a NaN-filled ECG."""
     energy = _ecg_energy(filled, fs_hz)
     if nan_mask.any():
         _silence_gaps(energy, nan_mask, fs_hz)
     dist = max(1, round(0.2 * fs_hz))
     cand, props = signal.find_peaks(energy, distance=dist, height=0.0)
     if len(cand) == 0:
-        return empty
+        return cand
     h = props["peak_heights"]
     thr = _adaptive_threshold(cand, h, energy, fs_hz)
     beats = cand[h >= thr]
@@ -179,8 +195,7 @@ def _ecg_peaks_filled(
     before = beats
     beats, hb = _prune_noise(beats, hb)
     beats, hb = _restore_lookalikes(filled, fs_hz, before, beats, hb, energy)
-    beats = _search_back(beats, cand, h, thr, fs_hz)
-    return _ecg_refine(filled, fs_hz, beats, nan_mask, return_times)
+    return _search_back(beats, cand, h, thr, fs_hz)
 
 
 def _silence_gaps(energy: np.ndarray, nan_mask: np.ndarray, fs_hz: float) -> None:

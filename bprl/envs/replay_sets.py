@@ -126,8 +126,9 @@ def _reusable_replay_set(root: Path, quiet: bool = False) -> bool:
     try:
         info = read_replay_set(root).info
         why = stale_reason(info.get(STAMP_KEY))
-        if why is None and info.get(FEATURE_CODE_KEY) != feature_code_version():
-            why = f"built by other beat and feature code ({info.get(FEATURE_CODE_KEY)}, now {feature_code_version()})"
+        code = feature_code_version()  # a hash of the beat and feature files: computed once
+        if why is None and info.get(FEATURE_CODE_KEY) != code:
+            why = f"built by other beat and feature code ({info.get(FEATURE_CODE_KEY)}, now {code})"
     except (OSError, ValueError, AttributeError) as exc:
         why = f"unreadable ({type(exc).__name__}: {exc})"
     if why is not None and not quiet:
