@@ -99,8 +99,8 @@ def test_a_peak_pat_step_counts_at_record_boundaries_only() -> None:
 
 
 def test_real_boundary_p10020306_0006_0012(physionet_dir: Path) -> None:
-    """The boundary of issue 16: PAT to the PPG foot moves +7 ms, PAT to the systolic peak -129 ms
-    (the pulse's rise time shortens), HR +17 bpm (explains <= ~50 ms), no valid ABP windows after
+    """The boundary of issue 16: PAT to the PPG foot moves +12 ms, PAT to the systolic peak -107 ms
+    (the pulse's rise time shortens), HR +15 bpm (explains <= ~46 ms), no valid ABP windows after
     it: flagged with the peak step (before: not flagged, the HR change vetoed it)."""
     folder = physionet_dir / "mimic4wdb-demo" / "p10020306" / "83404654"
     if not folder.is_dir():

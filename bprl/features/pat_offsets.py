@@ -22,8 +22,8 @@ adjacent qualifying steps only the one with the largest ``|dPAT|`` is kept.
 
 A step in PAT to the peak with the foot unchanged is a change of the PPG pulse's shape (shorter
 rise time) rather than of the channel's clock; it is flagged all the same, since the PAT a
-calibrator or estimator reads jumps there (real p10020306 ``_0006`` -> ``_0012``: foot +7 ms,
-peak -129 ms with HR +17 bpm, which explains at most ~50 ms).
+calibrator or estimator reads jumps there (real p10020306 ``_0006`` -> ``_0012``: foot +12 ms,
+peak -107 ms with HR +15 bpm, which explains at most ~46 ms).
 """
 
 from __future__ import annotations
