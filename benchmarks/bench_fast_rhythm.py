@@ -18,6 +18,7 @@ Usage: ``python -m benchmarks fast_rhythm`` (options: ``--subjects N``, ``--no-c
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import warnings
 from pathlib import Path
@@ -127,16 +128,28 @@ def main(argv: list[str] | None = None) -> None:
         f"virtual: timing_events spec, seed {SEED}, subjects 0-{args.subjects - 1} x {HOURS:g} h, lead II 250 Hz; "
         f"{100 * fast:.1f} % of beats above 130 bpm; Se by the truth's heart rate, 150 ms window"
     )
-    labels = [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}" for lo, hi in zip(BANDS_BPM[:-1], BANDS_BPM[1:])]
-    print(f"{'detector':<22}" + "".join(f"{'Se ' + lab + ' bpm':>17}" for lab in labels) + f"{'Se all':>9}{'PPV':>9}")
+    labels = [
+        f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}" for lo, hi in itertools.pairwise(BANDS_BPM)
+    ]
+    print(
+        f"{'detector':<22}"
+        + "".join(f"{'Se ' + lab + ' bpm':>17}" for lab in labels)
+        + f"{'Se all':>9}{'PPV':>9}"
+    )
     first = next(iter(acc.values()))
-    print(f"{'(reference beats)':<22}" + "".join(f"{int(n):>17}" for n in first[:-1, 0]) + f"{int(first[:-1, 0].sum()):>9}")
+    print(
+        f"{'(reference beats)':<22}"
+        + "".join(f"{int(n):>17}" for n in first[:-1, 0])
+        + f"{int(first[:-1, 0].sum()):>9}"
+    )
     for name, a in acc.items():
         se = [f"{f / n:.4f}" if n else "-" for n, f in a[:-1]]
         tp = a[:-1, 1].sum()
         det, fp = a[-1]
         print(
-            f"{name:<22}" + "".join(f"{s:>17}" for s in se) + f"{tp / a[:-1, 0].sum():9.4f}{(det - fp) / max(det, 1):9.4f}"
+            f"{name:<22}"
+            + "".join(f"{s:>17}" for s in se)
+            + f"{tp / a[:-1, 0].sum():9.4f}{(det - fp) / max(det, 1):9.4f}"
         )
     cinc = _rhythm() / "cinc2017" / "training_subset"
     if not args.no_cinc and cinc.is_dir():
