@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
                 acc_rate[key] = [mitdb_accuracy(det, root, r)[:2] for r in RATES]
     rows = [
         ("bprl full pipeline (R, PPG, ABP, SQI, features, table)", tm["full"], "bprl"),
-        ("  the same without the rhythm columns (rhythm: false, rr gating)", tm["beats"], "bprl"),
+        ("  without the rhythm columns (rhythm: false, rr gating)", tm["beats"], "bprl"),
         ("bprl ecg_peaks only", tm["ecg"], "bprl"),
         ("neurokit2 ecg_peaks + ppg_peaks", tm["nk"], "nk"),
         ("neurokit2 ecg_delineate (dwt) of its R peaks", tm["nk_delin"], "nk"),
