@@ -21,6 +21,8 @@ tables of ``bprl.envs.synthetic_replay_tables``, 60/20/20 % split, written under
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -66,6 +68,23 @@ def _replay_set(args: argparse.Namespace) -> Path:
             root, tables, splits, info={"source": "bprl.envs.synthetic_replay_tables", "seed": args.data_seed}
         )
     return root
+
+
+def agent_folder_name(
+    algo: str, data_name: str, spec: dict, agent_yaml: Path, timesteps: int | None, seed: int
+) -> str:
+    """Folder name of one trained agent: reused only for the same env settings, agent file and budget.
+
+    The name carries a hash of the env spec (with its data), the agent YAML's text and the
+    timestep override, so that a run with another env (say ``envs/budget.yaml`` with and without
+    Kalman recalibration) in the same ``--work`` folder trains its own agent instead of reusing one
+    trained on the other env.
+    """
+    key = json.dumps(
+        {"spec": spec, "agent": agent_yaml.read_text(), "timesteps": timesteps}, sort_keys=True, default=str
+    )
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return f"{algo}_{data_name}_{digest}_seed{seed}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,7 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        out = Path(args.work) / f"{algo}_{root.name}_seed{seed}"
+        out = Path(args.work) / agent_folder_name(
+            algo, root.name, spec, Path(args.agent), args.timesteps, seed
+        )
         if args.retrain or not (out / "agent.json").is_file():
             train_agent(spec, args.agent, seed, out, timesteps=args.timesteps)
             train_s = time.perf_counter() - t0
