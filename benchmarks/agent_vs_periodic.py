@@ -16,6 +16,8 @@ Usage::
 Data: ``--replay-set`` (a replay-set folder), ``--cohort`` (a virtual-cohort folder; its replay set
 is built once with the PAT-linear estimator and cached) or ``--synthetic NxH`` (synthetic replay
 tables of ``bprl.envs.synthetic_replay_tables``, 60/20/20 % split, written under ``--work``).
+Trained agents are kept under ``--work`` and reused by a later run with the same data, env
+settings, agent file, ``--timesteps`` and seed (``agent_folder_name``; ``--retrain`` trains again).
 """
 
 from __future__ import annotations
