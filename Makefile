@@ -44,11 +44,12 @@ demo: $(STAMP)
 pretrained: $(STAMP)
 	$(VENV)/bin/bprl estimator pretrain --out bprl/estimator/weights/default --work results/pretrain
 
-# Rebuild the shipped rhythm models (bprl/beats/models: af_rr.txt, cinc2017.txt and their JSON cards)
-# from the dev AFDB and CinC 2017 data ($BPRL_RHYTHM_DIR or ../shared/data/rhythm): deterministic,
-# a few minutes; prints the cross-validation tables.
+# Rebuild the shipped rhythm models (bprl/beats/models: af_rr.txt, cinc2017.txt, qrs_onset.txt and
+# their JSON cards) from the dev AFDB, CinC 2017 and LUDB data ($BPRL_RHYTHM_DIR or
+# ../shared/data/rhythm): deterministic, a few minutes; prints the cross-validation tables.
 rhythm-models: $(STAMP)
 	$(PY) -m bprl.beats.train_rhythm --out bprl/beats/models
+	$(PY) -m bprl.beats.train_qrs_onset --out bprl/beats/models/qrs_onset.txt
 
 # Browser tests (report.html and `bprl view` in headless Chromium) need Debian's chromium and
 # chromium-driver: installed with apt-get where missing and allowed, else those tests are skipped

@@ -47,11 +47,11 @@ import wfdb
 
 from benchmarks.bench_features import _rhythm
 from bprl.beats import ecg_delineate, ecg_peaks
+from bprl.beats.rhythm_data import LUDB_LEADS, WAVE_BOUNDS, parse_wave_marks
 
-BOUNDS = ("p_onset", "p_peak", "p_offset", "qrs_onset", "qrs_offset", "t_peak", "t_end")
+BOUNDS = WAVE_BOUNDS
 TOL_MS = 150.0  # boundary (and beat) matching tolerance
 DATASETS = ("ludb", "qtdb")
-LUDB_LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 NK_MAP = {
     "p_onset": "ECG_P_Onsets",
     "p_peak": "ECG_P_Peaks",
@@ -64,52 +64,8 @@ NK_MAP = {
 GOAL = "QRS onset within 1 +- 10 ms (ecgpuwave on QTDB: about +1 +- 15 ms)"
 
 
-def parse_waves(sample: np.ndarray, symbol: list[str], x: np.ndarray | None = None) -> pd.DataFrame:
-    """Beats (one row per QRS peak) of a boundary annotation: ``r`` and the :data:`BOUNDS` in samples.
-
-    A wave is a run of peak marks (``p``, ``t``, ``u`` or a beat label) with the ``(`` just before
-    it as onset and the ``)`` just after it as offset. A beat's P wave is the last one between the
-    previous QRS and its own, its T wave the first one after it and before the next QRS. A T wave
-    with two peaks (ecgpuwave, biphasic) keeps the one farther from the level at its end in ``x``.
-    """
-    waves: list[list] = []  # [kind, onset, peaks, offset]
-    pend_on = np.nan
-    for s, sym in zip(np.asarray(sample), symbol, strict=True):
-        if sym == "(":
-            pend_on = float(s)
-        elif sym == ")":
-            if waves and np.isnan(waves[-1][3]):
-                waves[-1][3] = float(s)
-            pend_on = np.nan
-        else:
-            kind = {"p": "p", "t": "t", "u": "u"}.get(sym, "qrs")
-            if waves and waves[-1][0] == kind and np.isnan(waves[-1][3]) and np.isnan(pend_on):
-                waves[-1][2].append(float(s))  # a second peak of the same wave
-            else:
-                waves.append([kind, pend_on, [float(s)], np.nan])
-            pend_on = np.nan
-    qrs = [w for w in waves if w[0] == "qrs"]
-    rows = []
-    for i, q in enumerate(qrs):
-        lo = qrs[i - 1][2][0] if i else -np.inf
-        hi = qrs[i + 1][2][0] if i + 1 < len(qrs) else np.inf
-        ps = [w for w in waves if w[0] == "p" and lo < w[2][0] < q[2][0]]
-        ts = [w for w in waves if w[0] == "t" and q[2][0] < w[2][0] < hi]
-        p = ps[-1] if ps else ["p", np.nan, [np.nan], np.nan]
-        t = ts[0] if ts else ["t", np.nan, [np.nan], np.nan]
-        tp = t[2][0]
-        if len(t[2]) > 1 and x is not None and np.isfinite(t[3]):
-            lvl = x[min(int(t[3]), len(x) - 1)]
-            tp = max(t[2], key=lambda v: abs(x[int(v)] - lvl))
-        rows.append([q[2][0], p[1], p[2][0], p[3], q[1], q[3], tp, t[3]])
-    out = pd.DataFrame(rows, columns=["r", *BOUNDS], dtype=float)
-    s = np.asarray(sample, dtype=float)
-    out.attrs["span"] = (float(s.min()), float(s.max())) if len(s) else (np.nan, np.nan)
-    return out
-
-
 def _in_s(df: pd.DataFrame, fs: float) -> pd.DataFrame:
-    """Sample columns (and the annotated span) of :func:`parse_waves` in seconds."""
+    """Sample columns (and the annotated span) of :func:`parse_wave_marks` in seconds."""
     out = df / fs
     out.attrs["span"] = tuple(v / fs for v in df.attrs["span"])
     return out
@@ -217,7 +173,7 @@ def ludb_items(leads: tuple[str, ...]):
             if not path.with_suffix(f".{lead}").is_file():
                 continue
             ann = wfdb.rdann(str(path), lead)
-            ref = _in_s(parse_waves(ann.sample, ann.symbol), fs)
+            ref = _in_s(parse_wave_marks(ann.sample, ann.symbol), fs)
             yield Path(entry).name, lead, rec.p_signal[:, rec.sig_name.index(lead)], fs, ref
 
 
@@ -232,14 +188,14 @@ def qtdb_items():
         rec = wfdb.rdrecord(str(path))
         fs = float(rec.fs)
         ann = wfdb.rdann(str(path), "q1c")
-        ref = _in_s(parse_waves(ann.sample, ann.symbol), fs)
+        ref = _in_s(parse_wave_marks(ann.sample, ann.symbol), fs)
         pu = []
         if path.with_suffix(".pu").is_file():
             a = wfdb.rdann(str(path), "pu")
             for c in range(rec.p_signal.shape[1]):
                 m = np.asarray(a.chan) == c
                 sym = [s for s, k in zip(a.symbol, m, strict=True) if k]
-                pu.append(_in_s(parse_waves(np.asarray(a.sample)[m], sym, rec.p_signal[:, c]), fs))
+                pu.append(_in_s(parse_wave_marks(np.asarray(a.sample)[m], sym, rec.p_signal[:, c]), fs))
         yield name, rec.p_signal, fs, ref, pu
 
 

@@ -35,7 +35,7 @@ from benchmarks.bench_delineation import (
     aligned,
     as_bounds,
     counts,
-    parse_waves,
+    parse_wave_marks,
     qtdb_items,
     table,
 )
@@ -67,7 +67,7 @@ def _ludb_records():
         refs = {}
         for lead in LUDB_LEADS:
             ann = wfdb.rdann(str(path), lead)
-            refs[lead] = _in_s(parse_waves(ann.sample, ann.symbol), float(rec.fs))
+            refs[lead] = _in_s(parse_wave_marks(ann.sample, ann.symbol), float(rec.fs))
         yield path.name, rec, refs
 
 

@@ -272,14 +272,14 @@ def test_ludb_records_within_the_benchmark_error() -> None:
     if not (top / "1.hea").is_file():
         pytest.skip(f"LUDB not found under {top.parent} (set BPRL_RHYTHM_DIR)")
     wfdb = pytest.importorskip("wfdb")
-    from benchmarks.bench_delineation import _bprl, _in_s, aligned, counts, parse_waves
+    from benchmarks.bench_delineation import _bprl, _in_s, aligned, counts, parse_wave_marks
     from bprl.beats import ecg_peaks
 
     per_rec = []
     for name in LUDB_RECORDS:
         rec = wfdb.rdrecord(str(top / name), channel_names=["ii"])
         ann = wfdb.rdann(str(top / name), "ii")
-        ref = _in_s(parse_waves(ann.sample, ann.symbol), rec.fs)
+        ref = _in_s(parse_wave_marks(ann.sample, ann.symbol), rec.fs)
         x = rec.p_signal[:, 0]
         per_rec.append(counts(ref, [aligned(ref, _bprl(x, rec.fs, ecg_peaks(x, rec.fs)))]))
     for b, (mean_max, sd_max, se_min) in LUDB_LIMITS.items():

@@ -111,7 +111,7 @@ def test_ludb_twelve_lead_median_is_closer_to_the_lead_ii_marks() -> None:
     if not (top / "1.hea").is_file():
         pytest.skip(f"LUDB not found under {top.parent} (set BPRL_RHYTHM_DIR)")
     wfdb = pytest.importorskip("wfdb")
-    from benchmarks.bench_delineation import LUDB_LEADS, _in_s, aligned, as_bounds, counts, parse_waves
+    from benchmarks.bench_delineation import LUDB_LEADS, _in_s, aligned, as_bounds, counts, parse_wave_marks
     from bprl.beats import ecg_peaks
 
     alone, median = [], []
@@ -120,7 +120,7 @@ def test_ludb_twelve_lead_median_is_closer_to_the_lead_ii_marks() -> None:
         rec = wfdb.rdrecord(str(top / name))
         sig = rec.p_signal[:, [rec.sig_name.index(lead) for lead in LUDB_LEADS]]
         ann = wfdb.rdann(str(top / name), "ii")
-        ref = _in_s(parse_waves(ann.sample, ann.symbol), rec.fs)
+        ref = _in_s(parse_wave_marks(ann.sample, ann.symbol), rec.fs)
         ii = sig[:, LUDB_LEADS.index("ii")]
         r_s = ecg_peaks(ii, rec.fs)
         alone.append(counts(ref, [aligned(ref, as_bounds(ecg_delineate(ii, rec.fs, r_times_s=r_s)))]))

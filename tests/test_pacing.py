@@ -92,7 +92,7 @@ def test_ludb_paced_records_onset_after_the_spike():
         assert ok.mean() >= 0.8, name
         assert (on[ok] > prev_spike[ok] + 0.004).all(), name  # past the spike and its blanked span
         ann = wfdb.rdann(str(path), "ii")
-        ref = bd._in_s(bd.parse_waves(ann.sample, ann.symbol), fs)
+        ref = bd._in_s(bd.parse_wave_marks(ann.sample, ann.symbol), fs)
         err = bd.counts(ref, [bd.aligned(ref, bd.as_bounds(d))])["qrs_onset"][3]
         print(
             f"LUDB {name} lead II QRS onset: {np.mean(err):+.1f} ± {np.std(err):.1f} ms over {len(err)} beats"

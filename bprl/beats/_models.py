@@ -1,8 +1,8 @@
 """The shipped rhythm models: LightGBM text files under ``bprl/beats/models/``, loaded once.
 
 A text model is read with ``lightgbm.Booster(model_file=...)``: no pickle, nothing executed from
-the file. :func:`load_booster` caches the boosters by resolved path, so the AF, rhythm-class and
-beat-class models are parsed once per process.
+the file. :func:`load_booster` caches the boosters by resolved path, so the AF, rhythm-class,
+beat-class and QRS onset models are parsed once per process.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def load_booster(path: str | Path) -> Any:
     return _cached(str(Path(path).resolve()))
 
 
-def load_model_with_card(path: Path, feature_names: tuple[str, ...], what: str) -> tuple[Any, dict[str, Any]]:
+def load_model_with_card(
+    path: Path, feature_names: tuple[str, ...], what: str, rebuild: str = "python -m bprl.beats.train_rhythm"
+) -> tuple[Any, dict[str, Any]]:
     """A shipped model and its JSON card (same name, ``.json``; empty when absent), checked to take
     ``feature_names`` in that order.
 
@@ -36,6 +38,7 @@ def load_model_with_card(path: Path, feature_names: tuple[str, ...], what: str) 
         path: the model's text file.
         feature_names: the features the calling code computes, in model-input order.
         what: the model's name in messages (``"AF model"``, ``"rhythm model"``).
+        rebuild: the command that rebuilds the file, named when it is missing.
 
     Raises:
         FeatureError: the file is missing (naming the command that rebuilds it) or its features
@@ -44,7 +47,7 @@ def load_model_with_card(path: Path, feature_names: tuple[str, ...], what: str) 
     from bprl.errors import FeatureError
 
     if not path.is_file():
-        raise FeatureError(f"{what} {path} not found (python -m bprl.beats.train_rhythm rebuilds it)")
+        raise FeatureError(f"{what} {path} not found ({rebuild} rebuilds it)")
     booster = load_booster(path)
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}

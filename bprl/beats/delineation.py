@@ -19,6 +19,9 @@ milliseconds so that it runs unchanged at any sampling rate:
   the QRS is closed by the first 16 ms on either side of R where ``|W|`` stays quiet (below 5 %
   of the largest slope or 2 x the beat's noise level, the median ``|W|`` over +-500 ms), and a
   slope must also exceed 3 x that noise level.
+* **Learned onset** (``qrs_onset="model"``, :mod:`bprl.beats.qrs_onset_model`): the onset above
+  moved by a LightGBM correction trained on LUDB's per-lead marks, from the slope and the signal
+  around it (at most 40 ms either way); the default stays the threshold rule.
 * **Paced beats.** Pacemaker spikes (:mod:`bprl.beats.pacing`) are replaced by a 12-ms running
   median before the transforms, and a paced beat's QRS onset is not placed before the end of
   its spike's replaced stretch (annotators mark the onset of the paced complex, after the spike).
@@ -59,7 +62,14 @@ from bprl.beats.filters import signal_fill_nan
 from bprl.beats.pacing import blank_half_width, blank_spikes, pacing_spike_samples
 from bprl.errors import FeatureError
 
-__all__ = ["DELINEATION_COLUMNS", "MIN_DELINEATION_FS_HZ", "ecg_delineate"]
+__all__ = [
+    "DELINEATION_COLUMNS",
+    "MIN_DELINEATION_FS_HZ",
+    "QRS_ONSET_METHODS",
+    "ecg_delineate",
+    "prepared_lead",
+    "spike_floor_s",
+]
 
 #: columns of :func:`ecg_delineate`, times in s from the start of the signal
 DELINEATION_COLUMNS = (
@@ -72,6 +82,8 @@ DELINEATION_COLUMNS = (
     "t_peak_s",
     "t_end_s",
 )
+#: the ``qrs_onset`` choices of :func:`ecg_delineate`
+QRS_ONSET_METHODS = ("wavelet", "model")
 #: lowest sampling rate accepted (the QRS slopes need the 4 ms scale); 250-1000 Hz is tested
 MIN_DELINEATION_FS_HZ = 100.0
 #: SD (ms) of the Gaussian smoothing function of the dyadic scales 2^2, 2^4 and 2^5 at 250 Hz
@@ -90,7 +102,9 @@ _PARTNER_RATIO = 0.1  # opposite slope at least this fraction of the largest one
 _P_CORR_MIN, _P_CORR_HALF_MS = 0.5, 80.0  # P-wave consistency with the record's median P
 
 
-def ecg_delineate(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = None) -> pd.DataFrame:
+def ecg_delineate(
+    ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = None, *, qrs_onset: str = "wavelet"
+) -> pd.DataFrame:
     """Delineate every beat of an ECG lead: P, QRS and T boundaries (wavelet method, Martínez 2004).
 
     Method: see the module docstring (derivative-of-Gaussian scales of 4, 18 and 37 ms, the
@@ -101,6 +115,9 @@ def ecg_delineate(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = 
         ecg: one ECG lead (any units, either polarity); NaN marks invalid samples.
         fs_hz: sampling rate in Hz (at least :data:`MIN_DELINEATION_FS_HZ`; tested 250-1000 Hz).
         r_times_s: R-peak times in s; by default :func:`bprl.beats.ecg_peaks` of ``ecg``.
+        qrs_onset: ``"wavelet"`` (Martínez's threshold rule, the default) or ``"model"`` (that
+            onset corrected by the shipped LUDB-trained model, :mod:`bprl.beats.qrs_onset_model`;
+            the P wave is then searched before the corrected onset).
 
     Returns:
         One row per R peak (time order), columns :data:`DELINEATION_COLUMNS`: ``r_s`` and the
@@ -112,9 +129,14 @@ def ecg_delineate(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = 
         give an empty frame with these columns.
 
     Raises:
-        FeatureError: ``ecg`` is not 1-D, or ``fs_hz`` is below :data:`MIN_DELINEATION_FS_HZ`
-            (e.g. a 50 Hz record: the QRS boundaries cannot be resolved).
+        FeatureError: ``ecg`` is not 1-D, ``fs_hz`` is below :data:`MIN_DELINEATION_FS_HZ`
+            (e.g. a 50 Hz record: the QRS boundaries cannot be resolved), or ``qrs_onset`` is
+            not one of :data:`QRS_ONSET_METHODS`.
     """
+    if qrs_onset not in QRS_ONSET_METHODS:
+        raise FeatureError(
+            f"ecg_delineate: qrs_onset must be one of {list(QRS_ONSET_METHODS)}, got {qrs_onset!r}"
+        )
     x = np.asarray(ecg, dtype=np.float64)
     if x.ndim != 1:
         raise FeatureError(f"ecg_delineate: expected a 1-D ECG lead, got shape {x.shape}")
@@ -131,11 +153,14 @@ def ecg_delineate(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = 
     out["r_s"] = r_s
     if len(r_s) == 0 or len(x) < 3:
         return pd.DataFrame(out, columns=list(DELINEATION_COLUMNS))
-    filled, nan_mask = signal_fill_nan(x)
-    spikes = pacing_spike_samples(filled, fs_hz, r_s)  # a pacing spike is not the start of the complex
-    ctx = _Context(blank_spikes(filled, fs_hz, spikes), nan_mask, fs_hz, r_s)
+    prepared, nan_mask, spikes = prepared_lead(x, fs_hz, r_s)
+    ctx = _Context(prepared, nan_mask, fs_hz, r_s)
     ctx.after_spike = _after_spike(ctx, spikes)
     q_on, q_off = _in_blocks(ctx, _qrs_bounds)
+    if qrs_onset == "model":
+        from bprl.beats.qrs_onset_model import refine_qrs_onsets
+
+        q_on = refine_qrs_onsets(ctx.x, fs_hz, ctx.r, q_on, q_off, ctx.after_spike)
     t_peak, t_end = _in_blocks(ctx, _t_wave, q_off)
     # the P window starts after the previous beat's T end (or half the previous RR after its R)
     prev_end = np.insert(t_end[:-1], 0, np.nan)
@@ -149,6 +174,22 @@ def ecg_delineate(ecg: np.ndarray, fs_hz: float, r_times_s: np.ndarray | None = 
     ):
         out[name] = v / fs_hz
     return pd.DataFrame(out, columns=list(DELINEATION_COLUMNS))
+
+
+def prepared_lead(x: np.ndarray, fs_hz: float, r_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lead as the delineator reads it: NaN runs filled, pacing spikes near ``r_s`` blanked
+    (a spike is not the start of the complex). Returns (signal, NaN mask, spike samples)."""
+    filled, nan_mask = signal_fill_nan(x)
+    spikes = pacing_spike_samples(filled, fs_hz, r_s)
+    return blank_spikes(filled, fs_hz, spikes), nan_mask, spikes
+
+
+def spike_floor_s(ecg: np.ndarray, fs_hz: float, r_s: np.ndarray) -> np.ndarray:
+    """Per R peak: the time (s) before which its QRS onset is not placed, the end of a pacing
+    spike's blanked stretch (-inf for an unpaced beat); see the module docstring."""
+    r_s = np.asarray(r_s, dtype=np.float64)
+    prepared, nan_mask, spikes = prepared_lead(np.asarray(ecg, dtype=np.float64), fs_hz, r_s)
+    return _after_spike(_Context(prepared, nan_mask, fs_hz, r_s), spikes) / fs_hz
 
 
 #: beats per block of the wave searches (bounds the beat-by-window matrices to a few MB)

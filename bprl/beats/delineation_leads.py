@@ -51,6 +51,7 @@ def ecg_delineate_leads(
     peaks_lead: int = 0,
     min_leads: int | None = None,
     rule: str = "median",
+    qrs_onset: str = "wavelet",
 ) -> pd.DataFrame:
     """Delineate every beat of a multi-lead ECG: the median over leads of each boundary.
 
@@ -72,6 +73,8 @@ def ecg_delineate_leads(
             false ones than 6 of 12 (see the delineation guide).
         rule: ``"median"`` (each boundary the median over the leads) or ``"earliest"`` (onsets the
             earliest, offsets and the T end the latest over the leads; peaks the median).
+        qrs_onset: each lead's QRS onset rule, as in :func:`bprl.beats.ecg_delineate`
+            (``"wavelet"`` or ``"model"``).
 
     Returns:
         One row per R peak, columns :data:`bprl.beats.delineation.DELINEATION_COLUMNS` (times in
@@ -80,7 +83,8 @@ def ecg_delineate_leads(
 
     Raises:
         FeatureError: ``ecg`` is not 2-D, ``peaks_lead`` or ``min_leads`` is out of range, an
-            unknown ``rule``, or as :func:`bprl.beats.ecg_delineate` (a rate under 100 Hz).
+            unknown ``rule``, or as :func:`bprl.beats.ecg_delineate` (a rate under 100 Hz, an
+            unknown ``qrs_onset``).
     """
     x = np.asarray(ecg, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 1:
@@ -95,7 +99,9 @@ def ecg_delineate_leads(
         raise FeatureError(f"ecg_delineate_leads: min_leads must be 1..{n_leads}, got {min_leads}")
     if r_times_s is None:
         r_times_s = ecg_peaks(x[:, peaks_lead], fs_hz)
-    per_lead = [ecg_delineate(x[:, k], fs_hz, r_times_s=r_times_s) for k in range(n_leads)]
+    per_lead = [
+        ecg_delineate(x[:, k], fs_hz, r_times_s=r_times_s, qrs_onset=qrs_onset) for k in range(n_leads)
+    ]
     return _combine_leads(per_lead, need, rule)
 
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 from bprl.beats.af import af_windows
 from bprl.beats.beat_classes import ecg_beat_classes
-from bprl.beats.delineation import ecg_delineate
+from bprl.beats.delineation import QRS_ONSET_METHODS, ecg_delineate
 from bprl.beats.delineation_leads import ecg_delineate_leads
 from bprl.beats.ecg import ecg_peaks
 from bprl.beats.intervals import ecg_intervals
@@ -191,6 +191,7 @@ def beat_rhythm(
     duration_s: float,
     window_s: float = 30.0,
     delineation_ecg: np.ndarray | None = None,
+    qrs_onset: str = "wavelet",
 ) -> BeatRhythm:
     """Beat classes, guarded AF windows, delineation and intervals of the R peaks ``r_times_s``.
 
@@ -204,6 +205,8 @@ def beat_rhythm(
         delineation_ecg: the lead to delineate instead of ``ecg`` (e.g. NaN-filled), or samples x
             leads: the beats are then delineated on every lead and each boundary is the median over
             the leads (:func:`bprl.beats.ecg_delineate_leads`).
+        qrs_onset: the delineator's QRS onset, ``"wavelet"`` or ``"model"``
+            (:func:`bprl.beats.ecg_delineate`).
     """
     r = np.asarray(r_times_s, dtype=np.float64)
     if not len(r):
@@ -213,7 +216,10 @@ def beat_rhythm(
         windows = af_with_ectopy_guard(r, classes, window_s, t_end_s=duration_s)
     if len(r) >= 2:
         target = ecg if delineation_ecg is None else np.asarray(delineation_ecg, dtype=np.float64)
-        delin = ecg_delineate_leads(target, fs_hz, r) if target.ndim == 2 else ecg_delineate(target, fs_hz, r)
+        if target.ndim == 2:
+            delin = ecg_delineate_leads(target, fs_hz, r, qrs_onset=qrs_onset)
+        else:
+            delin = ecg_delineate(target, fs_hz, r, qrs_onset=qrs_onset)
         iv = ecg_intervals(delin)
     else:
         delin = pd.DataFrame({c: np.empty(0) for c in ("r_s", "qrs_onset_s")})
@@ -232,7 +238,11 @@ def _medians(x: pd.DataFrame, cols: tuple[str, ...]) -> dict[str, float]:
 
 
 def rhythm_summary(
-    ecg: np.ndarray, fs_hz: float, window_s: float = 30.0, other_leads: np.ndarray | None = None
+    ecg: np.ndarray,
+    fs_hz: float,
+    window_s: float = 30.0,
+    other_leads: np.ndarray | None = None,
+    qrs_onset: str = "wavelet",
 ) -> RhythmSummary:
     """Rhythm and intervals of one ECG lead (module docstring).
 
@@ -244,6 +254,8 @@ def rhythm_summary(
             ``ecg``): the intervals then come from the median over ``ecg`` and these of each
             boundary (:func:`bprl.beats.ecg_delineate_leads`); R peaks, beat classes, AF and the
             label still come from ``ecg``.
+        qrs_onset: the delineator's QRS onset, ``"wavelet"`` (the threshold rule) or ``"model"``
+            (the learned correction; :func:`bprl.beats.ecg_delineate`): it moves PR, QRS and QT.
 
     Returns:
         The summary; ``label`` is ``unknown`` (with ``reason``) when the lead has no usable rhythm:
@@ -252,7 +264,7 @@ def rhythm_summary(
     Raises:
         FeatureError: ``ecg`` not 1-D, ``fs_hz`` below :data:`MIN_FS_HZ` (a 50 Hz record cannot
             place a QRS: resample or use another lead), ``window_s`` not positive, ``other_leads``
-            not samples x leads of ``ecg``'s length.
+            not samples x leads of ``ecg``'s length, an unknown ``qrs_onset``.
     """
     x = np.asarray(ecg, dtype=np.float64)
     if x.ndim != 1:
@@ -272,11 +284,13 @@ def rhythm_summary(
         )
     if not window_s > 0:
         raise FeatureError(f"rhythm: window_s must be > 0, got {window_s}")
+    if qrs_onset not in QRS_ONSET_METHODS:
+        raise FeatureError(f"rhythm: qrs_onset must be one of {list(QRS_ONSET_METHODS)}, got {qrs_onset!r}")
     duration_s = len(x) / fs_hz
     finite = x[np.isfinite(x)]
     flat = finite.size < 2 or float(np.ptp(finite)) == 0.0
     r = np.empty(0) if flat else ecg_peaks(x, fs_hz)
-    br = beat_rhythm(x, fs_hz, r, duration_s, window_s, delineation_ecg=leads)
+    br = beat_rhythm(x, fs_hz, r, duration_s, window_s, delineation_ecg=leads, qrs_onset=qrs_onset)
     classes, windows, iv = br.classes, br.windows, br.intervals
     n_beat = classes == "N"
     rr = np.diff(r, prepend=np.nan) * 1000.0

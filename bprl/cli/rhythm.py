@@ -33,6 +33,12 @@ def register(app: typer.Typer) -> None:
             help="intervals from the median over every ECG lead at the lead's rate and length "
             "(e.g. the 12 leads of LUDB); the rhythm still comes from the one lead",
         ),
+        qrs_onset: str = typer.Option(
+            "wavelet",
+            "--qrs-onset",
+            help="QRS onset of the delineation: wavelet (threshold rule) or model (learned on LUDB; "
+            "closer to cardiologists' marks, see the delineation guide)",
+        ),
     ) -> None:
         """Print the rhythm of a record's ECG: its label (e.g. `rhythm: AF`), beat classes, median
         intervals (PR, QRS, QT, QTc) and one line per window with the AF probability."""
@@ -61,7 +67,11 @@ def register(app: typer.Typer) -> None:
                 and len(c.samples) == len(ch.samples)
             ]
             s = rhythm_summary(
-                ch.samples, ch.fs_hz, window_s, other_leads=np.column_stack(others) if others else None
+                ch.samples,
+                ch.fs_hz,
+                window_s,
+                other_leads=np.column_stack(others) if others else None,
+                qrs_onset=qrs_onset,
             )
         except BprlError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -69,6 +79,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"record: {rec.path}  (lead {ch.name}, {ch.fs_hz:g} Hz, {s.duration_s:.1f} s)")
         if all_leads:
             typer.echo(f"intervals from {1 + len(others)} leads (median of each boundary)")
+        if qrs_onset != "wavelet":
+            typer.echo(f"QRS onset: {qrs_onset}")
         typer.echo(f"rhythm: {s.label}" + (f"  ({s.reason})" if s.reason else ""))
         if s.classifier:
             typer.echo(f"single-lead classifier (CinC 2017 classes): {s.classifier}")
