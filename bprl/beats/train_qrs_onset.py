@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +45,7 @@ from bprl.beats.qrs_onset_model import (
 )
 from bprl.beats.rhythm_data import LUDB_LEADS, read_ludb
 from bprl.beats.train_beat_classes import rhythm_dir
+from bprl.io import atomic_output
 
 if TYPE_CHECKING:
     import lightgbm
@@ -252,19 +251,6 @@ def _versions() -> dict[str, str]:
     return {"bprl": bprl.__version__, "lightgbm": lightgbm.__version__, "scikit-learn": sklearn.__version__}
 
 
-def _write_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the shipped files are world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> None:
     """Cross-validate, train on all LUDB records, write the model file and its card."""
     ap = argparse.ArgumentParser(
@@ -315,8 +301,12 @@ def main(argv: list[str] | None = None) -> None:
         "versions": _versions(),
         "rebuild": "python -m bprl.beats.train_qrs_onset",
     }
-    _write_atomic(booster.model_to_string(), args.out)
-    _write_atomic(json.dumps(card, indent=2) + "\n", args.out.with_suffix(".json"))
+    for path, text in (
+        (args.out, booster.model_to_string()),
+        (args.out.with_suffix(".json"), json.dumps(card, indent=2) + "\n"),
+    ):
+        with atomic_output(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     print(
         f"{len(trained)} lead-beats from {len(records)} records; wrote {args.out} and its card",
         file=sys.stdout,
