@@ -128,6 +128,25 @@ def test_features_are_what_the_model_reads() -> None:
     assert (f["w_p20_ms"].abs() > 5 * f["w_p0_ms"].abs()).all()  # 20 ms later the QRS is steep
 
 
+def test_training_features_are_the_inference_features() -> None:
+    # the training path (qrs_onset_features of a wavelet delineation) and ecg_delineate's own
+    # path must feed the model the same numbers, or the shipped model is used off its data
+    import lightgbm
+
+    rng = np.random.default_rng(0)
+    x, _ = beat_train(360, n=20)
+    x = x + 0.01 * rng.standard_normal(len(x))
+    x[3000:3050] = np.nan  # a gap: the filled signal is what both read
+    wav = ecg_delineate(x, 360.0)
+    f = qrs_onset_features(x, 360.0, wav).to_numpy()
+    shift = lightgbm.Booster(model_file=str(MODEL_PATH)).predict(f)
+    on = wav["qrs_onset_s"].to_numpy()
+    want = shift_onsets(on, shift, 1.0, wav["r_s"].to_numpy(), np.full(len(on), -np.inf))
+    got = ecg_delineate(x, 360.0, qrs_onset="model")["qrs_onset_s"].to_numpy()
+    np.testing.assert_allclose(got, want, atol=1e-9, equal_nan=True)
+    assert np.isfinite(got).sum() >= 18
+
+
 def test_rhythm_summary_takes_the_onset_rule() -> None:
     from bprl.beats.rhythm_summary import rhythm_summary
 
