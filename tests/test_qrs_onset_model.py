@@ -187,10 +187,19 @@ def _ludb_or_skip():
 
 def test_shipped_model_is_what_the_training_command_builds() -> None:
     _ludb_or_skip()
+    import lightgbm
+
     from bprl.beats.train_qrs_onset import ludb_onset_records, onset_table, train_onset_booster
 
-    booster = train_onset_booster(onset_table(list(ludb_onset_records())))
-    assert booster.model_to_string() == MODEL_PATH.read_text(encoding="utf-8")
+    table = onset_table(list(ludb_onset_records()))
+    booster = train_onset_booster(table)
+    if booster.model_to_string() == MODEL_PATH.read_text(encoding="utf-8"):
+        return  # byte for byte (same machine type and versions)
+    # another CPU may round a feature (numpy's SIMD log) one ulp apart and move a split threshold:
+    # the rebuilt model must still give the shipped one's corrections
+    x = table.loc[:, list(ONSET_FEATURES)].to_numpy(np.float64)
+    diff = np.abs(booster.predict(x) - lightgbm.Booster(model_file=str(MODEL_PATH)).predict(x))
+    assert np.percentile(diff, 99) < 0.5 and diff.max() < 5.0, f"p99 {np.percentile(diff, 99):.2f} ms"
 
 
 def test_correction_lowers_the_error_on_unseen_ludb_records() -> None:
