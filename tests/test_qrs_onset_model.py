@@ -2,10 +2,11 @@
 
 Synthetic beats (tests.test_delineation.beat_train): the correction is bounded, free of units
 and polarity, the same at 250 and 500 Hz, and leaves the other boundaries alone; bad input gets
-a clear error. With the dev data (skipped, with the reason, when absent): the shipped model is
-what ``python -m bprl.beats.train_qrs_onset`` builds, the correction lowers the error on LUDB
-records that the model did not see (record-wise cross-validation), and on QTDB, which it was
-never trained on, the best-lead error is within the goal of issue 17 (1 ± 10 ms).
+a clear error; the wave-mark parser on a hand-made annotation. With the dev data (skipped, with
+the reason, when absent): the shipped model is what ``python -m bprl.beats.train_qrs_onset``
+builds, the correction lowers the error on LUDB records that the model did not see (record-wise
+cross-validation), and on QTDB, which it was never trained on, the best-lead error is within
+the goal of issue 17 (1 ± 10 ms).
 """
 
 from __future__ import annotations
@@ -159,6 +160,28 @@ def test_rhythm_summary_takes_the_onset_rule() -> None:
     assert mod.label == wav.label and mod.n_beats == wav.n_beats
     with pytest.raises(FeatureError, match="qrs_onset must be one of"):
         rhythm_summary(x, 500.0, qrs_onset="magic")
+
+
+def test_parse_wave_marks_hand_worked() -> None:
+    from bprl.beats.rhythm_data import WAVE_BOUNDS, parse_wave_marks
+
+    # P (10, 20, 30), QRS (40, N 50, 60), T (100, 130, 160), then a second QRS without its own waves
+    sample = [10, 20, 30, 40, 50, 60, 100, 130, 160, 240, 250, 260]
+    symbol = ["(", "p", ")", "(", "N", ")", "(", "t", ")", "(", "N", ")"]
+    m = parse_wave_marks(np.array(sample), symbol)
+    assert list(m.columns) == ["r", *WAVE_BOUNDS] and len(m) == 2
+    np.testing.assert_array_equal(m.iloc[0].to_numpy(), [50, 10, 20, 30, 40, 60, 130, 160])
+    assert m.iloc[1][["r", "qrs_onset", "qrs_offset"]].tolist() == [250, 240, 260]
+    assert m.iloc[1][["p_onset", "t_end"]].isna().all()
+    assert m.attrs["span"] == (10.0, 260.0)
+
+
+def test_read_ludb_names_the_record(tmp_path) -> None:
+    from bprl.beats.rhythm_data import read_ludb
+    from bprl.errors import RecordError
+
+    with pytest.raises(RecordError, match=r"LUDB record .*nope"):
+        read_ludb(tmp_path / "nope")
 
 
 # ------------------------------------------------------------------ dev data

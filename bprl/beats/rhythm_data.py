@@ -1,6 +1,7 @@
 """Readers of the rhythm-reference data sets that train and test the rhythm models.
 
-Two PhysioNet rhythm data sets, in the layout of ``$BPRL_RHYTHM_DIR`` (see ``../shared/data/rhythm``):
+Two PhysioNet rhythm data sets and the delineation references, in the layout of
+``$BPRL_RHYTHM_DIR`` (see ``../shared/data/rhythm``):
 
 * ``afdb_rr_rhythm/``: the MIT-BIH Atrial Fibrillation Database (Moody & Mark 1983) as text,
   no signals: ``atrNNNNN.txt`` holds the manual rhythm changes (``(N``, ``(AFIB``, ``(AFL``,
@@ -10,11 +11,10 @@ Two PhysioNet rhythm data sets, in the layout of ``$BPRL_RHYTHM_DIR`` (see ``../
 * ``cinc2017/training_subset/``: PhysioNet/CinC Challenge 2017 single-lead AliveCor ECGs
   (300 Hz, 9-61 s, WFDB) with ``REFERENCE-v3-subset.csv`` (N normal, A AF, O other, ~ noisy;
   Clifford et al. 2017). :func:`cinc2017_reference` and :func:`read_cinc2017_ecg` read them.
-
-and the wave-boundary marks of the delineation references: :func:`parse_wave_marks` turns a
-WFDB boundary annotation (LUDB's per-lead marks, QTDB's ``q1c`` and ``pu``) into one row per
-beat, and :func:`read_ludb` reads a LUDB record (``ludb/data/``: 10 s, 500 Hz, 12 leads, each
-lead marked on its own; Kalyakulina et al. 2020).
+* ``ludb/`` and ``qtdb/``: wave-boundary annotations. :func:`parse_wave_marks` turns one (LUDB's
+  per-lead marks, QTDB's ``q1c`` and ``pu``) into one row per beat; :func:`read_ludb` reads a
+  LUDB record (``ludb/data/``: 10 s, 500 Hz, 12 leads, each lead marked on its own;
+  Kalyakulina et al. 2020).
 
 References:
     Moody GB, Mark RG. A new method for detecting atrial fibrillation using R-R intervals.
