@@ -34,7 +34,6 @@ import pandas as pd
 from benchmarks.bench_delineation import GOAL, _in_s, _summary, aligned, as_bounds, counts, qtdb_items
 from bprl.beats import ecg_delineate, ecg_peaks
 from bprl.beats.delineation_leads import _combine_leads
-from bprl.beats.qrs_onset_model import MAX_SHIFT_MS
 from bprl.beats.rhythm_data import LUDB_LEADS
 from bprl.beats.train_qrs_onset import (
     cross_validate_shift,
@@ -42,15 +41,16 @@ from bprl.beats.train_qrs_onset import (
     onset_table,
     record_folds,
     refined_delineations,
+    trainable,
 )
 
 METHODS = ("wavelet", "constant", "model")
 
 
 def _constant_shift(table: pd.DataFrame, rows: np.ndarray | None = None) -> float:
-    """Median ``target_ms`` of the (training) rows within +-MAX_SHIFT_MS, as the model is trained."""
-    t = table["target_ms"].to_numpy() if rows is None else table["target_ms"].to_numpy()[rows]
-    return float(np.median(t[np.isfinite(t) & (np.abs(t) < MAX_SHIFT_MS)]))
+    """Median ``target_ms`` of the (training) rows the model would learn from (:func:`trainable`)."""
+    part = table if rows is None else table.iloc[rows]
+    return float(np.median(part["target_ms"].to_numpy()[trainable(part)]))
 
 
 def _cell(c: tuple) -> str:

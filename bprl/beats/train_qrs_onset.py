@@ -45,6 +45,7 @@ from bprl.beats.qrs_onset_model import (
 )
 from bprl.beats.rhythm_data import LUDB_LEADS, read_ludb
 from bprl.beats.train_beat_classes import rhythm_dir
+from bprl.beats.train_rhythm import _versions
 from bprl.io import atomic_output
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ __all__ = [
     "onset_table",
     "refined_delineations",
     "train_onset_booster",
+    "trainable",
 ]
 
 PARAMS = {
@@ -157,11 +159,17 @@ def onset_table(records: list[LudbOnsets]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def trainable(table: pd.DataFrame) -> np.ndarray:
+    """Rows the model learns from: marked beats whose wavelet error is within +-MAX_SHIFT_MS."""
+    t = table["target_ms"].to_numpy()
+    return np.isfinite(t) & (np.abs(t) < MAX_SHIFT_MS)
+
+
 def train_onset_booster(table: pd.DataFrame) -> lightgbm.Booster:
-    """LightGBM regression of ``target_ms`` on the beats within +-MAX_SHIFT_MS (deterministic)."""
+    """LightGBM regression of ``target_ms`` on the :func:`trainable` rows (deterministic)."""
     import lightgbm
 
-    rows = table[np.isfinite(table["target_ms"]) & (table["target_ms"].abs() < MAX_SHIFT_MS)]
+    rows = table[trainable(table)]
     data = lightgbm.Dataset(
         rows.loc[:, list(ONSET_FEATURES)].to_numpy(np.float64),
         label=rows["target_ms"].to_numpy(np.float64),
@@ -242,15 +250,6 @@ def _summary(errors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     }
 
 
-def _versions() -> dict[str, str]:
-    import lightgbm
-    import sklearn
-
-    import bprl
-
-    return {"bprl": bprl.__version__, "lightgbm": lightgbm.__version__, "scikit-learn": sklearn.__version__}
-
-
 def main(argv: list[str] | None = None) -> None:
     """Cross-validate, train on all LUDB records, write the model file and its card."""
     ap = argparse.ArgumentParser(
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             f"model (out of fold) {m['mean_ms']:+.1f} ± {m['sd_ms']:.1f}   beats {m['n']}"
         )
     booster = train_onset_booster(table)
-    trained = table[np.isfinite(table["target_ms"]) & (table["target_ms"].abs() < MAX_SHIFT_MS)]
+    trained = table[trainable(table)]
     card: dict[str, Any] = {
         "model": "QRS onset correction of the wavelet delineator (bprl.beats.qrs_onset_model)",
         "file": args.out.name,
